@@ -1,0 +1,138 @@
+"""The library entry points behind the command line: convert, export, validate."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from annonorm import __version__, registry
+from annonorm.errors import AnnonormError, InvalidDataError, ParseError
+from annonorm.io import DatasetWriter, SplitSummary, atomic_output, check_output_free, file_sha256, open_dataset
+from annonorm.schemas.manifest import Manifest, Source, SourceFile
+
+__all__ = ["ConvertResult", "convert", "export"]
+
+Progress = Callable[[int], None]
+
+
+@dataclass
+class ConvertResult:
+    """What a conversion wrote."""
+
+    out: Path
+    manifest: Manifest
+    splits: dict[str, SplitSummary]
+    skipped: list[AnnonormError] = field(default_factory=list)
+
+
+def _relative_root(image_root: Path, out: Path) -> str:
+    image_root = Path(os.path.abspath(image_root))
+    try:
+        return Path(os.path.relpath(image_root, out)).as_posix()
+    except ValueError:  # another drive on Windows
+        return image_root.as_posix()
+
+
+def convert(
+    format: str,
+    source: str | Path,
+    out: str | Path,
+    *,
+    images: str | Path | None = None,
+    force: bool = False,
+    on_error: str = "fail",
+    name: str | None = None,
+    progress: Progress | None = None,
+    **options: Any,
+) -> ConvertResult:
+    """Convert ``source`` (in ``format``) into a normalized dataset at ``out``.
+
+    The output is written to a temporary directory, validated, and renamed into place: on any
+    error nothing is left at ``out`` (or the previous dataset stays untouched).
+    """
+    converter_class = registry.get(format)
+    if not converter_class.can_read():
+        raise InvalidDataError(f"the {format!r} converter can only write, not read")
+    resolved = converter_class.resolve_options(converter_class.read_options, options)
+    source_path = Path(source)
+    if not source_path.exists():
+        raise ParseError("source does not exist", file=source_path)
+    images_path = Path(images) if images is not None else None
+    if images_path is not None and not images_path.is_dir():
+        raise ParseError("image directory does not exist", file=images_path)
+    out_path = Path(os.path.abspath(out))
+    check_output_free(out_path, force)
+    with atomic_output(out_path, force=force) as temporary:
+        writer = DatasetWriter(temporary, on_error=on_error, progress=progress)
+        try:
+            info = converter_class().read(source_path, writer, images=images_path, options=resolved)
+        finally:
+            writer.close()
+        if not writer.summary:
+            raise InvalidDataError("the source holds no image to convert", file=source_path)
+        manifest = Manifest(
+            name=name or info.name,
+            categories=writer.categories,
+            splits={split: f"{split}.jsonl" for split in writer.summary},
+            image_root=_relative_root(info.image_root, out_path),
+            mask_kind=writer.mask_kind,
+            source=Source(
+                format=format,
+                files=[SourceFile(path=str(p), sha256=file_sha256(p)) for p in writer.source_files],
+                converter=f"annonorm {__version__}",
+                options=_jsonable(resolved),
+            ),
+            attributes=info.attributes,
+        )
+        writer.write_manifest(manifest)
+        _refuse_invalid_output(temporary, format)
+    return ConvertResult(out=out_path, manifest=manifest, splits=writer.summary, skipped=writer.skipped)
+
+
+def _jsonable(options: dict[str, Any]) -> dict[str, Any]:
+    return {k: (list(v) if isinstance(v, tuple) else str(v) if isinstance(v, Path) else v) for k, v in options.items()}
+
+
+def _refuse_invalid_output(directory: Path, format: str) -> None:
+    """A converter must never leave an invalid dataset behind: validate before the rename."""
+    from annonorm.validation import validate_dataset
+
+    report = validate_dataset(directory)
+    if report.errors:
+        first = report.errors[0]
+        raise InvalidDataError(
+            f"the {format} source converts into invalid records ({len(report.errors)} problems); "
+            f"first: {first.location_text()}: {first.message}",
+        )
+
+
+def export(
+    format: str,
+    dataset: str | Path,
+    out: str | Path,
+    *,
+    force: bool = False,
+    **options: Any,
+) -> Path:
+    """Write the normalized dataset at ``dataset`` in ``format`` to ``out`` (atomically)."""
+    from annonorm.validation import validate_dataset
+
+    converter_class = registry.get(format)
+    if not converter_class.can_write():
+        raise InvalidDataError(f"the {format!r} converter can only read, not write")
+    resolved = converter_class.resolve_options(converter_class.write_options, options)
+    source = open_dataset(Path(dataset))
+    report = validate_dataset(source.root)
+    if report.errors:
+        first = report.errors[0]
+        raise InvalidDataError(
+            f"dataset is invalid ({len(report.errors)} problems; run annonorm validate); "
+            f"first: {first.location_text()}: {first.message}"
+        )
+    out_path = Path(os.path.abspath(out))
+    with atomic_output(out_path, force=force) as temporary:
+        converter_class().write(source, temporary, options=resolved)
+    return out_path

@@ -1,0 +1,337 @@
+"""Reading and writing a normalized dataset: the manifest, JSONL split files, atomic output.
+
+Split files are streamed line by line; nothing holds a whole split in memory. Every output
+(a converted dataset, an export) is written into a temporary directory beside its target and
+renamed into place at the end, so an interrupted run leaves either no output or the previous one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import msgspec
+from pydantic import ValidationError
+
+from annonorm.errors import AnnonormError, InvalidDataError, OutputExistsError, ParseError, UsageError
+from annonorm.schemas.manifest import MANIFEST_FILE, Manifest
+from annonorm.schemas.types import round_coord
+
+__all__ = [
+    "DatasetWriter",
+    "NormalizedSource",
+    "atomic_output",
+    "canonical_record",
+    "encode_record",
+    "file_sha256",
+    "format_validation_error",
+    "iter_lines",
+    "open_dataset",
+    "read_manifest",
+]
+
+_JSON_ENCODER = msgspec.json.Encoder()
+_JSON_DECODER = msgspec.json.Decoder()
+_BOX_KEYS = ("name", "x1", "y1", "x2", "y2", "attributes")
+_COORDS = ("x1", "y1", "x2", "y2")
+
+
+def format_validation_error(error: ValidationError) -> list[tuple[str, str]]:
+    """Pydantic's errors as ``(key path, message)`` pairs a person can read."""
+    pairs = []
+    for item in error.errors(include_url=False):
+        key = ".".join(str(part) for part in item["loc"]) or "<root>"
+        message = item["msg"].removeprefix("Value error, ")
+        pairs.append((key, message))
+    return pairs
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def manifest_path(dataset: Path) -> Path:
+    """The manifest file of a dataset given as its directory or as the manifest itself."""
+    return dataset if dataset.name == MANIFEST_FILE or dataset.is_file() else dataset / MANIFEST_FILE
+
+
+def read_manifest(dataset: Path) -> Manifest:
+    """Read and check ``annonorm.json``; raise :class:`ParseError` or :class:`InvalidDataError` naming the key."""
+    path = manifest_path(dataset)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ParseError(f"no {MANIFEST_FILE} here; expected a normalized dataset directory", file=path) from None
+    except OSError as exc:
+        raise ParseError(f"cannot read: {exc.strerror}", file=path) from None
+    try:
+        data = _JSON_DECODER.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise ParseError(f"not valid JSON ({exc})", file=path) from None
+    if not isinstance(data, dict):
+        raise ParseError(f"expected a JSON object, found {type(data).__name__}", file=path)
+    if data.get("format") != "annonorm":
+        raise ParseError('this is not an annonorm manifest: expected "format": "annonorm"', file=path)
+    try:
+        return Manifest.model_validate(data)
+    except ValidationError as exc:
+        key, message = format_validation_error(exc)[0]
+        raise InvalidDataError(message, file=path, location=key) from None
+
+
+def iter_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """Yield ``(line number, line bytes)`` of a JSONL file, 1-based, skipping blank lines."""
+    try:
+        stream = path.open("rb")
+    except FileNotFoundError:
+        raise ParseError("split file is missing", file=path) from None
+    except OSError as exc:
+        raise ParseError(f"cannot read: {exc.strerror}", file=path) from None
+    with stream:
+        for number, line in enumerate(stream, start=1):
+            if line.strip():
+                yield number, line
+
+
+def canonical_record(data: dict[str, Any]) -> dict[str, Any]:
+    """Expand the seed's shorthand forms of an already-valid record (cheap, no model objects)."""
+    labels = data.get("labels")
+    counts = data.get("counts")
+    if isinstance(labels, str):
+        data["labels"] = [labels]
+    if isinstance(counts, list):
+        data["counts"] = {name: value for item in counts for name, value in item.items()}
+    if "counts" not in data and data.get("boxes"):
+        derived: dict[str, int] = {}
+        for box in data["boxes"]:
+            derived[box["name"]] = derived.get(box["name"], 0) + 1
+        data["counts"] = derived
+    if "labels" not in data:
+        names = dict.fromkeys(box["name"] for box in data.get("boxes", ()))
+        names.update((n, None) for n, c in data.get("counts", {}).items() if c > 0)
+        data["labels"] = list(names)
+    return data
+
+
+@dataclass(frozen=True)
+class NormalizedSource:
+    """A normalized dataset on disk, opened for reading (by exporters, stats, preview)."""
+
+    root: Path
+    manifest: Manifest
+
+    def split_path(self, split: str) -> Path:
+        """The JSONL file of a split."""
+        return self.root / self.manifest.splits[split]
+
+    def image_root(self) -> Path:
+        """The directory record image paths resolve against."""
+        return (self.root / self.manifest.image_root).resolve()
+
+    def records(self, split: str) -> Iterator[dict[str, Any]]:
+        """Stream a split's records as canonical dicts. Validate the dataset first: this trusts it."""
+        path = self.split_path(split)
+        for number, line in iter_lines(path):
+            try:
+                data = _JSON_DECODER.decode(line)
+            except msgspec.DecodeError as exc:
+                raise ParseError(f"not valid JSON ({exc})", file=path, location=f"line {number}") from None
+            if not isinstance(data, dict):
+                raise ParseError("expected a JSON object", file=path, location=f"line {number}")
+            yield canonical_record(data)
+
+
+def open_dataset(path: Path) -> NormalizedSource:
+    """Open a normalized dataset (its directory or its manifest file)."""
+    manifest_file = manifest_path(path)
+    return NormalizedSource(root=manifest_file.parent, manifest=read_manifest(manifest_file))
+
+
+# ---------------------------------------------------------------------------------------------- writing
+
+
+def _clean_box(box: dict[str, Any]) -> dict[str, Any]:
+    out = {key: box[key] for key in _BOX_KEYS if box.get(key) is not None}
+    for key in _COORDS:
+        out[key] = round_coord(float(box[key]))
+    return out
+
+
+def encode_record(record: dict[str, Any]) -> bytes:
+    """One record as a canonical JSON line: keys in format order, coordinates rounded, ``None`` left out."""
+    out = {}
+    for key in ("image", "width", "height", "labels", "counts", "boxes", "mask", "id", "attributes"):
+        value = record.get(key)
+        if value is None:
+            continue
+        if key == "boxes":
+            value = [_clean_box(box) for box in value]
+        out[key] = value
+    return _JSON_ENCODER.encode(out) + b"\n"
+
+
+def _remove_stale_temporaries(target: Path) -> None:
+    """Delete temporary directories that an interrupted (killed) earlier run left beside ``target``."""
+    for leftover in target.parent.glob(f".{target.name}.annonorm-*"):
+        pid_text = leftover.name.rsplit("-", 2)[-2] if leftover.name.count("-") >= 2 else ""
+        if pid_text.isdigit() and _process_alive(int(pid_text)):
+            continue
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def check_output_free(target: Path, force: bool) -> None:
+    """Refuse early when ``target`` exists and ``force`` is not given."""
+    if target.exists() or target.is_symlink():
+        if not force:
+            raise OutputExistsError("output already exists; pass --force to replace it", file=target)
+        if not target.is_dir() or target.is_symlink():
+            raise UsageError("output exists and is not a directory; refusing to replace it", file=target)
+
+
+@contextlib.contextmanager
+def atomic_output(target: Path, *, force: bool = False) -> Iterator[Path]:
+    """Yield a fresh temporary directory beside ``target``; on success rename it to ``target``.
+
+    On any exception the temporary directory is removed and ``target`` is left as it was. An
+    existing ``target`` is replaced only with ``force``; the old one is moved aside first and
+    deleted only after the new one is in place.
+    """
+    target = Path(os.path.abspath(target))
+    check_output_free(target, force)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(target)
+    temporary = target.parent / f".{target.name}.annonorm-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    temporary.mkdir()
+    try:
+        yield temporary
+        check_output_free(target, force)
+        if target.exists():
+            previous = target.parent / f".{target.name}.annonorm-{os.getpid()}-old{uuid.uuid4().hex[:6]}"
+            target.rename(previous)
+            temporary.rename(target)
+            shutil.rmtree(previous, ignore_errors=True)
+        else:
+            temporary.rename(target)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+
+
+@dataclass
+class SplitSummary:
+    """What was written to one split."""
+
+    records: int = 0
+    boxes: int = 0
+    masks: int = 0
+
+
+@dataclass
+class DatasetWriter:
+    """The sink a converter's reader writes into (inside an :func:`atomic_output` directory).
+
+    A reader declares categories (:meth:`category`), adds records as plain dicts in the canonical
+    shape (:meth:`add`), asks where to write masks (:meth:`mask_file`), names the source files it
+    read (:meth:`add_source_file`) and reports per-record problems through :meth:`problem`, which
+    raises in ``fail`` mode and collects them in ``skip`` mode.
+    """
+
+    directory: Path
+    on_error: str = "fail"
+    categories: list[dict[str, Any]] = field(default_factory=list)
+    summary: dict[str, SplitSummary] = field(default_factory=dict)
+    skipped: list[AnnonormError] = field(default_factory=list)
+    source_files: list[Path] = field(default_factory=list)
+    mask_kind: str | None = None
+    progress: Any = None
+    _by_name: dict[str, int] = field(default_factory=dict)
+    _streams: dict[str, IO[bytes]] = field(default_factory=dict)
+
+    def category(self, name: str, source_id: int | str | None = None, attributes: dict[str, Any] | None = None) -> int:
+        """The contiguous id of ``name``, registering it (in first-seen order) when new."""
+        known = self._by_name.get(name)
+        if known is not None:
+            return known
+        index = len(self.categories)
+        entry: dict[str, Any] = {"id": index, "name": name}
+        if source_id is not None:
+            entry["source_id"] = source_id
+        if attributes:
+            entry["attributes"] = attributes
+        self.categories.append(entry)
+        self._by_name[name] = index
+        return index
+
+    def has_category(self, name: str) -> bool:
+        """Whether ``name`` is a declared category."""
+        return name in self._by_name
+
+    def add(self, split: str, record: dict[str, Any]) -> None:
+        """Append one record (a canonical dict) to ``split``."""
+        stream = self._streams.get(split)
+        if stream is None:
+            stream = self._streams[split] = (self.directory / f"{split}.jsonl").open("wb")
+            self.summary[split] = SplitSummary()
+        stream.write(encode_record(record))
+        summary = self.summary[split]
+        summary.records += 1
+        summary.boxes += len(record.get("boxes") or ())
+        summary.masks += 1 if record.get("mask") else 0
+        if self.progress is not None:
+            self.progress(1)
+
+    def declare_split(self, split: str) -> None:
+        """Make ``split`` exist even if it ends up with no record."""
+        if split not in self._streams:
+            self._streams[split] = (self.directory / f"{split}.jsonl").open("wb")
+            self.summary[split] = SplitSummary()
+
+    def mask_file(self, relative: str) -> Path:
+        """Absolute path where the mask that records reference as ``relative`` is to be written."""
+        path = self.directory / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def add_source_file(self, path: Path) -> None:
+        """Name an annotation file that was read (its hash goes into the manifest)."""
+        self.source_files.append(path)
+
+    def problem(self, error: AnnonormError) -> None:
+        """Report a per-record problem: raise it (``fail``) or note it and go on (``skip``)."""
+        if self.on_error != "skip":
+            raise error
+        self.skipped.append(error)
+
+    def close(self) -> None:
+        """Close the split files."""
+        for stream in self._streams.values():
+            stream.close()
+
+    def write_manifest(self, manifest: Manifest) -> None:
+        """Write ``annonorm.json`` (last, once the splits are complete)."""
+        data = manifest.model_dump(mode="json", exclude_none=True)
+        (self.directory / MANIFEST_FILE).write_bytes(msgspec.json.format(_JSON_ENCODER.encode(data), indent=2) + b"\n")

@@ -1,0 +1,72 @@
+"""The converter registry: a lazy name -> "module:Class" table plus the ``annonorm.converters`` entry points.
+
+Built-in converters are declared in ``pyproject.toml`` under the same entry-point group that
+third-party packages use, so both come through one door. :data:`BUILTIN` repeats them for a
+source checkout that was never installed. Nothing is imported until a converter is asked for.
+A plugin may not silently take a name that another converter already has.
+"""
+
+from __future__ import annotations
+
+import importlib
+from functools import cache
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING
+
+from annonorm.errors import AnnonormError, MissingDependency, UnknownFormatError, UsageError
+
+if TYPE_CHECKING:
+    from annonorm.converters.base import Converter
+
+GROUP = "annonorm.converters"
+
+#: Built-in converters, as their entry points declare them.
+BUILTIN: dict[str, str] = {
+    "coco": "annonorm.converters.coco:CocoConverter",
+    "voc": "annonorm.converters.voc:VocConverter",
+    "csv": "annonorm.converters.csvtable:CsvConverter",
+    "yolo": "annonorm.converters.yolo:YoloConverter",
+}
+
+
+@cache
+def available() -> dict[str, str]:
+    """Every installed converter: name -> ``"module:Class"`` target, built-ins first, then plugins by name."""
+    table = dict(BUILTIN)
+    for entry in sorted(entry_points(group=GROUP), key=lambda e: e.name):
+        existing = table.get(entry.name)
+        if existing is not None and existing != entry.value:
+            raise UsageError(
+                f"two converters claim the name {entry.name!r}: {existing} and {entry.value}; "
+                "uninstall one of the packages that provide them"
+            )
+        table[entry.name] = entry.value
+    return table
+
+
+def names() -> list[str]:
+    """Names of the installed converters."""
+    return list(available())
+
+
+@cache
+def get(name: str) -> type[Converter]:
+    """Import and return the converter class registered as ``name``."""
+    from annonorm.converters.base import Converter
+
+    table = available()
+    target = table.get(name)
+    if target is None:
+        raise UnknownFormatError(f"no converter named {name!r}; installed: {', '.join(table)}")
+    module_name, _, attribute = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or "a module"
+        if missing == module_name or module_name.startswith(f"{missing}."):
+            raise UsageError(f"the {name!r} converter's module {module_name} is not importable") from None
+        raise MissingDependency(missing, name, f"the {name!r} converter") from None
+    converter = getattr(module, attribute, None)
+    if not (isinstance(converter, type) and issubclass(converter, Converter)):
+        raise AnnonormError(f"{target} (converter {name!r}) is not an annonorm Converter subclass")
+    return converter

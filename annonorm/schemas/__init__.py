@@ -1,0 +1,6 @@
+"""Pydantic models of the annonorm format: the single source of truth."""
+
+from annonorm.schemas.manifest import FORMAT_VERSION, MANIFEST_FILE, Category, Manifest, Source, SourceFile
+from annonorm.schemas.record import Box, Record
+
+__all__ = ["FORMAT_VERSION", "MANIFEST_FILE", "Box", "Category", "Manifest", "Record", "Source", "SourceFile"]
