@@ -54,14 +54,14 @@ def _struct_types(name_type: Any) -> tuple[type, type]:
         forbid_unknown_fields=True,
         frozen=True,
     )
-    counts_type = dict[name_type, CountValue] | list[dict[name_type, CountValue]] | UnsetType  # type: ignore[valid-type]
+    counts_type = dict[name_type, CountValue] | list[dict[name_type, CountValue]] | UnsetType
     record = msgspec.defstruct(
         "FastRecord",
         [
             ("image", str),
             ("width", PositiveInt | None, None),
             ("height", PositiveInt | None, None),
-            ("labels", name_type | list[name_type] | UnsetType, UNSET),  # type: ignore[valid-type]
+            ("labels", name_type | list[name_type] | UnsetType, UNSET),
             ("counts", counts_type, UNSET),
             ("boxes", list[box], []),  # type: ignore[valid-type]
             ("mask", str | None, None),
@@ -79,14 +79,14 @@ class RecordChecker:
 
     def __init__(self, categories: Collection[str] | None) -> None:
         if categories:
-            name_type: Any = Literal[tuple(categories)]  # type: ignore[valid-type]
+            name_type: Any = Literal[tuple(categories)]
         elif categories is None:
             name_type = AnyName
         else:  # a manifest with no category: no name is valid
             name_type = Literal["\x00no category\x00"]
         self._categories = categories
         _, record_type = _struct_types(name_type)
-        self._decoder = msgspec.json.Decoder(record_type)
+        self._decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(record_type)
 
     def check(self, line: bytes) -> CheckedRecord | None:
         """The record's essentials when ``line`` is a valid record, else ``None``."""
