@@ -103,7 +103,9 @@ class Record(BaseModel):
             data = {**data, "labels": list(names)}
         return data
 
-    @field_validator("counts", mode="before")
+    @field_validator(
+        "counts", mode="before", json_schema_input_type=dict[ClassName, Count] | list[dict[ClassName, Count]]
+    )
     @classmethod
     def _counts_shorthand(cls, value: Any) -> Any:
         return _merge_count_list(value)

@@ -60,6 +60,8 @@ Count = Annotated[int, Field(ge=0)]
 #: A path relative to a root it must not leave.
 RelativePath = Annotated[str, AfterValidator(check_relative_path)]
 #: One class name or a list of them (seed shorthand), stored as a list.
-LabelList = Annotated[list[ClassName], BeforeValidator(_one_or_many)]
+LabelList = Annotated[
+    list[ClassName], BeforeValidator(_one_or_many, json_schema_input_type=ClassName | list[ClassName])
+]
 #: Free-form attributes carried over from the source format.
 Attributes = dict[str, JsonValue]
