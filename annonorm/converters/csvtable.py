@@ -1,0 +1,1251 @@
+"""CSV tables of boxes or image labels: TensorFlow object detection, VoTT, Kaggle, Open Images, your own.
+
+There is no one CSV annotation format, only habits. The TensorFlow object detection tutorials
+popularised ``filename,width,height,class,xmin,ymin,xmax,ymax`` (one row per box, absolute pixel
+corners, no +1); Microsoft VoTT exports ``image,xmin,ymin,xmax,ymax,label`` (one CSV per split,
+``<split>-export.csv``); Kaggle competitions ship ``image_name,label_name`` classification tables,
+one-hot ``image_name,dog,cat,...`` multi-label tables and detection tables with ``x1,y1,x2,y2``,
+``x1,y1,w,h`` or a single ``bbox`` cell; Open Images v6 keeps ``ImageID,Source,LabelName,Confidence,
+XMin,XMax,YMin,YMax,...`` with coordinates as fractions (0..1) of the image side, images named by
+id without an extension, class codes (``/m/0``) resolved through a class-descriptions CSV, and
+``Confidence`` 0 meaning "verified absent"; crowd-counting tables have one count column per class.
+
+So this reader is driven by a column mapping: ``--column ROLE=COLUMN`` where COLUMN is a header
+name or a 0-based index, and ROLE is one of
+
+    image                       the image path, relative to the image directory
+    label                       the class (of the row's box, or of the image when there is no box)
+    x1 y1 x2 y2                 box corners                         (--box-format xyxy)
+    x y w h                     top-left corner, width, height      (--box-format xywh)
+    cx cy w h                   centre, width, height               (--box-format cxcywh)
+    bbox                        one cell holding 4 numbers in --box-format order: "[0,1,1,2]", "0 1 1 2"
+    width height                the image size (else read from the image file's header)
+    split                       the split of the row's image
+    count                       the number of items of the row's class (with ``label``)
+    confidence                  a row whose confidence is <= 0 adds nothing but its image
+
+plus ``--count-columns`` (one column per class holding a count; ``*`` = every unmapped column) and
+``--label-columns`` (one-hot: a non-zero cell means the class is present). ``--preset`` fills the
+mapping for the layouts above; explicit options win over a preset. Without a mapping or preset the
+header is matched against every preset (``auto``).
+
+Rules this reader applies (each documented where the option is declared):
+
+- Rows name one box each (any box role mapped) or describe their image (labels, counts). Rows of one
+  image are grouped wherever they are in the file; when they are adjacent the reader streams: a
+  first pass remembers the last row of each image (memory grows with images, not rows) and a
+  record is written as soon as its last row has been read. Records keep first-seen order.
+- A row whose box cells are all empty lists its image without a box (exports do that for images
+  with no object); a class on such a row becomes an image-level label.
+- The delimiter is sniffed (``csv.Sniffer`` over the first 16 KiB, among ``, ; tab | space``) unless
+  ``--delimiter`` is given. Cells are stripped of surrounding spaces. A UTF-8 byte order mark is
+  dropped; bytes that are not UTF-8 are a :class:`~annonorm.errors.ParseError` naming the row.
+- ``--header auto``: the first row is a header when the mapping names columns and the first row
+  holds those names; with a mapping by index only, when a numeric column's first cell is not a
+  number (else ``csv.Sniffer.has_header`` decides).
+- A row with more cells than the header is an error unless the extra cells are empty (a trailing
+  delimiter); a shorter row is an error unless ``--short-rows pad``.
+- An image name that is not a file under the image directory is looked up with a common image
+  extension appended (Kaggle and Open Images list ids), then under a sub-directory named after its
+  split (Open Images keeps ``images/<subset>/``). The record keeps the path that was found.
+- Categories are declared in first-seen order, or in the order of ``--classes`` (one name per line;
+  a ``dataset_meta.json`` with ``labels``; or a two-column ``code,name`` CSV such as Open Images'
+  class descriptions, whose code becomes the category's ``source_id``).
+- The split is the ``split`` column, else ``--split``, else a split name found in the file name
+  (``train-export.csv``, ``oidv6-train-annotations-bbox.csv``, ``val.csv``), else ``train``.
+- Row numbers in messages are 1-based and count the header row.
+
+The writer emits one ``<split>.csv`` per split in the TensorFlow layout (or ``--layout vott``), one
+row per box with absolute corners (at most 6 decimals, trailing zeros dropped), one row with empty
+box cells for each image label that no box carries and for an image with no box at all, and a
+``classes.txt`` with the categories in order. CSV has no place for attributes, masks, ids, or
+counts beyond the boxes: they are not written.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import IO, Any
+
+from annonorm.converters.base import Converter, Option, ReadResult, make_record
+from annonorm.errors import AnnonormError, InvalidDataError, ParseError, UnsafePathError, UsageError
+from annonorm.io import DatasetWriter, NormalizedSource
+from annonorm.schemas.types import check_relative_path, round_coord
+
+__all__ = [
+    "PRESETS",
+    "CsvConverter",
+    "Preset",
+    "Variant",
+    "bbox_cell_to_values",
+    "csv_box_to_corners",
+    "record_to_csv_rows",
+    "sniff_delimiter",
+]
+
+# ---------------------------------------------------------------------------------------------- constants
+
+#: Box roles per box format, in the order a ``bbox`` cell holds them.
+BOX_FORMATS: dict[str, tuple[str, str, str, str]] = {
+    "xyxy": ("x1", "y1", "x2", "y2"),
+    "xywh": ("x", "y", "w", "h"),
+    "cxcywh": ("cx", "cy", "w", "h"),
+}
+COORD_ROLES = frozenset(role for roles in BOX_FORMATS.values() for role in roles)
+NUMERIC_ROLES = COORD_ROLES | {"width", "height", "count", "confidence"}
+ROLES = (
+    "image",
+    "label",
+    *sorted(COORD_ROLES),
+    "bbox",
+    "width",
+    "height",
+    "split",
+    "count",
+    "confidence",
+)
+#: Names a split is recognised by inside a file name.
+SPLIT_NAMES = ("train", "val", "valid", "validation", "test", "trainval", "dev")
+DEFAULT_SPLIT = "train"
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".JPG", ".JPEG", ".PNG")
+SNIFF_BYTES = 16 * 1024
+SNIFF_DELIMITERS = ",;\t| "
+SPLIT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+ALL_OTHER_COLUMNS = "*"
+#: A normalized coordinate may exceed 1 by this much (rounding in the exporting tool).
+NORMALIZED_SLACK = 1e-6
+
+#: Writer layouts: (header, record field) pairs. Field names are record keys or box corner names.
+LAYOUTS: dict[str, tuple[tuple[str, str], ...]] = {
+    "tensorflow": (
+        ("filename", "image"),
+        ("width", "width"),
+        ("height", "height"),
+        ("class", "label"),
+        ("xmin", "x1"),
+        ("ymin", "y1"),
+        ("xmax", "x2"),
+        ("ymax", "y2"),
+    ),
+    "vott": (
+        ("image", "image"),
+        ("xmin", "x1"),
+        ("ymin", "y1"),
+        ("xmax", "x2"),
+        ("ymax", "y2"),
+        ("label", "label"),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One column layout of a preset: role -> header name (or index), and how to read it."""
+
+    columns: Mapping[str, str | int]
+    box_format: str | None = None
+    normalized: bool = False
+    label_columns: tuple[str, ...] = ()
+
+    @property
+    def by_name(self) -> bool:
+        """Whether this layout needs a header (it names its columns)."""
+        return any(isinstance(c, str) for c in self.columns.values()) or bool(self.label_columns)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named layout: the first variant whose columns the file has is used."""
+
+    name: str
+    summary: str
+    variants: tuple[Variant, ...]
+
+
+def _layout_columns(layout: str) -> dict[str, str]:
+    # A layout's record fields are reader roles too ("image", "label", "x1"...).
+    return {role: header for header, role in LAYOUTS[layout]}
+
+
+_TF_WITHOUT_SIZE = {k: v for k, v in _layout_columns("tensorflow").items() if k not in ("width", "height")}
+_KAGGLE_BOXES: tuple[dict[str, str | int], ...] = (
+    {"x1": "x1", "y1": "y1", "x2": "x2", "y2": "y2"},
+    {"x": "x1", "y": "y1", "w": "w", "h": "h"},  # Kaggle's "x1,y1,w,h": top-left corner plus size
+    {"bbox": "bbox"},
+)
+_OPEN_IMAGES_BOX = {"x1": "XMin", "x2": "XMax", "y1": "YMin", "y2": "YMax"}
+_OPEN_IMAGES_SEGMENT_BOX = {"x1": "BoxXMin", "x2": "BoxXMax", "y1": "BoxYMin", "y2": "BoxYMax"}
+_OPEN_IMAGES_LABEL = {"image": "ImageID", "label": "LabelName", "confidence": "Confidence"}
+
+PRESETS: dict[str, Preset] = {
+    preset.name: preset
+    for preset in (
+        Preset(
+            "tensorflow",
+            "TensorFlow object detection CSV: filename,width,height,class,xmin,ymin,xmax,ymax (absolute pixels)",
+            (Variant(_layout_columns("tensorflow"), "xyxy"), Variant(_TF_WITHOUT_SIZE, "xyxy")),
+        ),
+        Preset(
+            "vott",
+            "VoTT CSV export: image,xmin,ymin,xmax,ymax,label (absolute pixels, <split>-export.csv)",
+            (Variant(_layout_columns("vott"), "xyxy"),),
+        ),
+        Preset(
+            "kaggle-det",
+            "Kaggle detection: image_name,label_name + x1,y1,x2,y2 | x1,y1,w,h | bbox; headerless with 6 columns",
+            (
+                *(Variant({"image": "image_name", "label": "label_name", **box}) for box in _KAGGLE_BOXES),
+                Variant({"image": 0, "label": 1, "x1": 2, "y1": 3, "x2": 4, "y2": 5}, "xyxy"),
+            ),
+        ),
+        Preset(
+            "kaggle-cls",
+            "Kaggle classification: image_name,label_name; one-hot image_name,<class>...; headerless image label",
+            (
+                Variant({"image": "image_name", "label": "label_name"}),
+                Variant({"image": "image_name"}, label_columns=(ALL_OTHER_COLUMNS,)),
+                Variant({"image": 0, "label": 1}),
+            ),
+        ),
+        Preset(
+            "roboflow-multiclass",
+            "Roboflow multi-label classification _classes.csv: filename, <class>, ... (one-hot)",
+            (Variant({"image": "filename"}, label_columns=(ALL_OTHER_COLUMNS,)),),
+        ),
+        Preset(
+            "open-images",
+            "Open Images v5/v6 CSVs: boxes (normalized), human image labels, segmentation boxes, image lists",
+            (
+                Variant({**_OPEN_IMAGES_LABEL, **_OPEN_IMAGES_BOX}, "xyxy", normalized=True),
+                Variant(
+                    {"image": "ImageID", "label": "LabelName", **_OPEN_IMAGES_SEGMENT_BOX}, "xyxy", normalized=True
+                ),
+                Variant(_OPEN_IMAGES_LABEL),
+                Variant({"image": "ImageID", "split": "Subset"}),
+            ),
+        ),
+    )
+}
+
+# ---------------------------------------------------------------------------------------------- sniff
+
+
+def _looks_like_table(line: str) -> bool:
+    if not line.strip() or line.lstrip()[:1] in ("{", "[", "<"):
+        return False
+    return any(len([c for c in line.split(d) if c.strip()]) >= 2 for d in SNIFF_DELIMITERS if d != " ") or (
+        len(line.split()) >= 2
+    )
+
+
+def sniff_delimiter(sample: str) -> str:
+    """The delimiter of a CSV sample (``csv.Sniffer`` among ``, ; tab | space``), ``,`` when it cannot tell."""
+    lines = [line for line in sample.splitlines() if line.strip()]
+    if not lines:
+        return ","
+    try:
+        delimiter = csv.Sniffer().sniff("\n".join(lines[:50]), delimiters=SNIFF_DELIMITERS).delimiter
+    except csv.Error:
+        # One column, or too few rows for the Sniffer's statistics: take the first candidate present.
+        first = lines[0]
+        delimiter = next((d for d in SNIFF_DELIMITERS if d in first), ",")
+    if delimiter == " " and any(d in lines[0] for d in ",;\t|"):
+        # "1.jpg, dog" sniffs as space-separated; a real separator in the first line wins.
+        delimiter = next(d for d in ",;\t|" if d in lines[0])
+    return delimiter
+
+
+# ---------------------------------------------------------------------------------------------- mapping functions
+
+
+def bbox_cell_to_values(*, text: str) -> tuple[float, float, float, float] | None:
+    """Parse a cell holding 4 numbers (``"[0,1,1,2]"``, ``"1, 2, 3, 3"``, ``"0 0 1 1"``); ``None`` when empty.
+
+    Raises :class:`ValueError` when the cell holds anything but 4 finite numbers.
+    """
+    inner = text.strip().strip("[]()").strip()
+    if not inner:
+        return None
+    parts = [p for p in re.split(r"[,;\s]+", inner) if p]
+    if len(parts) != 4:
+        raise ValueError(f"expected 4 numbers, found {len(parts)}")
+    values = tuple(_finite(p) for p in parts)
+    return values[0], values[1], values[2], values[3]
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text!r} is not a finite number")
+    return value
+
+
+def csv_box_to_corners(
+    *,
+    values: Sequence[float],
+    box_format: str,
+    normalized: bool,
+    width: int | None,
+    height: int | None,
+) -> tuple[float, float, float, float]:
+    """Turn 4 CSV numbers in ``box_format`` into absolute pixel corners ``(x1, y1, x2, y2)``.
+
+    ``normalized`` values are fractions of the image side and need ``width`` and ``height``.
+    """
+    a, b, c, d = values
+    if box_format == "xywh":
+        x1, y1, x2, y2 = a, b, a + c, b + d  # top-left corner plus width and height
+    elif box_format == "cxcywh":
+        x1, y1, x2, y2 = a - c / 2, b - d / 2, a + c / 2, b + d / 2  # centre plus width and height
+    elif box_format == "xyxy":
+        x1, y1, x2, y2 = a, b, c, d  # corners as they are: no 1-based shift in CSV exports
+    else:
+        raise ValueError(f"unknown box format {box_format!r}")
+    if normalized:
+        if width is None or height is None:
+            raise ValueError("normalized coordinates need the image size")
+        # Fractions of the image side (0..1): x by the width, y by the height.
+        x1, x2, y1, y2 = x1 * width, x2 * width, y1 * height, y2 * height
+    return round_coord(x1), round_coord(y1), round_coord(x2), round_coord(y2)
+
+
+def _format_number(value: float) -> str:
+    # At most 6 decimals, trailing zeros dropped: 8 -> "8", 12.5 -> "12.5".
+    text = f"{round_coord(float(value)):.6f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+def record_to_csv_rows(*, record: Mapping[str, Any], layout: str) -> list[list[str]]:
+    """The CSV rows of one record in ``layout``: one per box, one per unboxed label, one for a bare image."""
+    fields = [name for _, name in LAYOUTS[layout]]
+    size = {
+        "image": str(record["image"]),
+        "width": "" if record.get("width") is None else str(record["width"]),
+        "height": "" if record.get("height") is None else str(record["height"]),
+    }
+    rows = []
+    boxes = record.get("boxes") or ()
+    for box in boxes:
+        values = {**size, "label": box["name"], **{k: _format_number(box[k]) for k in ("x1", "y1", "x2", "y2")}}
+        rows.append([values[f] for f in fields])
+    boxed = {box["name"] for box in boxes}
+    for label in record.get("labels") or ():
+        if label not in boxed:
+            rows.append([{**size, "label": label}.get(f, "") for f in fields])
+    if not rows:
+        rows.append([size.get(f, "") for f in fields])
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------- reading: files
+
+
+class _DecodeFailure(Exception):
+    def __init__(self, line: int, error: UnicodeDecodeError) -> None:
+        super().__init__(str(error))
+        self.line = line
+        self.error = error
+
+
+def _decoded_lines(stream: IO[bytes]) -> Iterator[str]:
+    for number, raw in enumerate(stream, start=1):
+        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]  # UTF-8 byte order mark (Excel writes one)
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _DecodeFailure(number, exc) from None
+
+
+def _iter_rows(path: Path, delimiter: str) -> Iterator[tuple[int, list[str]]]:
+    """Yield ``(row number, stripped cells)``, 1-based, counting every row (the header and blank ones)."""
+    try:
+        stream = path.open("rb")
+    except OSError as exc:
+        raise ParseError(f"cannot read: {exc.strerror}", file=path) from None
+    row = 0
+    with stream:
+        reader = csv.reader(_decoded_lines(stream), delimiter=delimiter, quotechar='"', skipinitialspace=True)
+        try:
+            for cells in reader:
+                row += 1
+                yield row, [cell.strip() for cell in cells]
+        except _DecodeFailure as exc:
+            raise ParseError(
+                f"line {exc.line} is not UTF-8 (byte {exc.error.object[exc.error.start]:#04x} "
+                f"at offset {exc.error.start}); expected a UTF-8 text file",
+                file=path,
+                location=f"row {row + 1}",
+            ) from None
+        except csv.Error as exc:
+            raise ParseError(f"not valid CSV: {exc}", file=path, location=f"row {row + 1}") from None
+
+
+def _read_sample(path: Path) -> str:
+    try:
+        with path.open("rb") as stream:
+            raw = stream.read(SNIFF_BYTES)
+    except OSError as exc:
+        raise ParseError(f"cannot read: {exc.strerror}", file=path) from None
+    if len(raw) == SNIFF_BYTES and b"\n" in raw:
+        raw = raw[: raw.rindex(b"\n") + 1]  # the sniffer must not see a cut line
+    return raw.decode("utf-8-sig", errors="replace")
+
+
+def _split_from_name(path: Path) -> str | None:
+    tokens = re.split(r"[-_. ]+", path.stem.lower())
+    return next((token for token in tokens if token in SPLIT_NAMES), None)
+
+
+def _source_files(source: Path) -> list[Path]:
+    if source.is_dir():
+        files = sorted(p for p in source.iterdir() if p.suffix.lower() == ".csv" and p.is_file())
+        if not files:
+            raise ParseError("no .csv file in this directory; expected a CSV file or a directory of them", file=source)
+        return files
+    return [source]
+
+
+# ---------------------------------------------------------------------------------------------- reading: classes
+
+
+@dataclass
+class _Classes:
+    """Categories given up front: names in order, and source codes mapped to names."""
+
+    names: list[str] = field(default_factory=list)
+    codes: dict[str, str] = field(default_factory=dict)  # source code (or the name itself) -> name
+    source_ids: dict[str, str] = field(default_factory=dict)  # name -> source code
+
+
+def _load_classes(path: Path) -> _Classes:
+    """Read ``--classes``: a ``dataset_meta.json``, a ``code,name`` CSV, or one name per line."""
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except OSError as exc:
+        raise ParseError(f"cannot read the class list: {exc.strerror}", file=path) from None
+    except UnicodeDecodeError:
+        raise ParseError("the class list is not UTF-8 text", file=path) from None
+    classes = _Classes()
+    if path.suffix.lower() == ".json":
+        try:
+            meta = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ParseError(f"not valid JSON ({exc.msg})", file=path, location=f"line {exc.lineno}") from None
+        labels = meta.get("labels", meta.get("label_names")) if isinstance(meta, dict) else None
+        if not isinstance(labels, list) or not all(isinstance(n, str) and n.strip() for n in labels):
+            raise ParseError('expected {"labels": ["name", ...]} (a list of class names)', file=path, location="labels")
+        pairs = [(name.strip(), name.strip()) for name in labels]
+    elif path.suffix.lower() == ".csv":
+        pairs = []
+        for number, cells in _iter_rows(path, sniff_delimiter(text[:SNIFF_BYTES])):
+            if not any(cells):
+                continue
+            if len(cells) < 2 or not cells[0] or not cells[1]:
+                raise ParseError("expected two cells: a class code and its name", file=path, location=f"row {number}")
+            if number == 1 and cells[0].lower() in {"labelname", "code", "id", "label", "class"}:
+                continue  # a header row (Open Images v6 writes LabelName,DisplayName)
+            pairs.append((cells[0], cells[1]))
+    else:
+        pairs = [(line.strip(), line.strip()) for line in text.splitlines() if line.strip()]
+    for position, (code, name) in enumerate(pairs):
+        if name in classes.names:
+            raise ParseError(f"class {name!r} is listed twice", file=path, location=f"entry {position + 1}")
+        classes.names.append(name)
+        classes.codes[code] = name
+        if code != name:
+            classes.source_ids[name] = code
+    if not classes.names:
+        raise ParseError("the class list is empty", file=path)
+    return classes
+
+
+# ---------------------------------------------------------------------------------------------- reading: the table
+
+
+def _parse_column_options(values: Iterable[str]) -> dict[str, str]:
+    mapping: dict[str, str] = {}
+    for value in values:
+        role, sep, column = value.partition("=")
+        role, column = role.strip(), column.strip()
+        if not sep or not column:
+            raise UsageError(f"--column {value!r}: expected ROLE=COLUMN, e.g. image=filename")
+        if role not in ROLES:
+            raise UsageError(f"--column {value!r}: unknown role {role!r}; expected one of {', '.join(ROLES)}")
+        if role in mapping:
+            raise UsageError(f"--column: role {role!r} is given twice")
+        mapping[role] = column
+    return mapping
+
+
+def _box_roles(roles: Iterable[str]) -> set[str]:
+    return {r for r in roles if r in COORD_ROLES or r == "bbox"}
+
+
+@dataclass
+class _Table:
+    """One CSV file, its dialect and its resolved column mapping."""
+
+    path: Path
+    delimiter: str
+    header: list[str] | None
+    width: int  # number of cells a row has
+    columns: dict[str, int]
+    box_format: str | None
+    normalized: bool
+    count_columns: list[tuple[str, int]]
+    label_columns: list[tuple[str, int]]
+    default_split: str
+
+    def column_name(self, index: int) -> str:
+        """How messages name a column: its header name, else its 0-based index."""
+        if self.header is not None and index < len(self.header) and self.header[index]:
+            return repr(self.header[index])
+        return str(index)
+
+    def where(self, row: int, index: int | None = None) -> str:
+        """``row N`` or ``row N, column C``."""
+        return f"row {row}" if index is None else f"row {row}, column {self.column_name(index)}"
+
+    def data_rows(self, short_rows: str) -> Iterator[tuple[int, list[str]]]:
+        """Data rows (header skipped, blank rows dropped), checked against the table's width."""
+        for number, cells in _iter_rows(self.path, self.delimiter):
+            if (self.header is not None and number == 1) or not any(cells):
+                continue
+            if len(cells) > self.width:
+                if any(cells[self.width :]):
+                    raise ParseError(
+                        f"row has {len(cells)} cells but the {'header' if self.header else 'first row'} "
+                        f"has {self.width}; expected the same number in every row",
+                        file=self.path,
+                        location=f"row {number}",
+                    )
+                cells = cells[: self.width]  # a trailing delimiter
+            elif len(cells) < self.width:
+                if short_rows != "pad":
+                    raise ParseError(
+                        f"row has {len(cells)} cells but the {'header' if self.header else 'first row'} "
+                        f"has {self.width}; expected the same number in every row (or pass --short-rows pad)",
+                        file=self.path,
+                        location=f"row {number}",
+                    )
+                cells = cells + [""] * (self.width - len(cells))
+            yield number, cells
+
+
+def _resolve_column(spec: str | int, header: list[str] | None, path: Path, role: str) -> int:
+    if header is not None and isinstance(spec, str):
+        if spec in header:
+            return header.index(spec)
+        folded = [h.lower() for h in header]
+        if folded.count(spec.lower()) == 1:
+            return folded.index(spec.lower())
+    if isinstance(spec, int) or spec.isdigit():
+        return int(spec)
+    shown = ", ".join(header or ())
+    raise ParseError(
+        f"the {role} column {spec!r} is not in the header (columns: {shown})"
+        if header is not None
+        else f"the {role} column {spec!r} is a name but the file has no header row; use a 0-based index",
+        file=path,
+        location="row 1",
+    )
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _first_rows(path: Path, delimiter: str) -> list[list[str]]:
+    rows = []
+    for _, cells in _iter_rows(path, delimiter):
+        if any(cells):
+            rows.append(cells)
+        if len(rows) == 2:
+            break
+    return rows
+
+
+def _header_named(first: list[str], columns: Mapping[str, str | int], extra: Sequence[str]) -> bool:
+    """Whether ``first`` holds every column that ``columns``/``extra`` name (ignoring case)."""
+    folded = {c.lower() for c in first}
+    names = [c for c in columns.values() if isinstance(c, str) and not c.isdigit()]
+    names += [c for c in extra if c != ALL_OTHER_COLUMNS]
+    return bool(names) and all(n.lower() in folded for n in names)
+
+
+def _decide_header(
+    option: str,
+    first_rows: list[list[str]],
+    columns: Mapping[str, str | int],
+    extra_named: Sequence[str],
+    sample: str,
+) -> bool:
+    """Whether the first row is a header (see the module docstring for the ``auto`` rule)."""
+    if option != "auto":
+        return option == "yes"
+    first = first_rows[0]
+    named = [c for c in columns.values() if isinstance(c, str) and not c.isdigit()]
+    if named or any(c != ALL_OTHER_COLUMNS for c in extra_named):
+        return _header_named(first, columns, extra_named)
+    if ALL_OTHER_COLUMNS in extra_named:
+        return True  # '*' takes the class names from a header
+    numeric = [int(c) for role, c in columns.items() if role in NUMERIC_ROLES]
+    if numeric:
+        return any(i < len(first) and first[i] and not _is_number(first[i]) for i in numeric)
+    try:
+        return csv.Sniffer().has_header(sample)
+    except csv.Error:
+        return False
+
+
+def _split_extra_columns(values: Sequence[str]) -> list[tuple[str | None, str]]:
+    """``--count-columns``/``--label-columns`` values: ``COLUMN`` or ``CLASS=COLUMN``."""
+    out: list[tuple[str | None, str]] = []
+    for value in values:
+        name, sep, column = value.partition("=")
+        out.append((name.strip(), column.strip()) if sep else (None, value.strip()))
+    return out
+
+
+def _open_table(path: Path, options: Mapping[str, Any]) -> _Table:
+    """Sniff the dialect, decide the header and resolve the column mapping of one CSV file."""
+    sample = _read_sample(path)
+    delimiter = options.get("delimiter") or sniff_delimiter(sample)
+    if delimiter == "\\t":
+        delimiter = "\t"
+    if len(delimiter) != 1:
+        raise UsageError(f"--delimiter {delimiter!r}: expected one character")
+    first_rows = _first_rows(path, delimiter)
+    if not first_rows:
+        raise ParseError("the file holds no row", file=path)
+    explicit = _parse_column_options(options.get("column") or ())
+    count_specs = _split_extra_columns(options.get("count_columns") or ())
+    label_specs = _split_extra_columns(options.get("label_columns") or ())
+    preset_name = options.get("preset") or "auto"
+    header_option = options.get("header") or "auto"
+
+    columns: dict[str, str | int] = dict(explicit)
+    box_format = options.get("box_format")
+    normalized = options.get("normalized")
+    extra_named = [c for _, c in count_specs + label_specs]
+    if preset_name != "none" and (preset_name != "auto" or not (explicit or count_specs or label_specs)):
+        variant = _choose_variant(path, preset_name, first_rows, explicit, extra_named, header_option)
+        preset_columns = dict(variant.columns)
+        if _box_roles(explicit):
+            preset_columns = {r: c for r, c in preset_columns.items() if r not in COORD_ROLES and r != "bbox"}
+        columns = {**preset_columns, **explicit}
+        if box_format is None and not _box_roles(explicit):
+            box_format = variant.box_format
+        if normalized is None:
+            normalized = variant.normalized
+        if not label_specs and not count_specs:
+            label_specs = [(None, c) for c in variant.label_columns]
+    has_header = _decide_header(header_option, first_rows, columns, extra_named, sample)
+    header = first_rows[0] if has_header else None
+    width = len(first_rows[0])
+
+    if "image" not in columns:
+        raise UsageError(f"{path}: no image column; pass --column image=COLUMN or a --preset")
+    resolved = {role: _resolve_column(spec, header, path, role) for role, spec in columns.items()}
+    for role, index in resolved.items():
+        if index >= width:
+            raise ParseError(
+                f"the {role} column is index {index} but rows have {width} cells", file=path, location="row 1"
+            )
+    box_format = _check_box_roles(path, set(resolved), box_format)
+    mapped = set(resolved.values())
+    counts = _resolve_extra(path, count_specs, header, mapped, width, "--count-columns")
+    labels = _resolve_extra(path, label_specs, header, mapped, width, "--label-columns")
+    split = options.get("split") or _split_from_name(path) or DEFAULT_SPLIT
+    return _Table(
+        path=path,
+        delimiter=delimiter,
+        header=header,
+        width=len(header) if header is not None else width,
+        columns=resolved,
+        box_format=box_format,
+        normalized=bool(normalized),
+        count_columns=counts,
+        label_columns=labels,
+        default_split=split,
+    )
+
+
+def _choose_variant(
+    path: Path,
+    preset_name: str,
+    first_rows: list[list[str]],
+    explicit: Mapping[str, str],
+    extra_named: Sequence[str],
+    header_option: str,
+) -> Variant:
+    if preset_name == "auto":
+        candidates = [v for p in PRESETS.values() for v in p.variants if v.by_name]
+    elif preset_name in PRESETS:
+        candidates = list(PRESETS[preset_name].variants)
+    else:
+        raise UsageError(f"--preset {preset_name!r}: expected one of auto, none, {', '.join(PRESETS)}")
+    first = first_rows[0]
+    for variant in candidates:
+        needed = {r: c for r, c in variant.columns.items() if r not in explicit}
+        if _box_roles(explicit):
+            needed = {r: c for r, c in needed.items() if r not in COORD_ROLES and r != "bbox"}
+        if variant.by_name:
+            if header_option == "no":
+                continue
+            if _header_named(first, needed, extra_named) or (not needed and header_option == "yes"):
+                return variant
+        elif (
+            header_option != "yes"
+            and not _header_named(first, explicit, extra_named)
+            and all(isinstance(c, int) and c < len(first) for c in needed.values())
+        ):
+            return variant
+    shown = ", ".join(first)
+    if preset_name == "auto":
+        raise ParseError(
+            f"cannot tell the columns from the first row ({shown}); pass --preset or --column ROLE=COLUMN",
+            file=path,
+            location="row 1",
+        )
+    raise ParseError(
+        f"the first row ({shown}) matches no layout of the {preset_name} preset; "
+        f"expected one of: {'; '.join(', '.join(map(str, v.columns.values())) for v in candidates)}",
+        file=path,
+        location="row 1",
+    )
+
+
+def _check_box_roles(path: Path, roles: set[str], box_format: str | None) -> str | None:
+    box = _box_roles(roles)
+    if not box:
+        return None
+    if box == {"bbox"}:
+        return box_format or "xyxy"
+    if "bbox" in box:
+        raise UsageError(f"{path}: map either a bbox column or separate coordinate columns, not both")
+    matching = [name for name, names in BOX_FORMATS.items() if box == set(names)]
+    if not matching:
+        raise UsageError(
+            f"{path}: box columns {', '.join(sorted(box))} are incomplete; expected x1,y1,x2,y2 (xyxy), "
+            "x,y,w,h (xywh) or cx,cy,w,h (cxcywh)"
+        )
+    if box_format is not None and box_format != matching[0]:
+        raise UsageError(
+            f"{path}: --box-format {box_format} needs columns {','.join(BOX_FORMATS[box_format])}, "
+            f"but {','.join(sorted(box))} are mapped"
+        )
+    return matching[0]
+
+
+def _resolve_extra(
+    path: Path,
+    specs: Sequence[tuple[str | None, str]],
+    header: list[str] | None,
+    mapped: set[int],
+    width: int,
+    flag: str,
+) -> list[tuple[str, int]]:
+    out: list[tuple[str, int]] = []
+    for name, spec in specs:
+        if spec == ALL_OTHER_COLUMNS:
+            if header is None:
+                raise UsageError(f"{path}: {flag} '*' takes class names from the header, but the file has none")
+            out += [(h, i) for i, h in enumerate(header) if i not in mapped and h]
+            continue
+        index = _resolve_column(spec, header, path, flag)
+        if index >= width:
+            raise ParseError(f"{flag} column {index} is beyond the {width} cells of a row", file=path, location="row 1")
+        label = name or (header[index] if header is not None else None)
+        if not label:
+            raise UsageError(f"{path}: {flag} {spec!r} has no header name; write it as CLASS={spec}")
+        out.append((label, index))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- reading: images
+
+
+def _image_size(path: Path) -> tuple[int, int] | None:
+    """The size from the image file's header (never decodes pixels); ``None`` when unreadable."""
+    import imagesize
+
+    try:
+        width, height = imagesize.get(str(path))
+    except (OSError, ValueError):
+        width = height = -1
+    if width > 0 and height > 0:
+        return int(width), int(height)
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:  # lazy: reads the header only
+            return image.size
+    except (OSError, UnidentifiedImageError, ValueError):
+        return None
+
+
+def _find_image(root: Path, name: str, split: str) -> str | None:
+    """The image's path relative to ``root``, trying extensions and a split sub-directory; ``None`` if absent."""
+    for prefix in ("", f"{split}/"):
+        candidate = prefix + name
+        if (root / candidate).is_file():
+            return candidate
+        if PurePosixPath(name).suffix.lower() not in {e.lower() for e in IMAGE_EXTENSIONS}:
+            for extension in IMAGE_EXTENSIONS:
+                if (root / (candidate + extension)).is_file():
+                    return candidate + extension
+    return None
+
+
+# ---------------------------------------------------------------------------------------------- reading: rows
+
+
+@dataclass
+class _Pending:
+    """An image whose rows are still being read."""
+
+    image: str
+    split: str
+    width: int | None
+    height: int | None
+    row: int
+    boxes: list[dict[str, Any]] = field(default_factory=list)
+    labels: dict[str, None] = field(default_factory=dict)
+    counts: dict[str, int] | None = None
+    failed: bool = False
+
+
+class _TableReader:
+    """Streams one :class:`_Table` into a :class:`DatasetWriter`."""
+
+    def __init__(
+        self,
+        table: _Table,
+        writer: DatasetWriter,
+        *,
+        image_root: Path,
+        classes: _Classes | None,
+        options: Mapping[str, Any],
+        emitted: dict[str, tuple[str, str]],
+    ) -> None:
+        self.table = table
+        self.writer = writer
+        self.image_root = image_root
+        self.classes = classes
+        self.emitted = emitted
+        self.short_rows = options.get("short_rows") or "error"
+        self.label_delimiter = options.get("label_delimiter") or None
+        self.default_class = options.get("default_class") or "object"
+        columns = table.columns
+        self.image_column = columns["image"]
+        self.box_columns = (
+            None
+            if table.box_format is None
+            else ([columns["bbox"]] if "bbox" in columns else [columns[r] for r in BOX_FORMATS[table.box_format]])
+        )
+        self.has_counts = "count" in columns or bool(table.count_columns)
+
+    # -- pass 1 --------------------------------------------------------------------------------
+
+    def last_rows(self) -> dict[str, int]:
+        """Pass 1: the last row of each image (memory grows with the number of images only)."""
+        last: dict[str, int] = {}
+        for number, cells in self.table.data_rows(self.short_rows):
+            key = cells[self.image_column]
+            if not key:
+                raise ParseError(
+                    "the image cell is empty; expected an image path",
+                    file=self.table.path,
+                    location=self.table.where(number, self.image_column),
+                )
+            last[key] = number
+        return last
+
+    # -- pass 2 --------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Pass 2: build each image's record from its rows; write it once its last row is read."""
+        last = self.last_rows()
+        if self.classes is None:
+            for name, _ in self.table.count_columns + self.table.label_columns:
+                self.writer.category(name)
+        pending: dict[str, _Pending] = {}
+        for number, cells in self.table.data_rows(self.short_rows):
+            key = cells[self.image_column]
+            state = pending.get(key)
+            if state is None:
+                state = pending[key] = self._start(key, number, cells)
+            if not state.failed:
+                try:
+                    self._add_row(state, number, cells)
+                except AnnonormError as error:
+                    state.failed = True
+                    self.writer.problem(error)
+            if last[key] == number:
+                state.row = -1  # complete
+            while pending:
+                first_key = next(iter(pending))
+                if pending[first_key].row != -1:
+                    break
+                self._emit(pending.pop(first_key))
+
+    def _start(self, key: str, number: int, cells: list[str]) -> _Pending:
+        table = self.table
+        split = table.default_split
+        state = _Pending(image=key, split=split, width=None, height=None, row=number)
+        try:
+            if "split" in table.columns and cells[table.columns["split"]]:
+                split = cells[table.columns["split"]]
+                if not SPLIT_PATTERN.match(split):
+                    raise InvalidDataError(
+                        f"split {split!r} is not a valid split name (letters, digits, _ . -)",
+                        file=table.path,
+                        location=table.where(number, table.columns["split"]),
+                    )
+            state.split = split
+            name = key.replace("\\", "/").removeprefix("./")  # Windows-style separators from some exporters
+            try:
+                check_relative_path(name)
+            except ValueError as exc:
+                raise UnsafePathError(
+                    f"{exc}; expected a path relative to the image directory",
+                    file=table.path,
+                    location=table.where(number, self.image_column),
+                ) from None
+            found = _find_image(self.image_root, name, split)
+            state.image = found or name
+            state.width = self._side(cells, number, "width")
+            state.height = self._side(cells, number, "height")
+            if (state.width is None) != (state.height is None):
+                raise InvalidDataError(
+                    "only one of width and height is given; expected both or neither",
+                    file=table.path,
+                    location=table.where(number),
+                )
+            if state.width is None and found is not None:
+                size = _image_size(self.image_root / found)
+                if size is not None:
+                    state.width, state.height = size
+        except AnnonormError as error:
+            state.failed = True
+            self.writer.problem(error)
+        return state
+
+    def _side(self, cells: list[str], number: int, role: str) -> int | None:
+        index = self.table.columns.get(role)
+        if index is None or not cells[index]:
+            return None
+        try:
+            value = float(cells[index])
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and value > 0 and value == int(value)):
+            raise ParseError(
+                f"expected the image {role} as a positive whole number of pixels, found {cells[index]!r}",
+                file=self.table.path,
+                location=self.table.where(number, index),
+            )
+        return int(value)
+
+    def _number(self, cells: list[str], number: int, index: int) -> float:
+        try:
+            return _finite(cells[index])
+        except ValueError:
+            raise ParseError(
+                f"expected a number, found {cells[index]!r}",
+                file=self.table.path,
+                location=self.table.where(number, index),
+            ) from None
+
+    def _class(self, text: str, number: int, index: int | None) -> str:
+        """The category name of a label cell (or class column), declaring it when new."""
+        if self.classes is not None:
+            name = self.classes.codes.get(text)
+            if name is None:
+                raise InvalidDataError(
+                    f"class {text!r} is not in the --classes list",
+                    file=self.table.path,
+                    location=self.table.where(number, index),
+                )
+            return name
+        self.writer.category(text)
+        return text
+
+    def _add_row(self, state: _Pending, number: int, cells: list[str]) -> None:
+        table = self.table
+        columns = table.columns
+        if "width" in columns and cells[columns["width"]]:
+            width, height = self._side(cells, number, "width"), self._side(cells, number, "height")
+            if state.width is not None and (width, height) != (state.width, state.height):
+                raise InvalidDataError(
+                    f"image size {width}x{height} differs from {state.width}x{state.height} given on an earlier row",
+                    file=table.path,
+                    location=table.where(number, columns["width"]),
+                )
+        confidence = columns.get("confidence")
+        if confidence is not None and cells[confidence] and self._number(cells, number, confidence) <= 0:
+            return  # Open Images: confidence 0 marks a class verified to be absent from the image
+
+        label_index = columns.get("label")
+        label_text = cells[label_index] if label_index is not None else ""
+        box = self._box(state, number, cells) if self.box_columns is not None else None
+        if box is not None:
+            name = self._class(label_text, number, label_index) if label_index is not None else None
+            if label_index is not None and not label_text:
+                raise InvalidDataError(
+                    "the row has a box but no class; expected a class name",
+                    file=table.path,
+                    location=table.where(number, label_index),
+                )
+            box["name"] = name if name is not None else self._class(self.default_class, number, None)
+            state.boxes.append(box)
+        elif label_text:
+            if self.label_delimiter is None:
+                texts = [label_text]
+            elif not self.label_delimiter.strip():
+                texts = label_text.split()  # a blank delimiter means any run of whitespace
+            else:
+                texts = label_text.split(self.label_delimiter)
+            names = [self._class(t.strip(), number, label_index) for t in texts if t.strip()]
+            if "count" in columns and cells[columns["count"]]:
+                count = self._count(cells, number, columns["count"])
+                for name in names:
+                    self._add_count(state, name, count)
+            else:
+                state.labels.update(dict.fromkeys(names))
+        for name, index in table.count_columns:
+            if cells[index]:
+                self._add_count(state, self._class(name, number, index), self._count(cells, number, index))
+        for name, index in table.label_columns:
+            if self._flag(cells, number, index):
+                state.labels[self._class(name, number, index)] = None
+
+    def _box(self, state: _Pending, number: int, cells: list[str]) -> dict[str, Any] | None:
+        table = self.table
+        assert self.box_columns is not None and table.box_format is not None
+        if len(self.box_columns) == 1:
+            index = self.box_columns[0]
+            try:
+                parsed = bbox_cell_to_values(text=cells[index])
+            except ValueError as exc:
+                raise ParseError(
+                    f"{exc} in the bbox cell {cells[index]!r}", file=table.path, location=table.where(number, index)
+                ) from None
+            if parsed is None:
+                return None
+            values: list[float] = list(parsed)
+        else:
+            texts = [cells[i] for i in self.box_columns]
+            if not any(texts):
+                return None  # an image listed without a box
+            for index, text in zip(self.box_columns, texts, strict=True):
+                if not text:
+                    raise ParseError(
+                        "the box is incomplete: this coordinate is empty",
+                        file=table.path,
+                        location=table.where(number, index),
+                    )
+            values = [self._number(cells, number, i) for i in self.box_columns]
+        if table.normalized:
+            if state.width is None:
+                raise InvalidDataError(
+                    f"normalized coordinates need the image size, but no width/height column is mapped "
+                    f"and {state.image} was not found under {self.image_root}",
+                    file=table.path,
+                    location=table.where(number),
+                )
+            for position, value in enumerate(values):
+                # Only a corner or centre is bounded by 1; a width or height is too, in every format.
+                if not -NORMALIZED_SLACK <= value <= 1 + NORMALIZED_SLACK:
+                    raise InvalidDataError(
+                        f"normalized coordinate {value} is outside 0..1; expected a fraction of the image side",
+                        file=table.path,
+                        location=table.where(number, self.box_columns[min(position, len(self.box_columns) - 1)]),
+                    )
+        x1, y1, x2, y2 = csv_box_to_corners(
+            values=values,
+            box_format=table.box_format,
+            normalized=table.normalized,
+            width=state.width,
+            height=state.height,
+        )
+        if x2 < x1 or y2 < y1 or min(x1, y1) < 0:
+            raise InvalidDataError(
+                f"box ({x1}, {y1}, {x2}, {y2}) in {table.box_format} is not a box with non-negative corners "
+                "x1 <= x2 and y1 <= y2",
+                file=table.path,
+                location=table.where(number, self.box_columns[0]),
+            )
+        return {"name": "", "x1": x1, "y1": y1, "x2": x2, "y2": y2}
+
+    def _count(self, cells: list[str], number: int, index: int) -> int:
+        value = self._number(cells, number, index)
+        if value < 0 or value != int(value):
+            raise InvalidDataError(
+                f"expected a count (a whole number >= 0), found {cells[index]!r}",
+                file=self.table.path,
+                location=self.table.where(number, index),
+            )
+        return int(value)
+
+    def _flag(self, cells: list[str], number: int, index: int) -> bool:
+        text = cells[index].lower()
+        if text in ("", "0", "0.0", "false", "no"):
+            return False
+        if text in ("true", "yes") or (_is_number(text) and float(text) != 0):
+            return True
+        raise ParseError(
+            f"expected a one-hot cell (0/1, true/false), found {cells[index]!r}",
+            file=self.table.path,
+            location=self.table.where(number, index),
+        )
+
+    @staticmethod
+    def _add_count(state: _Pending, name: str, count: int) -> None:
+        if state.counts is None:
+            state.counts = {}
+        state.counts[name] = state.counts.get(name, 0) + count
+
+    def _emit(self, state: _Pending) -> None:
+        if state.failed:
+            return
+        earlier = self.emitted.get(state.image)
+        if earlier is not None:
+            self.writer.problem(
+                InvalidDataError(
+                    f"image {state.image!r} was already described by {earlier[0]} ({earlier[1]}); "
+                    "expected each image in one place",
+                    file=self.table.path,
+                    location=f"row {state.row}" if state.row > 0 else None,
+                )
+            )
+            return
+        self.emitted[state.image] = (str(self.table.path), state.split)
+        record = make_record(
+            image=state.image,
+            width=state.width,
+            height=state.height,
+            boxes=state.boxes,
+            labels=state.labels,
+            counts=state.counts if self.has_counts else None,
+        )
+        self.writer.add(state.split, record)
+
+
+# ---------------------------------------------------------------------------------------------- the converter
+
+
+class CsvConverter(Converter):
+    """CSV tables of boxes, labels or counts, driven by a column mapping or a preset."""
+
+    name = "csv"
+    summary = "CSV tables (TensorFlow, VoTT, Kaggle, Open Images, crowd counts) via a column mapping"
+    read_options = (
+        Option(
+            "column",
+            "Column mapping ROLE=COLUMN (repeatable); COLUMN is a header name or a 0-based index. Roles: "
+            + ", ".join(ROLES),
+            multiple=True,
+        ),
+        Option("preset", "A ready-made mapping", default="auto", choices=("auto", "none", *PRESETS)),
+        Option(
+            "box_format",
+            "How the 4 box numbers are meant (default: from the mapped roles; xyxy for a bbox cell)",
+            choices=tuple(BOX_FORMATS),
+        ),
+        Option(
+            "normalized",
+            "Coordinates are fractions 0..1 of the image side (size from width/height columns or the image)",
+            type=bool,
+        ),
+        Option("header", "Whether the first row is a header", default="auto", choices=("auto", "yes", "no")),
+        Option("delimiter", "Cell delimiter (default: sniffed among , ; tab | space; write \\t for tab)"),
+        Option(
+            "count_columns",
+            "Count columns, one per class: COLUMN or CLASS=COLUMN (repeatable); '*' = every unmapped column",
+            multiple=True,
+        ),
+        Option(
+            "label_columns",
+            "One-hot class columns (non-zero = present): COLUMN or CLASS=COLUMN; '*' = every unmapped column",
+            multiple=True,
+        ),
+        Option("label_delimiter", "Split a label cell into several classes at this string (per-image rows)"),
+        Option(
+            "classes",
+            "Class list fixing the category order: one name per line, dataset_meta.json, or a code,name CSV",
+            type=Path,
+        ),
+        Option("split", "Split of rows without a split column (default: a split name in the file name, else train)"),
+        Option("default_class", "Class of boxes when no label column is mapped", default="object"),
+        Option(
+            "short_rows",
+            "A row with fewer cells than the header: error, or pad with empty cells",
+            default="error",
+            choices=("error", "pad"),
+        ),
+    )
+    write_options = (
+        Option("layout", "Column layout of the written CSV", default="tensorflow", choices=tuple(LAYOUTS)),
+    )
+
+    @classmethod
+    def sniff(cls, source: Path) -> bool:
+        """A ``.csv``/``.txt`` file whose first line splits into at least two cells."""
+        if not source.is_file() or source.suffix.lower() not in (".csv", ".txt"):
+            return False
+        sample = _read_sample(source)
+        first = next((line for line in sample.splitlines() if line.strip()), "")
+        return _looks_like_table(first)
+
+    def read(
+        self, source: Path, writer: DatasetWriter, *, images: Path | None, options: Mapping[str, Any]
+    ) -> ReadResult:
+        """Read a CSV file (or every ``.csv`` file of a directory) into ``writer``."""
+        files = _source_files(source)
+        image_root = images if images is not None else (source if source.is_dir() else source.parent)
+        classes = None
+        if options.get("classes") is not None:
+            classes_path = Path(options["classes"])
+            classes = _load_classes(classes_path)
+            for name in classes.names:
+                writer.category(name, source_id=classes.source_ids.get(name))
+            writer.add_source_file(classes_path)
+        emitted: dict[str, tuple[str, str]] = {}
+        for path in files:
+            table = _open_table(path, options)
+            writer.add_source_file(path)
+            _TableReader(table, writer, image_root=image_root, classes=classes, options=options, emitted=emitted).run()
+        name = source.name if source.is_dir() else source.stem
+        return ReadResult(name=name or "csv", image_root=image_root)
+
+    def write(self, dataset: NormalizedSource, out: Path, *, options: Mapping[str, Any]) -> None:
+        """Write ``<split>.csv`` per split (one row per box) and ``classes.txt``."""
+        layout = options.get("layout") or "tensorflow"
+        header = [name for name, _ in LAYOUTS[layout]]
+        for split in dataset.manifest.splits:
+            with (out / f"{split}.csv").open("w", encoding="utf-8", newline="") as stream:
+                table = csv.writer(stream, lineterminator="\n")
+                table.writerow(header)
+                for record in dataset.records(split):
+                    table.writerows(record_to_csv_rows(record=record, layout=layout))
+        names = dataset.manifest.category_names
+        if any("\n" in n or "\r" in n or n != n.strip() for n in names):
+            raise InvalidDataError(
+                "a class name has a line break or surrounding spaces; classes.txt cannot hold it",
+                file=dataset.root / "annonorm.json",
+                location="categories",
+            )
+        (out / "classes.txt").write_text("".join(f"{n}\n" for n in names), encoding="utf-8", newline="")
