@@ -465,6 +465,10 @@ def _shape_error(path: Path, raw: bytes, error: msgspec.ValidationError) -> Pars
     return ParseError(message, file=path, location=json_path.lstrip(".") or None)
 
 
+def _fields(struct: type[msgspec.Struct]) -> frozenset[str]:
+    return frozenset(struct.__struct_fields__)
+
+
 def _decode_extras(path: Path, items: Any, name: str, core: frozenset[str]) -> list[dict[str, Any]]:
     try:
         raw_items = _RAW_ITEMS_DECODER.decode(items)
@@ -504,11 +508,11 @@ def parse_coco_file(path: Path) -> _Parsed:
         raise _shape_error(path, raw, exc) from None
     top = _RAW_TOP_DECODER.decode(raw)
     parsed = _Parsed(path, document)
-    parsed.image_extras = _decode_extras(path, top["images"], "images", _IMAGE_CORE)
+    parsed.image_extras = _decode_extras(path, top["images"], "images", _fields(_Image))
     if "annotations" in top:
-        parsed.annotation_extras = _decode_extras(path, top["annotations"], "annotations", _ANNOTATION_CORE)
+        parsed.annotation_extras = _decode_extras(path, top["annotations"], "annotations", _fields(_Annotation))
     if "categories" in top:
-        parsed.category_extras = _decode_extras(path, top["categories"], "categories", _CATEGORY_CORE)
+        parsed.category_extras = _decode_extras(path, top["categories"], "categories", _fields(_Category))
     parsed.top_extras = {k: _ANY_DECODER.decode(v) for k, v in top.items() if k not in _DOCUMENT_CORE}
     return parsed
 
