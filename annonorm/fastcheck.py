@@ -12,8 +12,7 @@ the same records.
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
@@ -28,9 +27,8 @@ CountValue = Annotated[int, Meta(ge=0)]
 AnyName = Annotated[str, Meta(min_length=1)]
 
 
-@dataclass(frozen=True)
-class CheckedRecord:
-    """What the cross-record rules and the quality warnings need from one valid record."""
+class CheckedRecord(Protocol):
+    """What the cross-record rules and the quality warnings read from one valid record."""
 
     image: str
     width: int | None
@@ -84,19 +82,23 @@ class RecordChecker:
             name_type = AnyName
         else:  # a manifest with no category: no name is valid
             name_type = Literal["\x00no category\x00"]
-        self._categories = categories
         _, record_type = _struct_types(name_type)
         self._decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(record_type)
 
-    def check(self, line: bytes) -> CheckedRecord | None:
-        """The record's essentials when ``line`` is a valid record, else ``None``."""
+    def check(self, line: bytes) -> tuple[CheckedRecord, bool] | None:
+        """``(record, suspicious)`` when ``line`` is a valid record, else ``None``.
+
+        ``suspicious`` says that a box may leave the image or be empty, so the caller runs the
+        slower quality checks on this record only.
+        """
         try:
             record = self._decoder.decode(line)
         except (msgspec.DecodeError, msgspec.ValidationError):
             return None
-        if not _rules_hold(record, self._categories):
+        suspicious = _rules_hold(record)
+        if suspicious is None:
             return None
-        return CheckedRecord(record.image, record.width, record.height, record.boxes, record.mask, record.id)
+        return record, suspicious
 
 
 def _relative(path: str) -> bool:
@@ -107,38 +109,51 @@ def _relative(path: str) -> bool:
     return True
 
 
-def _rules_hold(record: Any, categories: Collection[str] | None) -> bool:
-    """The cross-field rules of :class:`annonorm.schemas.Record`, on a decoded struct."""
-    if (record.width is None) != (record.height is None):
-        return False
+def _rules_hold(record: Any) -> bool | None:
+    """The cross-field rules of :class:`annonorm.schemas.Record` on a decoded struct.
+
+    ``None`` when a rule is broken, else whether a box is empty or leaves the image. Names are
+    already known to be categories: the struct types spell them as a ``Literal``.
+    """
+    width, height = record.width, record.height
+    if (width is None) != (height is None):
+        return None
     if not _relative(record.image) or (record.mask is not None and not _relative(record.mask)):
-        return False
+        return None
+    suspicious = False
     boxed: dict[str, int] = {}
     for box in record.boxes:
-        if box.x2 < box.x1 or box.y2 < box.y1:
-            return False
-        boxed[box.name] = boxed.get(box.name, 0) + 1
+        x1, y1, x2, y2 = box.x1, box.y1, box.x2, box.y2
+        if x2 < x1 or y2 < y1:
+            return None
+        if x1 == x2 or y1 == y2 or (width is not None and (x2 > width or y2 > height)):
+            suspicious = True
+        name = box.name
+        boxed[name] = boxed.get(name, 0) + 1
     counts = record.counts
     if counts is UNSET:
         counts = boxed
-    elif isinstance(counts, list):
+    elif counts.__class__ is list:
         merged: dict[str, int] = {}
         for item in counts:
             if len(item) != 1:
-                return False
+                return None
             ((name, value),) = item.items()
             if name in merged:
-                return False
+                return None
             merged[name] = value
         counts = merged
     labels = record.labels
     if labels is UNSET:
         labels = list(dict.fromkeys([*boxed, *(n for n, c in counts.items() if c > 0)]))
-    elif isinstance(labels, str):
+    elif labels.__class__ is str:
         labels = [labels]
     if len(set(labels)) != len(labels):
-        return False
+        return None
     for name, number in boxed.items():
         if name not in labels or counts.get(name, 0) < number:
-            return False
-    return all(count <= 0 or name in labels for name, count in counts.items())
+            return None
+    for name, count in counts.items():
+        if count > 0 and name not in labels:
+            return None
+    return suspicious

@@ -174,16 +174,20 @@ def _validate_split(
     images_seen: dict[str, int] = {}
     ids_seen: dict[int | str, int] = {}
     lines = 0
+    check = checker.check
+    add_image = images_seen.setdefault
+    records = boxes = 0
     for number, line in _checked_lines(path):
         lines += 1
-        record = checker.check(line)
-        if record is None:
+        checked = check(line)
+        if checked is None:
             stats.invalid += 1
             _explain(report, line, file, number, context)
             continue
-        stats.records += 1
-        stats.boxes += len(record.boxes)
-        first = images_seen.setdefault(record.image, number)
+        record, suspicious = checked
+        records += 1
+        boxes += len(record.boxes)
+        first = add_image(record.image, number)
         if first != number:
             report.add(
                 "duplicate_image",
@@ -204,7 +208,8 @@ def _validate_split(
                     line=number,
                     key="id",
                 )
-        _quality(report, record, file, number)
+        if suspicious or record.width is None:
+            _quality(report, record, file, number)
         if record.mask is not None and manifest is not None and manifest.mask_kind is None:
             report.add(
                 "mask_kind_missing",
@@ -216,9 +221,10 @@ def _validate_split(
             )
         if check_images and image_root is not None and dataset_root is not None:
             _check_files(report, record, file, number, image_root, dataset_root, manifest)
+    stats.records, stats.boxes = records, boxes
     if lines == 0:
         report.add("split_empty", "warning", "split has no record", file=file)
-    elif stats.records == 0 and stats.invalid == lines and _nothing_is_json(path):
+    elif records == 0 and stats.invalid == lines and _nothing_is_json(path):
         raise ParseError("no line of this split file is a JSON object; expected JSON Lines", file=path)
 
 

@@ -30,7 +30,7 @@ def odd_values(names: list[str]) -> st.SearchStrategy[Any]:
         scalars,
         st.lists(scalars, max_size=3),
         st.dictionaries(st.sampled_from(names + ODD_NAMES), scalars, max_size=2),
-        st.lists(st.dictionaries(st.sampled_from(names + ["dog"]), st.integers(-1, 4), max_size=2), max_size=2),
+        st.lists(st.dictionaries(st.sampled_from([*names, "dog"]), st.integers(-1, 4), max_size=2), max_size=2),
     )
 
 
