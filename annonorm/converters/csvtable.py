@@ -85,6 +85,7 @@ __all__ = [
     "Variant",
     "bbox_cell_to_values",
     "csv_box_to_corners",
+    "read_image_size",
     "record_to_csv_rows",
     "sniff_delimiter",
 ]
@@ -777,7 +778,7 @@ def _resolve_extra(
 # ---------------------------------------------------------------------------------------------- reading: images
 
 
-def _image_size(path: Path) -> tuple[int, int] | None:
+def read_image_size(path: Path) -> tuple[int, int] | None:
     """The size from the image file's header (never decodes pixels); ``None`` when unreadable."""
     import imagesize
 
@@ -935,7 +936,7 @@ class _TableReader:
                     location=table.where(number),
                 )
             if state.width is None and found is not None:
-                size = _image_size(self.image_root / found)
+                size = read_image_size(self.image_root / found)
                 if size is not None:
                     state.width, state.height = size
         except AnnonormError as error:
