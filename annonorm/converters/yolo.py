@@ -336,30 +336,41 @@ def _parse_label_file(path: Path, names: Sequence[str], width: int, height: int)
 def _read_split(
     split: _Split, image_root: Path, names: Sequence[str], writer: DatasetWriter, image_dir: Path | None
 ) -> None:
+    """Pair each label file with its image, add the split's images that have none, write sorted records."""
     writer.declare_split(split.name)
-    labels = _stems(split.labels, frozenset({".txt"}))
-    listed = _stems(image_dir, _IMAGE_SUFFIXES) if image_dir is not None else {}
-    for stem in sorted(labels.keys() | listed.keys()):
-        label_file = labels.get(stem)
-        try:
-            image = _find_image(image_root, split.prefixes, stem)
-            if image is None:
-                raise InvalidDataError(
-                    f"no image for this label file: looked for {stem}.{{jpg,png,...}} under {image_root}",
+    entries: dict[str, Path | None] = {}  # image path (relative to the image root) -> its label file
+    for stem, label_file in sorted(_stems(split.labels, frozenset({".txt"})).items()):
+        image = _find_image(image_root, split.prefixes, stem)
+        if image is None:
+            writer.problem(
+                InvalidDataError(
+                    f"no image for this label file: looked for {stem}.{{jpg,png,...}} under {image_root} "
+                    f"(prefixes {', '.join(repr(p) for p in split.prefixes)}); pass --images DIR",
                     file=label_file,
                 )
+            )
+        elif image in entries:
+            writer.problem(
+                InvalidDataError(f"image {image} already has the label file {entries[image]}", file=label_file)
+            )
+        else:
+            entries[image] = label_file
+    if image_dir is not None:
+        # An image without a label file is an image without objects.
+        for path in _stems(image_dir, _IMAGE_SUFFIXES).values():
+            entries.setdefault(path.relative_to(image_root).as_posix(), None)
+    for image, label in sorted(entries.items()):
+        try:
             size = read_image_size(image_root / image)
             if size is None:
                 raise InvalidDataError(
                     "the image size is needed to convert YOLO fractions, but the image header cannot be read",
                     file=image_root / image,
                 )
-            boxes = _parse_label_file(label_file, names, *size) if label_file is not None else []
+            boxes = _parse_label_file(label, names, *size) if label is not None else []
         except AnnonormError as error:
             writer.problem(error)
             continue
-        if label_file is not None:
-            writer.add_source_file(label_file)
         writer.add(split.name, make_record(image=image, width=size[0], height=size[1], boxes=boxes))
 
 
