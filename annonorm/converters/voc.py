@@ -608,7 +608,7 @@ def _find_layout(source: Path, images: Path | None) -> _Layout:
                 split.items.append(_Item(stem, xml, image_dir, "", listed_in=path, line=number))
             splits.append(split)
     else:
-        items = [_Item(p.stem, p, image_dir, "") for p in sorted(_xml_files(annotations))]
+        items = [_Item(p.stem, p, image_dir, "") for p in sorted(_xml_files(annotations), key=lambda p: p.name)]
         splits.append(_Split(DEFAULT_SPLIT, items))
     return _Layout(source, image_dir, splits, lists, labelmap, segmentation)
 
@@ -620,7 +620,7 @@ def _per_split_layout(
     image_root = images if images is not None else source
     splits = []
     for child in sorted(p for p in source.iterdir() if p.is_dir()):
-        xml_files = sorted(_xml_files(child))
+        xml_files = sorted(_xml_files(child), key=lambda p: p.name)
         if not xml_files:
             continue
         image_dir = image_root / child.name
@@ -836,12 +836,17 @@ def _run(
 
 
 def _worker_count(option: int, files: int) -> int:
+    """Processes to parse with: ``option`` when given; else one per core but the parent's, on big inputs only.
+
+    The parent process encodes and writes every record, about half the work, so a pool pays off
+    only with a core to spare for it: on two cores auto mode stays sequential.
+    """
     if option > 0:
         return option
-    if files <= PARALLEL_MIN_FILES:
-        return 1
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores)
+    if files <= PARALLEL_MIN_FILES or cores < 3:
+        return 1
+    return cores - 1
 
 
 def _choose_masks(option: str, layout: _Layout) -> str | None:
@@ -1027,7 +1032,7 @@ class VocConverter(Converter):
         ),
         Option(
             "workers",
-            f"Processes parsing XML; 0 = one per core above {PARALLEL_MIN_FILES} files, else 1",
+            f"Processes parsing XML; 0 = auto (a pool above {PARALLEL_MIN_FILES} files with 3+ cores), 1 = none",
             type=int,
             default=0,
         ),
@@ -1075,7 +1080,7 @@ class VocConverter(Converter):
         workers: int,
     ) -> None:
         image_indexes: dict[Path, dict[str, str]] = {}
-        sources_named: set[Path] = set()
+        sources_named: set[str] = set()
         masks_written: set[str] = set()
         for split in layout.splits:
             if not _SPLIT_NAME.fullmatch(split.name):
@@ -1116,8 +1121,8 @@ class VocConverter(Converter):
                     writer.mask_kind = context.kind
                     masks_written.add(task.stem)
                 for path in (task.xml, task.mask_source):
-                    if path is not None and Path(path) not in sources_named:
-                        sources_named.add(Path(path))
+                    if path is not None and path not in sources_named:
+                        sources_named.add(path)
                         writer.add_source_file(Path(path))
                 writer.add(split.name, payload)
 
