@@ -40,9 +40,9 @@ Rules this reader applies (each documented where the option is declared):
 - The delimiter is sniffed (``csv.Sniffer`` over the first 16 KiB, among ``, ; tab | space``) unless
   ``--delimiter`` is given. Cells are stripped of surrounding spaces. A UTF-8 byte order mark is
   dropped; bytes that are not UTF-8 are a :class:`~annonorm.errors.ParseError` naming the row.
-- ``--header auto``: the first row is a header when the mapping names columns and the first row
-  holds those names; with a mapping by index only, when a numeric column's first cell is not a
-  number (else ``csv.Sniffer.has_header`` decides).
+- ``--header auto``: the first row is a header when the mapping names a column by its header name
+  (a preset's layout is chosen by the names the first row holds); with a mapping by index only,
+  when a numeric column's first cell is not a number, else when ``csv.Sniffer.has_header`` says so.
 - A row with more cells than the header is an error unless the extra cells are empty (a trailing
   delimiter); a shorter row is an error unless ``--short-rows pad``.
 - An image name that is not a file under the image directory is looked up with a common image
@@ -596,11 +596,8 @@ def _decide_header(
     if option != "auto":
         return option == "yes"
     first = first_rows[0]
-    named = [c for c in columns.values() if isinstance(c, str) and not c.isdigit()]
-    if named or any(c != ALL_OTHER_COLUMNS for c in extra_named):
-        return _header_named(first, columns, extra_named)
-    if ALL_OTHER_COLUMNS in extra_named:
-        return True  # '*' takes the class names from a header
+    if extra_named or any(isinstance(c, str) and not c.isdigit() for c in columns.values()):
+        return True  # columns named by header names, or '*' taking class names from the header
     numeric = [int(c) for role, c in columns.items() if role in NUMERIC_ROLES]
     if numeric:
         return any(i < len(first) and first[i] and not _is_number(first[i]) for i in numeric)
