@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +17,9 @@ from annonorm.schemas.manifest import Manifest, Source, SourceFile
 __all__ = ["ConvertResult", "convert", "export"]
 
 Progress = Callable[[int], None]
+
+#: File in the output directory listing the images that ``on_error="skip"`` left out.
+SKIPPED_REPORT = "skipped.jsonl"
 
 
 @dataclass
@@ -88,8 +92,17 @@ def convert(
             attributes=info.attributes,
         )
         writer.write_manifest(manifest)
+        if writer.skipped:
+            _write_skipped_report(temporary / SKIPPED_REPORT, writer.skipped)
         _refuse_invalid_output(temporary, format)
     return ConvertResult(out=out_path, manifest=manifest, splits=writer.summary, skipped=writer.skipped)
+
+
+def _write_skipped_report(path: Path, skipped: list[AnnonormError]) -> None:
+    """One JSON line per image that ``--on-error skip`` left out, beside the dataset it belongs to."""
+    with path.open("w", encoding="utf-8") as stream:
+        for error in skipped:
+            stream.write(json.dumps(error.to_dict()) + "\n")
 
 
 def _jsonable(options: dict[str, Any]) -> dict[str, Any]:

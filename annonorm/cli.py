@@ -157,7 +157,7 @@ def _convert_command(format_name: str) -> Any:
     ]
 
     def body(**kwargs: Any) -> None:
-        from annonorm.api import convert
+        from annonorm.api import SKIPPED_REPORT, convert
 
         output = OutputFormat(kwargs["output"])
         with _progress(f"converting {format_name}", kwargs["quiet"]) as progress:
@@ -191,7 +191,10 @@ def _convert_command(format_name: str) -> Any:
         for error in result.skipped:
             typer.echo(f"annonorm: skipped: {error}", err=True)
         if result.skipped:
-            typer.echo(f"annonorm: {len(result.skipped)} broken images skipped (see above)", err=True)
+            typer.echo(
+                f"annonorm: {len(result.skipped)} broken images skipped; listed in {result.out / SKIPPED_REPORT}",
+                err=True,
+            )
             raise typer.Exit(1)
 
     return _build_command(format_name, converter.summary, params, body)
