@@ -60,6 +60,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import threading
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -382,8 +383,13 @@ def render_instance_mask(*, segmentations: Sequence[Any], height: int, width: in
             rle = coco_segmentation_to_rle(segmentation=segmentation, height=height, width=width)
         except InvalidDataError as exc:
             raise InvalidDataError(exc.message, location=str(index - 1)) from None
-        if rle is not None:
-            canvas[mask_utils.decode(rle).astype(bool)] = index
+        if rle is None:
+            continue
+        # Paint only inside the RLE's bounding box: a full-image boolean index per instance dominates otherwise.
+        x, y, w, h = (int(v) for v in mask_utils.toBbox(rle))
+        if w and h:
+            region = canvas[y : y + h, x : x + w]
+            region[mask_utils.decode(rle)[y : y + h, x : x + w] != 0] = index
     return canvas
 
 
@@ -459,7 +465,7 @@ def _shape_error(path: Path, raw: bytes, error: msgspec.ValidationError) -> Pars
     except msgspec.DecodeError:
         found = UNSET
     if found is not UNSET and "object contains unknown field" not in message:
-        message = f"{message}, got {_describe(found)}"
+        message = f"{message.split(', got ')[0]}, got {_describe(found)}"
     if re.search(r"\.bbox(\[\d+\])?$", json_path):
         message = f"bbox: expected 4 numbers [x, y, width, height]; {message}"
     return ParseError(message, file=path, location=json_path.lstrip(".") or None)
@@ -676,8 +682,9 @@ class _MaskPipeline:
         self.source = source
         self.pool: ProcessPoolExecutor | None = None
         if workers > 1 and masks_expected >= POOL_MIN_MASKS:
-            # spawn: a forked child of a threaded parent (pytest, a GUI, torch) can deadlock.
-            self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
+            # fork is fast and needs no __main__ guard, but a forked child of a threaded parent can deadlock.
+            method = "fork" if os.name == "posix" and threading.active_count() == 1 else "spawn"
+            self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context(method))
         self.window = 4 * max(workers, 1)
         self.pending: deque[tuple[str, dict[str, Any], _MaskJob | None, Future[Any] | None]] = deque()
         self.masks_written = 0
@@ -762,10 +769,21 @@ class _SplitReader:
         return grouped
 
     def box_attributes(self, index: int, annotation: _Annotation) -> dict[str, Any]:
-        attributes = _struct_extras(annotation, _ANNOTATION_CORE)
-        iscrowd = attributes.get("iscrowd")
-        if iscrowd in (0, 1):
-            attributes["iscrowd"] = bool(iscrowd)
+        """Every annotation field without a place in the box (spelled out: this runs once per box)."""
+        attributes: dict[str, Any] = {}
+        if annotation.id is not UNSET:
+            attributes["id"] = annotation.id
+        if annotation.area is not UNSET:
+            attributes["area"] = annotation.area
+        iscrowd = annotation.iscrowd
+        if iscrowd is not UNSET:
+            attributes["iscrowd"] = bool(iscrowd) if iscrowd in (0, 1) else iscrowd
+        if annotation.keypoints is not UNSET:
+            attributes["keypoints"] = annotation.keypoints
+        if annotation.num_keypoints is not UNSET:
+            attributes["num_keypoints"] = annotation.num_keypoints
+        if annotation.attributes is not UNSET:
+            attributes["attributes"] = annotation.attributes
         if self.parsed.annotation_extras is not None:
             attributes.update(self.parsed.annotation_extras[index])
         return attributes
@@ -836,13 +854,14 @@ class _SplitReader:
                     name=name, bbox=annotation.bbox, attributes=self.box_attributes(member, annotation)
                 )
             )
-            segmentation = annotation.segmentation
-            drawn = isinstance(segmentation, msgspec.Raw) and not _empty_json(segmentation)
-            segmentations.append(bytes(segmentation) if drawn and isinstance(segmentation, msgspec.Raw) else None)
-            locations.append(f"{location}.segmentation")
+            if masks:
+                segmentation = annotation.segmentation
+                drawn = isinstance(segmentation, msgspec.Raw) and not _empty_json(segmentation)
+                segmentations.append(bytes(segmentation) if drawn and isinstance(segmentation, msgspec.Raw) else None)
+                locations.append(f"{location}.segmentation")
         job = None
         mask = None
-        if masks and any(s is not None for s in segmentations):
+        if any(s is not None for s in segmentations):
             if width is None or height is None:
                 self.writer.problem(
                     InvalidDataError(
