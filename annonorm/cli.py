@@ -244,12 +244,12 @@ class _FormatGroup(TyperGroup):
     def list_commands(self, ctx: Any) -> list[str]:
         from annonorm import registry
 
-        return [name for name in registry.names() if self.get_command(ctx, name) is not None]
+        return [name for name in _run(registry.names) if self.get_command(ctx, name) is not None]
 
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         from annonorm import registry
 
-        if cmd_name not in registry.names():
+        if cmd_name not in _run(registry.names):
             return None
         return type(self).factory(cmd_name)
 
@@ -318,7 +318,7 @@ def formats(
     from annonorm import registry
 
     listing: list[dict[str, Any]] = []
-    for name in registry.names():
+    for name in _run(registry.names):
         try:
             converter = registry.get(name)
         except AnnonormError as error:
