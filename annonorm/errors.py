@@ -32,6 +32,10 @@ class AnnonormError(Exception):
         self.file = str(file) if file is not None else None
         self.location = location
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Keep file and location when an error crosses a process pool (pickling).
+        return (_rebuild, (type(self), self.message, self.file, self.location))
+
     def __str__(self) -> str:
         where = ":".join(part for part in (self.file, self.location) if part)
         return f"{where}: {self.message}" if where else self.message
@@ -45,6 +49,12 @@ class AnnonormError(Exception):
             "message": self.message,
             "exit_code": self.exit_code,
         }
+
+
+def _rebuild(kind: type[AnnonormError], message: str, file: str | None, location: str | None) -> AnnonormError:
+    error = AnnonormError.__new__(kind)
+    AnnonormError.__init__(error, message, file=file, location=location)
+    return error
 
 
 class ParseError(AnnonormError):

@@ -69,6 +69,9 @@ class Option:
     default: Any = None
     choices: tuple[str, ...] | None = None
     multiple: bool = False
+    #: False for options that change how the work is done but not the output (``workers``); such
+    #: options are not recorded in the manifest, so manifests do not differ between machines.
+    affects_output: bool = True
 
     def __post_init__(self) -> None:
         if self.type not in _OPTION_TYPES:
