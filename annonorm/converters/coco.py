@@ -47,7 +47,8 @@ holding COCO JSON files directly. In a directory the instances file wins over th
 of the same split. When the splits' images live in different directories, the dataset's image root
 is their common parent and image paths are relative to it (``train/a.jpg``).
 
-Writing (``annonorm export coco``) produces ``annotations/instances_<split>.json`` per split with the
+Writing (``annonorm export coco``) produces ``annotations/instances_<split>.json`` per split (images
+are not copied; ``file_name`` is the record's image path, relative to the dataset's image root) with the
 record order kept, COCO ids restored from ``source_id`` / record ``id`` / box attribute ``id`` where
 they are integers and unique (fresh integers otherwise), and the instance mask (if any) encoded as
 one compressed RLE per box (string ``counts``) for crowds and single objects alike: pycocotools and
@@ -466,8 +467,10 @@ def _shape_error(path: Path, raw: bytes, error: msgspec.ValidationError) -> Pars
         found = UNSET
     if found is not UNSET and "object contains unknown field" not in message:
         message = f"{message.split(', got ')[0]}, got {_describe(found)}"
-    if re.search(r"\.bbox(\[\d+\])?$", json_path):
-        message = f"bbox: expected 4 numbers [x, y, width, height]; {message}"
+    if json_path.endswith(".bbox") and found is not UNSET:
+        message = f"expected 4 numbers [x, y, width, height], got {_describe(found)}"
+    elif re.search(r"\.bbox\[\d+\]$", json_path):
+        message = f"bbox values must be numbers [x, y, width, height]; {message}"
     return ParseError(message, file=path, location=json_path.lstrip(".") or None)
 
 
@@ -714,14 +717,15 @@ class _MaskPipeline:
             self.masks_written += 1
         self.writer.add(split, record)
 
-    def close(self) -> None:
-        """Drain the window and stop the pool."""
-        try:
-            while self.pending:
-                self._pop()
-        finally:
-            if self.pool is not None:
-                self.pool.shutdown(cancel_futures=True)
+    def drain(self) -> None:
+        """Write every record still waiting for its mask."""
+        while self.pending:
+            self._pop()
+
+    def shutdown(self) -> None:
+        """Stop the pool, dropping what is still queued (after an error)."""
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
 
 
 class _SplitReader:
@@ -966,8 +970,9 @@ def read_coco(
                 built = reader.record(index, image, grouped.get(image.id, []), masks)
                 if built is not None:
                     pipeline.put(plan.split, *built)
+            pipeline.drain()
         finally:
-            pipeline.close()
+            pipeline.shutdown()
         if pipeline.masks_written:
             writer.mask_kind = "instance"
     return ReadResult(name=name, image_root=image_root, attributes=dataset_attributes or None)
