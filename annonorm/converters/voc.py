@@ -1035,6 +1035,7 @@ class VocConverter(Converter):
             f"Processes parsing XML; 0 = auto (a pool above {PARALLEL_MIN_FILES} files with 3+ cores), 1 = none",
             type=int,
             default=0,
+            affects_output=False,
         ),
     )
     write_options = (Option("copy_images", "Copy the images into JPEGImages/ as well", type=bool, default=False),)

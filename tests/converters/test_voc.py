@@ -304,12 +304,9 @@ def test_parallel_workers_give_identical_output(tmp_path: Path) -> None:
     root = devkit(tmp_path / "voc", bodies)
     one = convert("voc", root, tmp_path / "a" / "out", workers=1)
     two = convert("voc", root, tmp_path / "b" / "out", workers=2)
-    first, second = tree_bytes(one.out), tree_bytes(two.out)
-    manifests = [json.loads(files.pop("annonorm.json")) for files in (first, second)]
-    assert first == second
-    # The manifest records the options given, and workers is one of them; all else is identical.
-    assert [m["source"]["options"].pop("workers") for m in manifests] == [1, 2]
-    assert manifests[0] == manifests[1]
+    # workers changes how the work is done, not the output: not even the manifest differs.
+    assert tree_bytes(one.out) == tree_bytes(two.out)
+    assert "workers" not in json.loads((one.out / "annonorm.json").read_text())["source"]["options"]
     assert [r["id"] for r in read_records(two.out)] == sorted(bodies)
 
 
