@@ -1121,7 +1121,9 @@ class CocoConverter(Converter):
     summary = "COCO instances JSON: boxes, crowds, polygon/RLE segmentation, keypoints"
     read_options = (
         Option("masks", "Render segmentations into instance mask PNGs.", type=bool, default=True),
-        Option("workers", "Processes that render masks (default: all cores).", type=int, default=None),
+        Option(
+            "workers", "Processes that render masks (default: all cores).", type=int, default=None, affects_output=False
+        ),
     )
 
     @classmethod
