@@ -87,9 +87,7 @@ def convert(
                 format=format,
                 files=[SourceFile(path=str(p), sha256=file_sha256(p)) for p in writer.source_files],
                 converter=f"annonorm {__version__}",
-                options=_jsonable(
-                    {o.name: resolved[o.name] for o in converter_class.read_options if o.affects_output}
-                ),
+                options=_jsonable({o.name: resolved[o.name] for o in converter_class.read_options if o.affects_output}),
             ),
             attributes=info.attributes,
         )
