@@ -398,7 +398,7 @@ def open_revision(
             repo=repo_text, rev=rev, remote=remote, remote_config=dict(remote_config) if remote_config else None
         )
         scm = filesystem.repo.scm
-        commit = scm.get_rev() if rev is not None else None
+        commit = scm.resolve_rev(rev) if rev is not None else None  # not get_rev(): that is HEAD
         if local_root is not None:
             local_root = Path(scm.root_dir)
     except rev_error:
