@@ -115,6 +115,7 @@ ROLES = (
 SPLIT_NAMES = ("train", "val", "valid", "validation", "test", "trainval", "dev")
 DEFAULT_SPLIT = "train"
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".JPG", ".JPEG", ".PNG")
+_IMAGE_SUFFIXES = frozenset(e.lower() for e in IMAGE_EXTENSIONS)
 SNIFF_BYTES = 16 * 1024
 SNIFF_DELIMITERS = ",;\t| "
 SPLIT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -800,7 +801,7 @@ def _find_image(root: Path, name: str, split: str) -> str | None:
         candidate = prefix + name
         if (root / candidate).is_file():
             return candidate
-        if PurePosixPath(name).suffix.lower() not in {e.lower() for e in IMAGE_EXTENSIONS}:
+        if PurePosixPath(name).suffix.lower() not in _IMAGE_SUFFIXES:
             for extension in IMAGE_EXTENSIONS:
                 if (root / (candidate + extension)).is_file():
                     return candidate + extension
@@ -819,6 +820,7 @@ class _Pending:
     width: int | None
     height: int | None
     row: int
+    size_text: tuple[str, str] = ("", "")  # the width and height cells of the first row
     boxes: list[dict[str, Any]] = field(default_factory=list)
     labels: dict[str, None] = field(default_factory=dict)
     counts: dict[str, int] | None = None
@@ -854,6 +856,7 @@ class _TableReader:
             else ([columns["bbox"]] if "bbox" in columns else [columns[r] for r in BOX_FORMATS[table.box_format]])
         )
         self.has_counts = "count" in columns or bool(table.count_columns)
+        self.size_columns = (columns.get("width"), columns.get("height"))
 
     # -- pass 1 --------------------------------------------------------------------------------
 
@@ -924,6 +927,7 @@ class _TableReader:
                 ) from None
             found = _find_image(self.image_root, name, split)
             state.image = found or name
+            state.size_text = self._size_text(cells)
             state.width = self._side(cells, number, "width")
             state.height = self._side(cells, number, "height")
             if (state.width is None) != (state.height is None):
@@ -940,6 +944,12 @@ class _TableReader:
             state.failed = True
             self.writer.problem(error)
         return state
+
+    def _size_text(self, cells: list[str]) -> tuple[str, str]:
+        return (
+            cells[self.size_columns[0]] if self.size_columns[0] is not None else "",
+            cells[self.size_columns[1]] if self.size_columns[1] is not None else "",
+        )
 
     def _side(self, cells: list[str], number: int, role: str) -> int | None:
         index = self.table.columns.get(role)
@@ -984,13 +994,14 @@ class _TableReader:
     def _add_row(self, state: _Pending, number: int, cells: list[str]) -> None:
         table = self.table
         columns = table.columns
-        if "width" in columns and cells[columns["width"]]:
+        size_text = self._size_text(cells)
+        if size_text != state.size_text and any(size_text):
             width, height = self._side(cells, number, "width"), self._side(cells, number, "height")
             if state.width is not None and (width, height) != (state.width, state.height):
                 raise InvalidDataError(
                     f"image size {width}x{height} differs from {state.width}x{state.height} given on an earlier row",
                     file=table.path,
-                    location=table.where(number, columns["width"]),
+                    location=table.where(number, self.size_columns[0]),
                 )
         confidence = columns.get("confidence")
         if confidence is not None and cells[confidence] and self._number(cells, number, confidence) <= 0:
