@@ -103,7 +103,9 @@ NUMERIC_ROLES = COORD_ROLES | {"width", "height", "count", "confidence"}
 ROLES = (
     "image",
     "label",
-    *sorted(COORD_ROLES),
+    *BOX_FORMATS["xyxy"],
+    *BOX_FORMATS["xywh"],
+    *BOX_FORMATS["cxcywh"][:2],
     "bbox",
     "width",
     "height",
