@@ -76,6 +76,7 @@ from msgspec import UNSET, UnsetType
 
 from annonorm.converters.base import Converter, Option, ReadResult, make_record
 from annonorm.errors import InvalidDataError, ParseError, UnsafePathError
+from annonorm.images import read_image_size
 from annonorm.io import DatasetWriter, NormalizedSource
 from annonorm.schemas.types import check_relative_path, round_coord
 
@@ -631,27 +632,6 @@ def _file_order(item: tuple[str, Path]) -> tuple[int, str]:
     return next((rank for key, rank in order.items() if split.startswith(key)), 3), split
 
 
-def _image_size(path: Path) -> tuple[int, int] | None:
-    """Width and height from an image file's header (imagesize, then a lazy Pillow open)."""
-    if not path.is_file():
-        return None
-    try:
-        import imagesize
-
-        width, height = imagesize.get(str(path))
-        if width > 0 and height > 0:
-            return int(width), int(height)
-    except (OSError, ValueError):
-        pass
-    try:
-        from PIL import Image
-
-        with Image.open(path) as image:
-            return image.size
-    except (OSError, ValueError):
-        return None
-
-
 @dataclass
 class _MaskJob:
     """What a worker needs to render one image's instance mask."""
@@ -804,7 +784,7 @@ class _SplitReader:
             return None
         width, height = image.width, image.height
         if not isinstance(width, int) or not isinstance(height, int):
-            size = _image_size(self.plan.image_dir / image.file_name)
+            size = read_image_size(self.plan.image_dir / image.file_name)
             width, height = size if size is not None else (None, None)
         elif width <= 0 or height <= 0:
             self.writer.problem(

@@ -75,6 +75,7 @@ from typing import IO, Any
 
 from annonorm.converters.base import Converter, Option, ReadResult, make_record
 from annonorm.errors import AnnonormError, InvalidDataError, ParseError, UnsafePathError, UsageError
+from annonorm.images import read_image_size
 from annonorm.io import DatasetWriter, NormalizedSource
 from annonorm.schemas.types import check_relative_path, round_coord
 
@@ -85,7 +86,6 @@ __all__ = [
     "Variant",
     "bbox_cell_to_values",
     "csv_box_to_corners",
-    "read_image_size",
     "record_to_csv_rows",
     "sniff_delimiter",
 ]
@@ -776,25 +776,6 @@ def _resolve_extra(
 
 
 # ---------------------------------------------------------------------------------------------- reading: images
-
-
-def read_image_size(path: Path) -> tuple[int, int] | None:
-    """The size from the image file's header (never decodes pixels); ``None`` when unreadable."""
-    import imagesize
-
-    try:
-        width, height = imagesize.get(str(path))
-    except (OSError, ValueError):
-        width = height = -1
-    if width > 0 and height > 0:
-        return int(width), int(height)
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:  # lazy: reads the header only
-            return image.size
-    except (OSError, UnidentifiedImageError, ValueError):
-        return None
 
 
 def _find_image(root: Path, name: str, split: str) -> str | None:

@@ -65,6 +65,7 @@ import numpy as np
 
 from annonorm.converters.base import Converter, Option, ReadResult, make_record
 from annonorm.errors import AnnonormError, InvalidDataError, ParseError, UnsafePathError, UsageError
+from annonorm.images import read_image_size
 from annonorm.io import DatasetWriter, NormalizedSource
 from annonorm.schemas.manifest import Category
 from annonorm.schemas.types import check_relative_path
@@ -689,25 +690,6 @@ def _standard_entries() -> list[dict[str, Any]]:
     return [{"name": name, "color": list(palette[index])} for index, name in enumerate(names)]
 
 
-def _image_size(path: Path) -> tuple[int, int] | None:
-    """Width and height from the image header (imagesize, else Pillow's lazy open); never decodes."""
-    import imagesize
-
-    try:
-        width, height = imagesize.get(str(path))
-    except (OSError, ValueError):
-        width = height = -1
-    if width > 0 and height > 0:
-        return int(width), int(height)
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            return image.size
-    except (UnidentifiedImageError, OSError, ValueError):
-        return None
-
-
 def _parse_xml(path: str) -> ET.Element:
     """Parse with defusedxml; every refusal becomes a :class:`ParseError` saying why."""
     try:
@@ -781,7 +763,7 @@ def _read_task(task: _Task, context: _Context) -> dict[str, Any]:
     width, height = parsed["width"], parsed["height"]
     if width is None:
         relative = image[len(task.image_prefix) :]
-        size = _image_size(Path(task.image_dir) / relative)
+        size = read_image_size(Path(task.image_dir) / relative)
         if size is not None:
             width, height = size
     mask = None

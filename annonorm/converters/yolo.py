@@ -45,8 +45,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from annonorm.converters.base import Converter, Option, ReadResult, make_record
-from annonorm.converters.csvtable import IMAGE_EXTENSIONS, read_image_size
+from annonorm.converters.csvtable import IMAGE_EXTENSIONS
 from annonorm.errors import AnnonormError, InvalidDataError, ParseError
+from annonorm.images import read_image_size
 from annonorm.io import DatasetWriter, NormalizedSource
 from annonorm.schemas.types import round_coord
 
