@@ -20,7 +20,7 @@ from typing import IO, Any
 import msgspec
 from pydantic import ValidationError
 
-from annonorm.errors import AnnonormError, InvalidDataError, OutputExistsError, ParseError, UsageError
+from annonorm.errors import AnnonormError, InvalidDataError, OutputExistsError, ParseError, UnsafePathError, UsageError
 from annonorm.schemas.manifest import MANIFEST_FILE, Manifest
 from annonorm.schemas.types import COORD_DECIMALS
 
@@ -39,6 +39,9 @@ __all__ = [
 
 _JSON_ENCODER = msgspec.json.Encoder()
 _JSON_DECODER = msgspec.json.Decoder()
+#: What msgspec raises for bytes that are not JSON: besides DecodeError, invalid UTF-8 inside a string
+#: surfaces as UnicodeDecodeError and nesting deeper than its limit as RecursionError.
+UNDECODABLE = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 
 
 def format_validation_error(error: ValidationError) -> list[tuple[str, str]]:
@@ -76,7 +79,7 @@ def read_manifest(dataset: Path) -> Manifest:
         raise ParseError(f"cannot read: {exc.strerror}", file=path) from None
     try:
         data = _JSON_DECODER.decode(raw)
-    except msgspec.DecodeError as exc:
+    except UNDECODABLE as exc:
         raise ParseError(f"not valid JSON ({exc})", file=path) from None
     if not isinstance(data, dict):
         raise ParseError(f"expected a JSON object, found {type(data).__name__}", file=path)
@@ -138,17 +141,34 @@ class NormalizedSource:
         """The directory record image paths resolve against."""
         return (self.root / self.manifest.image_root).resolve()
 
+    def image_path(self, relative: str) -> Path:
+        """A record's image file; :class:`UnsafePathError` if it resolves (symlinks too) outside the image root."""
+        return _contained(self.image_root(), relative, "the image root")
+
+    def mask_path(self, relative: str) -> Path:
+        """A record's mask file; :class:`UnsafePathError` if it resolves (symlinks too) outside the dataset."""
+        return _contained(self.root.resolve(), relative, "the dataset")
+
     def records(self, split: str) -> Iterator[dict[str, Any]]:
         """Stream a split's records as canonical dicts. Validate the dataset first: this trusts it."""
         path = self.split_path(split)
         for number, line in iter_lines(path):
             try:
                 data = _JSON_DECODER.decode(line)
-            except msgspec.DecodeError as exc:
+            except UNDECODABLE as exc:
                 raise ParseError(f"not valid JSON ({exc})", file=path, location=f"line {number}") from None
             if not isinstance(data, dict):
                 raise ParseError("expected a JSON object", file=path, location=f"line {number}")
             yield canonical_record(data)
+
+
+def _contained(root: Path, relative: str, what: str) -> Path:
+    # Records are checked to hold relative paths without "..", but a symlink can still point away:
+    # an exporter that copies or reads the file must not carry a file from elsewhere into its output.
+    path = root / relative
+    if not path.resolve().is_relative_to(root):
+        raise UnsafePathError(f"{relative!r} resolves outside {what} ({root}); refusing to read it", file=path)
+    return path
 
 
 def open_dataset(path: Path) -> NormalizedSource:
