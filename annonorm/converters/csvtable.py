@@ -779,8 +779,9 @@ def _resolve_extra(
 
 
 def _find_image(root: Path, name: str, split: str) -> str | None:
-    """The image's path relative to ``root``, trying extensions and a split sub-directory; ``None`` if absent."""
-    for prefix in ("", f"{split}/"):
+    """The image's path relative to ``root``, trying extensions and the ``<split>/``, ``images/`` and
+    ``images/<split>/`` sub-directories (common export layouts); ``None`` if absent."""
+    for prefix in ("", f"{split}/", "images/", f"images/{split}/"):
         candidate = prefix + name
         if (root / candidate).is_file():
             return candidate
