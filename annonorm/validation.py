@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from annonorm.errors import AnnonormError, ParseError
 from annonorm.fastcheck import CheckedRecord, RecordChecker
-from annonorm.io import format_validation_error, iter_lines, manifest_path, read_manifest
+from annonorm.io import UNDECODABLE, format_validation_error, iter_lines, manifest_path, read_manifest
 from annonorm.schemas.manifest import MANIFEST_FILE, Manifest
 from annonorm.schemas.record import Record
 
@@ -179,7 +179,10 @@ def _validate_split(
     records = boxes = 0
     for number, line in _checked_lines(path):
         lines += 1
-        checked = check(line)
+        try:
+            checked = check(line)
+        except UNDECODABLE:  # msgspec: invalid UTF-8 in a string, or nesting past its limit
+            checked = None
         if checked is None:
             stats.invalid += 1
             _explain(report, line, file, number, context)
@@ -240,7 +243,7 @@ def _nothing_is_json(path: Path) -> bool:
         try:
             if isinstance(msgspec.json.decode(line), dict):
                 return False
-        except msgspec.DecodeError:
+        except UNDECODABLE:
             continue
     return True
 
@@ -249,7 +252,7 @@ def _explain(report: Report, line: bytes, file: str, number: int, context: dict[
     """Word why ``line`` is invalid, with the Pydantic models (the source of truth)."""
     try:
         data = msgspec.json.decode(line)
-    except msgspec.DecodeError as exc:
+    except UNDECODABLE as exc:
         report.add("json_invalid", "error", f"not valid JSON ({exc})", file=file, line=number)
         return
     if not isinstance(data, dict):
