@@ -363,6 +363,103 @@ def schema(
         typer.echo(f"wrote {out / file_name}")
 
 
+# ------------------------------------------------------------------------------------------ stats / preview / dvc
+
+
+@app.command()
+def stats(
+    dataset: Annotated[Path, typer.Argument(help="The normalized dataset directory (or its annonorm.json).")],
+    split: Annotated[list[str] | None, typer.Option(help="Only this split (repeatable).")] = None,
+    output: Annotated[OutputFormat, typer.Option("--format", help="Tables as text, or json.")] = OutputFormat.text,
+) -> None:
+    """Per split: images, boxes, images without boxes, per-class counts, box sizes (COCO areas), aspect ratios."""
+    from annonorm.stats import compute_stats, print_stats
+
+    result = _run(lambda: compute_stats(dataset, split), output)
+    if output is OutputFormat.json:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        print_stats(result)
+
+
+@app.command()
+def preview(
+    dataset: Annotated[Path, typer.Argument(help="The normalized dataset directory (or its annonorm.json).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="PNG file to write.")],
+    split: Annotated[str | None, typer.Option(help="Split to show (default: the first).")] = None,
+    count: Annotated[int, typer.Option(help="Show the first N records of the split.")] = 16,
+    index: Annotated[list[int] | None, typer.Option(help="Show the record at this index (repeatable).")] = None,
+    masks: Annotated[bool, typer.Option(help="Blend each record's mask over its image.")] = False,
+    tile: Annotated[int, typer.Option(help="Tile size in pixels.")] = 256,
+    columns: Annotated[int | None, typer.Option(help="Tiles per row (default: a square grid).")] = None,
+    image_root: Annotated[Path | None, typer.Option(help="Resolve images here, not at the manifest's.")] = None,
+    stats_plot: Annotated[Path | None, typer.Option(help="Also draw a per-class box histogram PNG.")] = None,
+) -> None:
+    """Draw images with their boxes, class names and masks into one PNG, to check a conversion at a glance."""
+    from annonorm.preview import render_class_histogram, render_preview
+    from annonorm.stats import compute_stats
+
+    result = _run(
+        lambda: render_preview(
+            dataset,
+            out,
+            split=split,
+            count=count,
+            indices=index,
+            masks=masks,
+            tile_size=tile,
+            columns=columns,
+            image_root=image_root,
+        )
+    )
+    for drawn in result.tiles:
+        if drawn.note:
+            typer.echo(f"annonorm: #{drawn.index} {drawn.image}: {drawn.note}", err=True)
+    typer.echo(f"wrote {result.path} ({len(result.tiles)} records of split {result.split})")
+    if stats_plot is not None:
+        _run(lambda: render_class_histogram(compute_stats(dataset), stats_plot))
+        typer.echo(f"wrote {stats_plot}")
+
+
+dvc_app = typer.Typer(no_args_is_help=True, add_completion=False, help="Record conversions as DVC pipeline stages.")
+app.add_typer(dvc_app, name="dvc")
+
+
+@dvc_app.command("stage", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def dvc_stage(
+    ctx: typer.Context,
+    format_name: Annotated[str, typer.Argument(metavar="FORMAT", help="Source format (see annonorm formats).")],
+    source: Annotated[Path, typer.Argument(help="The source annotations (file or directory).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output dataset directory: the stage's out.")],
+    stage: Annotated[str | None, typer.Option(help="Stage name (default: annonorm-FORMAT-OUTNAME).")] = None,
+) -> None:
+    """Add or update the dvc.yaml stage running `annonorm convert FORMAT SOURCE -o OUT` (convert options after OUT)."""
+    from click.core import ParameterSource
+
+    from annonorm import registry
+    from annonorm.dvc import add_stage
+
+    convert_command = _convert_command(format_name)
+    if convert_command is None:
+        raise _fail(AnnonormError(f"the {format_name!r} converter cannot read, so it cannot be a stage"))
+    parsed = convert_command.make_context(f"annonorm dvc stage {format_name}", [str(source), "-o", str(out), *ctx.args])
+    given = {k: v for k, v in parsed.params.items() if parsed.get_parameter_source(k) is ParameterSource.COMMANDLINE}
+    declared = registry.get(format_name).read_options
+    result = _run(
+        lambda: add_stage(
+            format_name,
+            source,
+            out,
+            options={o.name: given[o.name] for o in declared if o.name in given},
+            images=given.get("images"),
+            on_error=OnError(given["on_error"]).value if "on_error" in given else None,
+            dataset_name=given.get("name"),
+            stage_name=stage,
+        )
+    )
+    typer.echo(f"{'added' if result.created else 'updated'} stage {result.name} in {result.dvc_file}: {result.cmd}")
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"annonorm {__version__}")
