@@ -58,6 +58,7 @@ per instance and are not exported (``segmentation`` is ``[]``).
 
 from __future__ import annotations
 
+import codecs
 import math
 import os
 import re
@@ -212,7 +213,8 @@ def _sniff_file(path: Path) -> bool:
     except OSError:
         return False
     # COCO puts "images" before "annotations"; in a big file only "images" fits in the first KBs.
-    return head.lstrip()[:1] == b"{" and b'"images"' in head and (b'"annotations"' in head or b'"file_name"' in head)
+    head = head.removeprefix(codecs.BOM_UTF8).lstrip()
+    return head[:1] == b"{" and b'"images"' in head and (b'"annotations"' in head or b'"file_name"' in head)
 
 
 def _task_files(directory: Path) -> list[Path]:
@@ -497,6 +499,20 @@ def parse_coco_file(path: Path) -> _Parsed:
                 "(instances, person_keypoints, stuff, labels, image_info)",
                 file=path,
             )
+    # Windows tools write a UTF-8 byte order mark; RFC 8259 lets a parser ignore it, msgspec does not.
+    raw = raw.removeprefix(codecs.BOM_UTF8)
+    try:
+        return _decode_coco_file(path, raw)
+    except UnicodeDecodeError as exc:  # msgspec raises it for invalid UTF-8 inside a string
+        raise ParseError(f"not valid JSON: a string is not UTF-8 ({exc.reason}: {exc.object!r})", file=path) from None
+    except RecursionError:
+        raise ParseError(
+            "not valid JSON for COCO: nested too deeply; expected arrays of flat objects", file=path
+        ) from None
+
+
+def _decode_coco_file(path: Path, raw: bytes) -> _Parsed:
+    """Decode a COCO document strictly; on unknown keys again leniently, collecting them as extras."""
     try:
         return _Parsed(path, _STRICT_DECODER.decode(raw))
     except msgspec.ValidationError as exc:
@@ -979,8 +995,16 @@ def _fresh_ids(values: Iterator[Any]) -> Iterator[int]:
 def _load_mask(path: Path) -> np.ndarray:
     from PIL import Image
 
-    with Image.open(path) as image:
-        return np.asarray(image)
+    try:
+        with Image.open(path) as image:
+            mask = np.asarray(image)
+    except (OSError, ValueError) as exc:  # missing, truncated or not an image (UnidentifiedImageError is an OSError)
+        raise InvalidDataError(
+            f"cannot read the mask: {exc}; check it with annonorm validate --check-images", file=path
+        ) from None
+    if mask.ndim != 2:
+        raise InvalidDataError(f"mask has {mask.shape[2]} channels; expected a single-channel instance mask", file=path)
+    return mask
 
 
 class _JsonArrayWriter:
@@ -1034,7 +1058,7 @@ def write_coco(dataset: NormalizedSource, out: Path) -> None:
             images.close()
             annotations = _JsonArrayWriter(stream, "annotations", first=False)
             for record, image_id in zip(dataset.records(split), records_ids, strict=True):
-                mask = _load_mask(dataset.root / record["mask"]) if instance_masks and record.get("mask") else None
+                mask = _load_mask(dataset.mask_path(record["mask"])) if instance_masks and record.get("mask") else None
                 for index, box in enumerate(record["boxes"], start=1):
                     segmentation = instance_mask_to_coco_rle(mask=mask, index=index) if mask is not None else None
                     annotations.add(
