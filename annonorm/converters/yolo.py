@@ -315,7 +315,8 @@ def _parse_label_file(path: Path, names: Sequence[str], width: int, height: int)
                 file=path,
                 location=f"line {number}",
             )
-        if not tokens[0].isdigit() or int(tokens[0]) >= len(names):
+        # isdigit() alone accepts '²' and other digits int() refuses: the index must be ASCII digits.
+        if not (tokens[0].isascii() and tokens[0].isdigit()) or int(tokens[0]) >= len(names):
             raise InvalidDataError(
                 f"class {tokens[0]!r} is not an index 0..{len(names) - 1} of the class list",
                 file=path,
@@ -424,9 +425,7 @@ def _write_split(dataset: NormalizedSource, split: str, out: Path, ids: Mapping[
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8", newline="")
         if images != "none":
-            _place_image(
-                dataset.image_root() / record["image"], out / "images" / split / record["image"], images, where
-            )
+            _place_image(dataset.image_path(record["image"]), out / "images" / split / record["image"], images, where)
 
 
 def _iter_names_yaml(names: Sequence[str], splits: Sequence[str]) -> Iterator[str]:
