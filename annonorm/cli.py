@@ -434,8 +434,6 @@ def dvc_stage(
     stage: Annotated[str | None, typer.Option(help="Stage name (default: annonorm-FORMAT-OUTNAME).")] = None,
 ) -> None:
     """Add or update the dvc.yaml stage running `annonorm convert FORMAT SOURCE -o OUT` (convert options after OUT)."""
-    from click.core import ParameterSource
-
     from annonorm import registry
     from annonorm.dvc import add_stage
 
@@ -443,7 +441,9 @@ def dvc_stage(
     if convert_command is None:
         raise _fail(AnnonormError(f"the {format_name!r} converter cannot read, so it cannot be a stage"))
     parsed = convert_command.make_context(f"annonorm dvc stage {format_name}", [str(source), "-o", str(out), *ctx.args])
-    given = {k: v for k, v in parsed.params.items() if parsed.get_parameter_source(k) is ParameterSource.COMMANDLINE}
+    # Only what was typed (typer may vendor its own click, so the source is compared by name).
+    typed = {k for k in parsed.params if getattr(parsed.get_parameter_source(k), "name", "") == "COMMANDLINE"}
+    given = {k: v for k, v in parsed.params.items() if k in typed}
     declared = registry.get(format_name).read_options
     result = _run(
         lambda: add_stage(

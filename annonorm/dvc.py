@@ -279,6 +279,7 @@ def _write_stage(dvc_file: Path, name: str, cmd: str, deps: list[str], outs: lis
 
     yaml = YAML(typ="rt")
     yaml.indent(mapping=2, sequence=4, offset=2)
+    yaml.width = 4096  # one command per line, never folded
     document: Any = None
     if dvc_file.is_file():
         try:
