@@ -974,8 +974,13 @@ def _export_mask(
 ) -> None:
     from PIL import Image
 
-    with Image.open(source) as image:
-        values = np.asarray(image).astype(np.int64)
+    try:
+        with Image.open(source) as image:
+            values = np.asarray(image).astype(np.int64)
+    except (OSError, ValueError) as exc:  # missing, truncated or not an image (UnidentifiedImageError is an OSError)
+        raise InvalidDataError(f"cannot read the mask: {exc}", file=source) from None
+    if values.ndim != 2:
+        raise InvalidDataError(f"mask has {values.shape[2]} channels; expected a single-channel mask", file=source)
     if kind == "instance":
         if boxes > MAX_8BIT_INSTANCES:
             raise InvalidDataError(
@@ -1193,11 +1198,11 @@ class VocConverter(Converter):
             folder = state.out / SEGMENTATION_DIRS[kind]
             folder.mkdir(exist_ok=True)
             boxes = len(record.get("boxes") or ())
-            _export_mask(state.dataset.root / mask, folder / f"{stem}.png", kind, boxes, palette, split_file)
+            _export_mask(state.dataset.mask_path(mask), folder / f"{stem}.png", kind, boxes, palette, split_file)
         if state.copy_images:
             target = state.out / IMAGE_DIRS[0]
             target.mkdir(exist_ok=True)
-            source = state.dataset.image_root() / image
+            source = state.dataset.image_path(image)
             try:
                 shutil.copyfile(source, target / path.name)
             except OSError as exc:
