@@ -228,11 +228,8 @@ def test_cli_writes_the_preview_and_the_histogram(tmp_path: Path) -> None:
     records = [make_record(image="img.png", width=200, height=100, boxes=_two_boxes())]
     records.append(make_record(image="gone.png", width=10, height=10))
     dataset = _dataset(tmp_path / "ds", records, images={"img.png": Image.new("RGB", (200, 100), FILL)})
-    result = CliRunner().invoke(
-        app,
-        ["preview", str(dataset), "-o", str(tmp_path / "p.png"), "--index", "1", "--index", "0"]
-        + ["--stats-plot", str(tmp_path / "h.png")],
-    )
+    arguments = ["preview", str(dataset), "-o", str(tmp_path / "p.png"), "--index", "1", "--index", "0"]
+    result = CliRunner().invoke(app, [*arguments, "--stats-plot", str(tmp_path / "h.png")])
     assert result.exit_code == 0, result.output
     assert "#1 gone.png: image missing" in result.output
     for name in ("p.png", "h.png"):
