@@ -336,7 +336,7 @@ def _check_files(
     try:
         with Image.open(image_path) as image:  # reads the header only
             size = image.size
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
         report.add("image_unreadable", "error", f"image {image_path} cannot be opened: {exc}", key="image", **where)
         return
     if record.width is not None and size != (record.width, record.height):
@@ -374,7 +374,7 @@ def _check_mask(
     try:
         with Image.open(mask_path) as mask:
             size, mode = mask.size, mask.mode
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
         report.add("mask_unreadable", "error", f"mask {mask_path} cannot be opened: {exc}", key="mask", **where)
         return
     if size != image_size:
