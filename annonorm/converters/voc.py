@@ -414,7 +414,7 @@ def _mask_indices(path: Path, colors: Mapping[int, int]) -> np.ndarray:
             if mode not in ("RGB", "RGBA"):
                 raise InvalidDataError(f"mask mode {mode}; expected a palette, gray or RGB PNG", file=path)
             rgb = np.asarray(image.convert("RGB")).astype(np.int64)
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
         raise ParseError(f"cannot read the mask PNG: {exc}", file=path) from None
     keys = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
     unique, inverse = np.unique(keys, return_inverse=True)
@@ -977,7 +977,8 @@ def _export_mask(
     try:
         with Image.open(source) as image:
             values = np.asarray(image).astype(np.int64)
-    except (OSError, ValueError) as exc:  # missing, truncated or not an image (UnidentifiedImageError is an OSError)
+    # missing, truncated, not an image (UnidentifiedImageError is an OSError), or a pixel bomb
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise InvalidDataError(f"cannot read the mask: {exc}", file=source) from None
     if values.ndim != 2:
         raise InvalidDataError(f"mask has {values.shape[2]} channels; expected a single-channel mask", file=source)
