@@ -871,6 +871,16 @@ class _SplitReader:
                     ),
                 )
                 return None
+            if width * height > _max_mask_pixels():
+                self.writer.problem(
+                    InvalidDataError(
+                        f"a {width} x {height} image is too large to draw its mask (more than "
+                        f"{_max_mask_pixels()} pixels, Pillow's decompression-bomb limit); pass --no-masks",
+                        file=self.file,
+                        location=where,
+                    ),
+                )
+                return None
             mask = self.mask_path(image.file_name)
             job = _MaskJob(str(self.writer.mask_file(mask)), height, width, segmentations, locations)
         attributes = _struct_extras(image, _IMAGE_CORE)
@@ -992,13 +1002,21 @@ def _fresh_ids(values: Iterator[Any]) -> Iterator[int]:
             following += 1
 
 
+def _max_mask_pixels() -> int:
+    """Pillow's decompression-bomb limit: a larger mask could not be read back, and would fill memory."""
+    from PIL import Image
+
+    return 2 * int(Image.MAX_IMAGE_PIXELS or 0) or 2**62
+
+
 def _load_mask(path: Path) -> np.ndarray:
     from PIL import Image
 
     try:
         with Image.open(path) as image:
             mask = np.asarray(image)
-    except (OSError, ValueError) as exc:  # missing, truncated or not an image (UnidentifiedImageError is an OSError)
+    # missing, truncated, not an image (UnidentifiedImageError is an OSError), or a pixel bomb
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise InvalidDataError(
             f"cannot read the mask: {exc}; check it with annonorm validate --check-images", file=path
         ) from None
