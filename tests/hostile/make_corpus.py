@@ -18,7 +18,9 @@ import io
 import json
 import random
 import re
+import struct
 import sys
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,6 +140,24 @@ def garbage(size: int = 4096, seed: int = 6) -> Callable[[], bytes]:
 
     def make() -> bytes:
         return b"\xff\xfe\x00" + random.Random(seed).randbytes(size)
+
+    return make
+
+
+def pixel_bomb_png(width: int = 40_000, height: int = 40_000) -> Callable[[], bytes]:
+    """A 100-byte PNG whose header claims ``width`` x ``height`` gray pixels (a decompression bomb)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    def make() -> bytes:
+        header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit gray, no interlace
+        return (
+            b"\x89PNG\r\n\x1a\n"
+            + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+            + chunk(b"IEND", b"")
+        )
 
     return make
 
@@ -433,6 +453,16 @@ CASES: list[Case] = [
         1,
         "invalid character",
     ),
+    coco_case(
+        "coco_huge_image_with_polygon",
+        coco(
+            ("images[0].width", 200_000),
+            ("images[0].height", 200_000),
+            ("annotations[0].segmentation", [[1, 1, 9, 1, 9, 9]]),
+        ),
+        1,
+        "too large to draw its mask",
+    ),
     coco_case("coco_annotation_flood_unknown_image", many_splits_bomb_json(), 1, "image_id 999"),
     coco_case(
         "coco_segmentation_needs_unknown_size",
@@ -665,6 +695,12 @@ CASES: list[Case] = [
     voc_case(
         "voc_corrupt_mask",
         {"Annotations/a.xml": voc_xml(), "SegmentationObject/a.png": garbage(300)},
+        2,
+        "cannot read the mask PNG",
+    ),
+    voc_case(
+        "voc_mask_pixel_bomb",
+        {"Annotations/a.xml": voc_xml(size=None), "SegmentationObject/a.png": pixel_bomb_png()},
         2,
         "cannot read the mask PNG",
     ),
@@ -951,6 +987,24 @@ CASES: list[Case] = [
         args=("--check-images",),
     ),
     validate_case(
+        "validate_image_pixel_bomb",
+        dataset(**{"images/a.png": pixel_bomb_png()}),
+        1,
+        "cannot be opened",
+        args=("--check-images",),
+    ),
+    validate_case(
+        "validate_mask_pixel_bomb",
+        dataset(
+            manifest_text=manifest(mask_kind="instance"),
+            train=jsonl(record(mask="masks/a.png")),
+            **{"masks/a.png": pixel_bomb_png()},
+        ),
+        1,
+        "cannot be opened",
+        args=("--check-images",),
+    ),
+    validate_case(
         "validate_image_size_mismatch",
         dataset(**{"images/a.png": png(16, 16)}),
         1,
@@ -1034,6 +1088,28 @@ CASES: list[Case] = [
         ),
         1,
         "masks/a.png",
+    ),
+    export_case(
+        "export_coco_mask_pixel_bomb",
+        "coco",
+        dataset(
+            manifest_text=manifest(mask_kind="instance"),
+            train=jsonl(record(mask="masks/a.png")),
+            **{"masks/a.png": pixel_bomb_png()},
+        ),
+        1,
+        "cannot read the mask",
+    ),
+    export_case(
+        "export_voc_mask_pixel_bomb",
+        "voc",
+        dataset(
+            manifest_text=manifest(mask_kind="semantic"),
+            train=jsonl(record(mask="masks/a.png")),
+            **{"masks/a.png": pixel_bomb_png()},
+        ),
+        1,
+        "cannot read the mask",
     ),
     export_case(
         "export_coco_rgb_mask",
