@@ -108,6 +108,7 @@ def iter_lines(path: Path) -> Iterator[tuple[int, bytes]]:
 
 def canonical_record(data: dict[str, Any]) -> dict[str, Any]:
     """Expand the seed's shorthand forms of an already-valid record (cheap, no model objects)."""
+    data.setdefault("boxes", [])  # optional in the format (counts-only records); exporters index it
     labels = data.get("labels")
     counts = data.get("counts")
     if isinstance(labels, str):
