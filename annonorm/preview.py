@@ -29,7 +29,7 @@ from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 
 from annonorm.errors import UsageError
 from annonorm.io import NormalizedSource, open_dataset
-from annonorm.stats import DatasetStats
+from annonorm.stats import DatasetStats, malformed, trusted_records
 
 __all__ = ["Preview", "Tile", "class_color", "render_class_histogram", "render_preview"]
 
@@ -104,8 +104,8 @@ def _select(
             raise UsageError(f"record index {min(wanted)} is negative; expected 0 or more")
         found: dict[int, dict[str, Any]] = {}
         total = 0
-        for position, record in enumerate(source.records(split)):
-            total = position + 1
+        for number, record in trusted_records(source, split):
+            position, total = number - 1, number
             if position in wanted:
                 found[position] = record
                 if len(found) == len(wanted):
@@ -120,10 +120,10 @@ def _select(
     if count < 1:
         raise UsageError(f"count must be at least 1, not {count}")
     chosen = []
-    for position, record in enumerate(source.records(split)):
-        if position >= count:
+    for number, record in trusted_records(source, split):
+        if number > count:
             break
-        chosen.append((position, record))
+        chosen.append((number - 1, record))
     return chosen
 
 
@@ -156,6 +156,8 @@ def _mask_overlay(
         return None, "mask missing"
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         return None, f"mask unreadable ({type(exc).__name__})"
+    if values.ndim != 2:
+        return None, f"mask is not single-channel ({mask.mode})"
     void = 65535 if values.dtype.itemsize > 1 else 255  # the dtype's maximum is void/ignore
     table = np.zeros((void + 1, 4), dtype=np.uint8)
     if kind == "semantic":
@@ -345,12 +347,16 @@ def render_preview(
     selected = _select(source, chosen_split, count, indices)
     names = list(manifest.category_names)
     ids = {name: position for position, name in enumerate(names)}
-    for _, record in selected:
-        for box in record.get("boxes") or ():
-            if box["name"] not in ids:  # not in the manifest (validate reports it): still drawn
-                ids[box["name"]] = len(names)
-                names.append(box["name"])
-    shown = dict.fromkeys(ids[box["name"]] for _, record in selected for box in record.get("boxes") or ())
+    shown: dict[int, None] = {}
+    for index, record in selected:
+        try:
+            for box in record.get("boxes") or ():
+                if box["name"] not in ids:  # not in the manifest (validate reports it): still drawn
+                    ids[box["name"]] = len(names)
+                    names.append(box["name"])
+                shown[ids[box["name"]]] = None
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise malformed(exc, source.split_path(chosen_split), index + 1) from None
     legend = [(category, names[category]) for category in sorted(shown)]
     columns = columns or max(1, math.ceil(math.sqrt(len(selected))))
     if columns < 1:
@@ -361,21 +367,41 @@ def render_preview(
     root = Path(os.path.abspath(image_root)) if image_root is not None else source.image_root()
     tiles = []
     for position, (index, record) in enumerate(selected):
-        image_path = root / str(record.get("image", ""))
-        size, scale = _tile_geometry(record, image_path, tile_size)
-        picture, problem = _load_image(image_path, root, size)
-        notes = [problem] if problem else []
-        box_classes = [ids[box["name"]] for box in record.get("boxes") or ()]
-        overlay = None
-        if masks and record.get("mask"):
-            overlay, mask_problem = _mask_overlay(source.root / record["mask"], size, manifest.mask_kind, box_classes)
-            notes += [mask_problem] if mask_problem else []
-        tiles.append(sheet.place(position, index, record, picture, size, scale, overlay, box_classes, names, notes))
+        try:
+            tiles.append(_draw_record(sheet, source, root, position, index, record, tile_size, masks, ids, names))
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:  # the preview trusts the data
+            raise malformed(exc, source.split_path(chosen_split), index + 1) from None
     out_path = Path(out)
     if out_path.parent != Path():
         out_path.parent.mkdir(parents=True, exist_ok=True)
     sheet.image.save(out_path, format="PNG")
     return Preview(path=out_path, split=chosen_split, size=sheet.image.size, tiles=tiles)
+
+
+def _draw_record(
+    sheet: _Sheet,
+    source: NormalizedSource,
+    root: Path,
+    position: int,
+    index: int,
+    record: dict[str, Any],
+    tile_size: int,
+    masks: bool,
+    ids: dict[str, int],
+    names: list[str],
+) -> Tile:
+    """Load one record's image (and mask) and place it on the sheet."""
+    image_path = root / str(record.get("image", ""))
+    size, scale = _tile_geometry(record, image_path, tile_size)
+    picture, problem = _load_image(image_path, root, size)
+    notes = [problem] if problem else []
+    box_classes = [ids[box["name"]] for box in record.get("boxes") or ()]
+    overlay = None
+    if masks and record.get("mask"):
+        kind = source.manifest.mask_kind
+        overlay, mask_problem = _mask_overlay(source.root / record["mask"], size, kind, box_classes)
+        notes += [mask_problem] if mask_problem else []
+    return sheet.place(position, index, record, picture, size, scale, overlay, box_classes, names, notes)
 
 
 # ---------------------------------------------------------------------------------------------- histogram

@@ -10,14 +10,15 @@ numbers (class index, width, height) are kept, in flat arrays, and numpy does th
 from __future__ import annotations
 
 from array import array
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from annonorm.errors import UsageError
-from annonorm.io import open_dataset
+from annonorm.errors import InvalidDataError, UsageError
+from annonorm.io import NormalizedSource, open_dataset
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -163,6 +164,32 @@ class _Accumulator:
         return stats
 
 
+def trusted_records(source: NormalizedSource, split: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(1-based record number, record)`` of a split; a record too broken to read is an InvalidDataError.
+
+    Stats and previews trust the data (``annonorm validate`` checks it); this only makes sure a
+    broken record stops them with its place named instead of a bare ``KeyError``.
+    """
+    records = source.records(split)
+    number = 0
+    while True:
+        number += 1
+        try:
+            record = next(records)
+        except StopIteration:
+            return
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise malformed(exc, source.split_path(split), number) from None
+        yield number, record
+
+
+def malformed(exc: Exception, file: Path, number: int) -> InvalidDataError:
+    """The error for a record that breaks the format in a way only ``annonorm validate`` words well."""
+    return InvalidDataError(
+        f"malformed record ({type(exc).__name__}: {exc}); run annonorm validate", file=file, location=f"record {number}"
+    )
+
+
 def compute_stats(dataset: str | Path, splits: list[str] | None = None) -> DatasetStats:
     """Statistics of the normalized dataset at ``dataset`` (all splits, or ``splits``), streamed."""
     source = open_dataset(Path(dataset))
@@ -176,8 +203,11 @@ def compute_stats(dataset: str | Path, splits: list[str] | None = None) -> Datas
     result = {}
     for split in chosen:
         accumulator = _Accumulator(source.manifest.category_names)
-        for record in source.records(split):
-            accumulator.add(record)
+        for number, record in trusted_records(source, split):
+            try:
+                accumulator.add(record)
+            except (KeyError, TypeError, AttributeError) as exc:
+                raise malformed(exc, source.split_path(split), number) from None
         result[split] = accumulator.finish()
     return DatasetStats(
         dataset=str(dataset), name=source.manifest.name, categories=source.manifest.category_names, splits=result

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from annonorm.cli import app
 from annonorm.converters.base import make_record
-from annonorm.errors import UsageError
+from annonorm.errors import InvalidDataError, UsageError
 from annonorm.preview import MISSING_FILL, class_color, render_class_histogram, render_preview
 from annonorm.stats import compute_stats
 from annonorm.testing import write_dataset
@@ -239,3 +239,19 @@ def test_cli_writes_the_preview_and_the_histogram(tmp_path: Path) -> None:
     assert bad.exit_code == 2
     assert "out of range" in bad.output
     assert not (tmp_path / "q.png").exists()
+
+
+def test_a_malformed_record_or_mask_is_named_not_a_crash(tmp_path: Path) -> None:
+    record = make_record(image="img.png", width=20, height=10, mask="masks/img.png")
+    dataset = _dataset(
+        tmp_path / "ds",
+        [record],
+        images={"img.png": Image.new("RGB", (20, 10), FILL), "masks/img.png": Image.new("RGB", (20, 10))},
+        mask_kind="instance",
+    )
+    assert render_preview(dataset, tmp_path / "p.png", masks=True).tiles[0].note == "mask is not single-channel (RGB)"
+    with (dataset / "train.jsonl").open("a") as stream:
+        stream.write('{"image": "x.png", "width": 5, "height": 5, "boxes": [{"x1": 0}]}\n')
+    with pytest.raises(InvalidDataError, match="malformed record") as caught:
+        render_preview(dataset, tmp_path / "p.png")
+    assert caught.value.location == "record 2"

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from annonorm.cli import app
 from annonorm.converters.base import make_record
-from annonorm.errors import UsageError
+from annonorm.errors import InvalidDataError, UsageError
 from annonorm.stats import compute_stats
 from annonorm.testing import DatasetSpec, datasets, write_dataset
 
@@ -150,3 +150,14 @@ def test_cli_prints_tables_and_json(tmp_path: Path) -> None:
     missing = runner.invoke(app, ["stats", str(tmp_path / "nothing")])
     assert missing.exit_code == 2
     assert "no annonorm.json here" in missing.output
+
+
+def test_a_malformed_record_is_an_error_naming_its_place(tmp_path: Path) -> None:
+    records = [make_record(image="a.jpg", width=4, height=4), make_record(image="b.jpg", width=4, height=4)]
+    dataset = write_dataset(tmp_path / "ds", ["a"], {"train": records})
+    with (dataset / "train.jsonl").open("a") as stream:
+        stream.write('{"image": "c.jpg", "boxes": [{"name": "a", "x1": 0}]}\n')  # no x2: validate's job
+    with pytest.raises(InvalidDataError, match="malformed record") as caught:
+        compute_stats(dataset)
+    assert caught.value.file == str(dataset / "train.jsonl")
+    assert caught.value.location == "record 3"
