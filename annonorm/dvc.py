@@ -273,9 +273,12 @@ def add_stage(
 
 def _write_stage(dvc_file: Path, name: str, cmd: str, deps: list[str], outs: list[str]) -> bool:
     """Put the stage into ``dvc_file`` (round-trip YAML: comments and order kept); True when it is new."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.comments import CommentedMap, CommentedSeq
-    from ruamel.yaml.error import YAMLError
+    try:
+        from ruamel.yaml import YAML
+        from ruamel.yaml.comments import CommentedMap, CommentedSeq
+        from ruamel.yaml.error import YAMLError
+    except ImportError:
+        raise MissingDependency("ruamel.yaml", "dvc", "writing dvc.yaml") from None
 
     yaml = YAML(typ="rt")
     yaml.indent(mapping=2, sequence=4, offset=2)
