@@ -75,6 +75,11 @@ def convert(
             info = converter_class().read(source_path, writer, images=images_path, options=resolved)
         finally:
             writer.close()
+        if not writer.summary and writer.skipped:
+            raise InvalidDataError(
+                f"every image is broken ({len(writer.skipped)} skipped), nothing to write; first: {writer.skipped[0]}",
+                file=source_path,
+            )
         if not writer.summary:
             raise InvalidDataError("the source holds no image to convert", file=source_path)
         manifest = Manifest(
