@@ -794,6 +794,13 @@ CASES: list[Case] = [
         output="created",
         extra={"skipped": 1, "records": 2},
     ),
+    csv_case(
+        "csv_skip_with_every_row_broken",
+        CSV_HEADER + "a.jpg,8,6,cat,5,1,3,3\nb.jpg,8,6,cat,-1,1,3,3\n",
+        1,
+        "every image is broken (2 skipped), nothing to write; first: ",
+        args=("--on-error", "skip"),
+    ),
     # -------------------------------------------------------------------------------- YOLO
     yolo_case("yolo_four_values", {"labels/a.txt": "0 0.5 0.5 0.2\n"}, 2, "found 4 values"),
     yolo_case("yolo_class_out_of_range", {"labels/a.txt": "7 0.5 0.5 0.2 0.2\n"}, 1, "class '7'"),
@@ -834,6 +841,14 @@ CASES: list[Case] = [
         "never closed",
     ),
     yolo_case("yolo_no_label_folder", {"images/a.png": png()}, 2, "no label folder"),
+    yolo_case(
+        "yolo_symlink_loops_not_followed",
+        {"labels/a.txt": "0 0.5 0.5 0.2 0.2\n", "labels/loop": Link(".."), "images/loop": Link("../images")},
+        0,
+        "",
+        output="created",
+        stdout_fragment="1 images, 1 boxes",
+    ),
     yolo_case(
         "yolo_skip_writes_good_records",
         {"images/b.png": png(), "labels/a.txt": "0 0.5 0.5 0.2 0.2\n", "labels/b.txt": "9 0.5 0.5 0.2 0.2\n"},
