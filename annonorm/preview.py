@@ -140,7 +140,7 @@ def _load_image(path: Path, root: Path, size: tuple[int, int]) -> tuple[Image.Im
             return opened.convert("RGB").resize(size, Image.Resampling.BILINEAR), None
     except FileNotFoundError:
         return None, "image missing"
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as exc:
         return None, f"image unreadable ({type(exc).__name__})"
 
 
@@ -154,7 +154,7 @@ def _mask_overlay(
             values = np.asarray(mask)
     except FileNotFoundError:
         return None, "mask missing"
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as exc:
         return None, f"mask unreadable ({type(exc).__name__})"
     if values.ndim != 2:
         return None, f"mask is not single-channel ({mask.mode})"
@@ -306,7 +306,7 @@ def _tile_geometry(record: dict[str, Any], image_path: Path, tile: int) -> tuple
         try:
             with Image.open(image_path) as opened:
                 width, height = opened.size
-        except (OSError, ValueError, UnidentifiedImageError):
+        except (OSError, ValueError, UnidentifiedImageError, Image.DecompressionBombError):
             boxes = record.get("boxes") or ()
             width = max([b["x2"] for b in boxes] + [1.0])
             height = max([b["y2"] for b in boxes] + [1.0])

@@ -5,9 +5,11 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import struct
 import subprocess
 import sys
 import tempfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -255,3 +257,17 @@ def test_a_malformed_record_or_mask_is_named_not_a_crash(tmp_path: Path) -> None
     with pytest.raises(InvalidDataError, match="malformed record") as caught:
         render_preview(dataset, tmp_path / "p.png")
     assert caught.value.location == "record 2"
+
+
+def test_a_decompression_bomb_is_a_tile_note(tmp_path: Path) -> None:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 40000, 40000, 8, 2, 0, 0, 0)  # claims 1.6 gigapixels
+    bomb = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+    record = make_record(image="bomb.png", width=40000, height=40000, boxes=[_box("a", 0, 0, 20000, 20000)])
+    dataset = _dataset(tmp_path / "ds", [record], images={"bomb.png": bomb})
+    result = render_preview(dataset, tmp_path / "p.png", tile_size=100)
+    assert result.tiles[0].note == "image unreadable (DecompressionBombError)"
+    with Image.open(result.path) as sheet:
+        assert _pixel(sheet.convert("RGB"), result.tiles[0].x, result.tiles[0].y + 25) == class_color(0)
