@@ -32,12 +32,13 @@ class ConvertResult:
     skipped: list[AnnonormError] = field(default_factory=list)
 
 
-def _relative_root(image_root: Path, out: Path) -> str:
-    image_root = Path(os.path.abspath(image_root))
+def _relative_to(path: Path, out: Path) -> str:
+    """``path`` relative to the output directory, so the dataset can move together with its sources."""
+    path = Path(os.path.abspath(path))
     try:
-        return Path(os.path.relpath(image_root, out)).as_posix()
+        return Path(os.path.relpath(path, out)).as_posix()
     except ValueError:  # another drive on Windows
-        return image_root.as_posix()
+        return path.as_posix()
 
 
 def convert(
@@ -86,11 +87,11 @@ def convert(
             name=name or info.name,
             categories=writer.categories,
             splits={split: f"{split}.jsonl" for split in writer.summary},
-            image_root=_relative_root(info.image_root, out_path),
+            image_root=_relative_to(info.image_root, out_path),
             mask_kind=writer.mask_kind,
             source=Source(
                 format=format,
-                files=[SourceFile(path=str(p), sha256=file_sha256(p)) for p in writer.source_files],
+                files=[SourceFile(path=_relative_to(p, out_path), sha256=file_sha256(p)) for p in writer.source_files],
                 converter=f"annonorm {__version__}",
                 options=_jsonable({o.name: resolved[o.name] for o in converter_class.read_options if o.affects_output}),
             ),
@@ -118,7 +119,7 @@ def _refuse_invalid_output(directory: Path, format: str) -> None:
     """A converter must never leave an invalid dataset behind: validate before the rename."""
     from annonorm.validation import validate_dataset
 
-    report = validate_dataset(directory)
+    report = validate_dataset(directory, check_sources=False)
     if report.errors:
         first = report.errors[0]
         raise InvalidDataError(

@@ -160,7 +160,13 @@ class NormalizedSource:
                 raise ParseError(f"not valid JSON ({exc})", file=path, location=f"line {number}") from None
             if not isinstance(data, dict):
                 raise ParseError("expected a JSON object", file=path, location=f"line {number}")
-            yield canonical_record(data)
+            try:
+                record = canonical_record(data)
+            except (KeyError, TypeError, AttributeError):
+                raise InvalidDataError(
+                    "record is malformed; run annonorm validate", file=path, location=f"line {number}"
+                ) from None
+            yield record
 
 
 def _contained(root: Path, relative: str, what: str) -> Path:

@@ -170,17 +170,8 @@ def trusted_records(source: NormalizedSource, split: str) -> Iterator[tuple[int,
     Stats and previews trust the data (``annonorm validate`` checks it); this only makes sure a
     broken record stops them with its place named instead of a bare ``KeyError``.
     """
-    records = source.records(split)
-    number = 0
-    while True:
-        number += 1
-        try:
-            record = next(records)
-        except StopIteration:
-            return
-        except (KeyError, TypeError, AttributeError) as exc:
-            raise malformed(exc, source.split_path(split), number) from None
-        yield number, record
+    # NormalizedSource.records already turns a record too broken to read into an InvalidDataError.
+    yield from enumerate(source.records(split), start=1)
 
 
 def malformed(exc: Exception, file: Path, number: int) -> InvalidDataError:

@@ -113,8 +113,14 @@ def validate(dataset: str | Path, *, strict: bool = False, check_images: bool = 
     return validate_dataset(Path(dataset), strict=strict, check_images=check_images)
 
 
-def validate_dataset(dataset: Path, *, strict: bool = False, check_images: bool = False) -> Report:
+def validate_dataset(
+    dataset: Path, *, strict: bool = False, check_images: bool = False, check_sources: bool = True
+) -> Report:
     """Check the manifest, every record of every split, and the cross-record rules.
+
+    With ``check_sources`` the source files the manifest names are hashed again: a dataset whose
+    sources changed since the conversion (or are gone) gets a ``source_changed`` /
+    ``source_missing`` warning.
 
     Raises :class:`~annonorm.errors.ParseError` when the input cannot be read at all (no manifest,
     not JSON, a split file that is missing or holds no JSON); everything else is a finding.
@@ -132,6 +138,17 @@ def validate_dataset(dataset: Path, *, strict: bool = False, check_images: bool 
         report.add("manifest_invalid", "error", exc.message, file=exc.file, key=exc.location)
         return report
     root = manifest_path(dataset).parent
+    if check_sources:
+        from annonorm.dvc import stale_sources
+
+        for stale in stale_sources(root):
+            report.add(
+                f"source_{stale.status}",
+                "warning",
+                stale.message,
+                file=str(manifest_path(dataset)),
+                key=f"source.files.{stale.index}",
+            )
     image_root = root / manifest.image_root
     if check_images and not image_root.is_dir():
         report.add(

@@ -234,7 +234,7 @@ def instance_map(r: Rendered) -> NDArray[np.uint8]:
 def class_map(r: Rendered) -> NDArray[np.uint8]:
     """Pixel = VOC class index of the top-most object, 0 background."""
     sem = np.zeros((r.spec.height, r.spec.width), dtype=np.uint8)
-    for obj, m in zip(r.spec.objects, r.masks):
+    for obj, m in zip(r.spec.objects, r.masks, strict=True):
         sem[m] = VOC_CLASS_INDEX[obj.name]
     return sem
 
@@ -344,7 +344,7 @@ def write_coco(out: Path, rendered: list[Rendered], encoded: dict[str, bytes]) -
                     "date_captured": DATE,
                 }
             )
-            for obj, m, (x1, y1, x2, y2) in zip(spec.objects, r.masks, r.boxes):
+            for obj, m, (x1, y1, x2, y2) in zip(spec.objects, r.masks, r.boxes, strict=True):
                 ann_id += 1
                 segmentation: Any
                 if obj.iscrowd:
@@ -395,7 +395,7 @@ def voc_xml(r: Rendered) -> str:
     ET.SubElement(size, "height").text = str(spec.height)
     ET.SubElement(size, "depth").text = "3"
     ET.SubElement(root, "segmented").text = "1"
-    for obj, (x1, y1, x2, y2) in zip(spec.objects, r.boxes):
+    for obj, (x1, y1, x2, y2) in zip(spec.objects, r.boxes, strict=True):
         o = ET.SubElement(root, "object")
         ET.SubElement(o, "name").text = obj.name
         ET.SubElement(o, "pose").text = "Unspecified"
@@ -446,7 +446,7 @@ def write_csv(out: Path, rendered: list[Rendered], encoded: dict[str, bytes]) ->
     for r in rendered:
         spec = r.spec
         write(root / "images" / spec.file_name, encoded[spec.stem])
-        for obj, (x1, y1, x2, y2) in zip(spec.objects, r.boxes):
+        for obj, (x1, y1, x2, y2) in zip(spec.objects, r.boxes, strict=True):
             rows.append([spec.file_name, spec.width, spec.height, obj.name, x1, y1, x2, y2])
         # Crowd-counting style: number of individual shapes per class (the crowd cluster counts each member).
         per_class = {c: sum(o.n_items for o in spec.objects if o.name == c) for c in CLASSES}

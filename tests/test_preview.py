@@ -254,9 +254,9 @@ def test_a_malformed_record_or_mask_is_named_not_a_crash(tmp_path: Path) -> None
     assert render_preview(dataset, tmp_path / "p.png", masks=True).tiles[0].note == "mask is not single-channel (RGB)"
     with (dataset / "train.jsonl").open("a") as stream:
         stream.write('{"image": "x.png", "width": 5, "height": 5, "boxes": [{"x1": 0}]}\n')
-    with pytest.raises(InvalidDataError, match="malformed record") as caught:
+    with pytest.raises(InvalidDataError, match="record is malformed") as caught:
         render_preview(dataset, tmp_path / "p.png")
-    assert caught.value.location == "record 2"
+    assert caught.value.location == "line 2"
 
 
 def test_a_decompression_bomb_is_a_tile_note(tmp_path: Path) -> None:
