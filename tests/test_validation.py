@@ -203,3 +203,24 @@ def test_check_images_checks_masks(tmp_path: Path) -> None:
 def test_mask_without_mask_kind_is_an_error(tmp_path: Path) -> None:
     report = validate_dataset(dataset(tmp_path, [good_record(0, mask="masks/a.png")]))
     assert codes(report) == ["mask_kind_missing"]
+
+
+def test_validate_says_when_the_dataset_is_stale_against_its_sources(tmp_path: Path) -> None:
+    from annonorm.api import convert
+
+    source = tmp_path / "instances_val.json"
+    coco = {
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 10, "height": 10}],
+        "categories": [{"id": 1, "name": "car"}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 2, 2], "iscrowd": 0}],
+    }
+    source.write_text(json.dumps(coco))
+    out = convert("coco", source, tmp_path / "out").out
+    assert validate_dataset(out).findings == []
+    coco["annotations"][0]["bbox"] = [1, 1, 3, 3]
+    source.write_text(json.dumps(coco))
+    stale = validate_dataset(out)
+    assert [(f.code, f.key) for f in stale.findings] == [("source_changed", "source.files.0")]
+    assert not validate_dataset(out, strict=True).valid
+    source.unlink()
+    assert [f.code for f in validate_dataset(out).findings] == ["source_missing"]
