@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from annonorm import __version__, registry
 from annonorm.errors import AnnonormError, InvalidDataError, ParseError
 from annonorm.io import DatasetWriter, SplitSummary, atomic_output, check_output_free, file_sha256, open_dataset
 from annonorm.schemas.manifest import Manifest, Source, SourceFile
+
+if TYPE_CHECKING:
+    from annonorm.validation import Finding
 
 __all__ = ["ConvertResult", "convert", "export"]
 
@@ -30,6 +34,8 @@ class ConvertResult:
     manifest: Manifest
     splits: dict[str, SplitSummary]
     skipped: list[AnnonormError] = field(default_factory=list)
+    #: Data-quality warnings the validator found in the output (boxes leaving the image, unknown sizes...).
+    warnings: list[Finding] = field(default_factory=list)
 
 
 def _relative_to(path: Path, out: Path) -> str:
@@ -100,8 +106,21 @@ def convert(
         writer.write_manifest(manifest)
         if writer.skipped:
             _write_skipped_report(temporary / SKIPPED_REPORT, writer.skipped)
-        _refuse_invalid_output(temporary, format)
-    return ConvertResult(out=out_path, manifest=manifest, splits=writer.summary, skipped=writer.skipped)
+        warnings = _refuse_invalid_output(temporary, format)
+    return ConvertResult(
+        out=out_path,
+        manifest=manifest,
+        splits=writer.summary,
+        skipped=writer.skipped,
+        warnings=[_moved(finding, temporary, out_path) for finding in warnings],
+    )
+
+
+def _moved(finding: Finding, temporary: Path, out: Path) -> Finding:
+    """The finding with its file named where the output now is, not in the temporary directory."""
+    if finding.file is None:
+        return finding
+    return dataclasses.replace(finding, file=finding.file.replace(str(temporary), str(out), 1))
 
 
 def _write_skipped_report(path: Path, skipped: list[AnnonormError]) -> None:
@@ -115,8 +134,12 @@ def _jsonable(options: dict[str, Any]) -> dict[str, Any]:
     return {k: (list(v) if isinstance(v, tuple) else str(v) if isinstance(v, Path) else v) for k, v in options.items()}
 
 
-def _refuse_invalid_output(directory: Path, format: str) -> None:
-    """A converter must never leave an invalid dataset behind: validate before the rename."""
+def _refuse_invalid_output(directory: Path, format: str) -> list[Finding]:
+    """A converter must never leave an invalid dataset behind: validate before the rename.
+
+    Returns the warnings, which the caller reports (paths named inside the temporary directory are
+    rewritten to the final output by the caller).
+    """
     from annonorm.validation import validate_dataset
 
     report = validate_dataset(directory, check_sources=False)
@@ -126,6 +149,7 @@ def _refuse_invalid_output(directory: Path, format: str) -> None:
             f"the {format} source converts into invalid records ({len(report.errors)} problems); "
             f"first: {first.location_text()}: {first.message}",
         )
+    return report.warnings
 
 
 def export(

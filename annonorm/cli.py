@@ -181,6 +181,7 @@ def _convert_command(format_name: str) -> Any:
             "categories": len(result.manifest.categories),
             "splits": {s: vars(v) for s, v in result.splits.items()},
             "skipped": [e.to_dict() for e in result.skipped],
+            "warnings": [vars(f) for f in result.warnings],
         }
         if output is OutputFormat.json:
             typer.echo(json.dumps(summary))
@@ -188,6 +189,8 @@ def _convert_command(format_name: str) -> Any:
             for split, stats in result.splits.items():
                 typer.echo(f"{split}: {stats.records} images, {stats.boxes} boxes, {stats.masks} masks")
             typer.echo(f"wrote {result.out} ({len(result.manifest.categories)} categories)")
+        for finding in result.warnings:
+            typer.echo(f"annonorm: warning: {finding}", err=True)
         for error in result.skipped:
             typer.echo(f"annonorm: skipped: {error}", err=True)
         if result.skipped:

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal, Protocol
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
+from annonorm.io import UNDECODABLE
 from annonorm.schemas.types import check_relative_path
 
 __all__ = ["CheckedRecord", "RecordChecker"]
@@ -93,7 +94,7 @@ class RecordChecker:
         """
         try:
             record = self._decoder.decode(line)
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except (msgspec.DecodeError, msgspec.ValidationError, *UNDECODABLE):
             return None
         suspicious = _rules_hold(record)
         if suspicious is None:

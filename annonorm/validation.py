@@ -196,10 +196,7 @@ def _validate_split(
     records = boxes = 0
     for number, line in _checked_lines(path):
         lines += 1
-        try:
-            checked = check(line)
-        except UNDECODABLE:  # msgspec: invalid UTF-8 in a string, or nesting past its limit
-            checked = None
+        checked = check(line)
         if checked is None:
             stats.invalid += 1
             _explain(report, line, file, number, context)
