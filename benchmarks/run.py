@@ -31,6 +31,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -71,6 +72,8 @@ class Measurement:
     output: str = ""
     error: str = ""
     single: bool = False
+    #: False for a row at another scale than the section's floor (supervision's small run): no ratios.
+    comparable: bool = True
 
     @property
     def median(self) -> float:
@@ -183,8 +186,8 @@ def comparison_table(rows: list[Measurement], *, baseline: Measurement | None, o
             lines.append(f"| {row.label} | — | **{reason}** | | {peak} | | | | |")
             continue
         spread = f"{min(row.walls):.2f}–{max(row.walls):.2f}" if len(row.walls) > 1 else ""
-        floor = f"{row.median / baseline.median:.2f}" if baseline and baseline.walls else ""
-        versus = f"{row.median / ours.median:.2f}" if ours and ours.walls else ""
+        floor = f"{row.median / baseline.median:.2f}" if baseline and baseline.walls and row.comparable else ""
+        versus = f"{row.median / ours.median:.2f}" if ours and ours.walls and row.comparable else ""
         runs = "1 (no warm-up)" if row.single else str(len(row.walls))
         lines.append(
             f"| {row.label} | {runs} | {fmt_seconds(row.median)} | {spread} | {row.peak_mb:,.0f} | {floor} | "
@@ -320,7 +323,7 @@ def section_coco(args: argparse.Namespace, images: int) -> list[str]:
         "",
     ]
     if ours.walls and baseline.walls:
-        others = [f"{r.label.split()[0]} {r.median / ours.median:.1f}×" for r in rows[2:] if r.walls]
+        others = [f"{r.label.split()[0]} {r.median / ours.median:.1f}×" for r in rows[2:] if r.walls and r.comparable]
         lines.append(
             f"annonorm takes {ours.median / baseline.median:.1f}× the raw-parse floor's time"
             + (f"; each peer's time as a multiple of annonorm's: {', '.join(others)}." if others else ".")
@@ -347,6 +350,7 @@ def _supervision_small(args: argparse.Namespace) -> tuple[Measurement, str] | No
         timeout=args.timeout,
         limit_mb=args.limit_mb,
     )
+    row.comparable = False
     out = DATA / f"out-coco-{images}"
     ours = measure(
         f"annonorm ({images:,} images)",
@@ -582,7 +586,7 @@ def main(argv: list[str] | None = None) -> int:
         "RSS = `getrusage(RUSAGE_CHILDREN).ru_maxrss` of a wrapper process (the largest single process of the "
         "tool's tree); 'time × floor' = median ÷ the raw-parse floor's median; 'time ÷ annonorm' > 1 means "
         "slower than annonorm.",
-        f"- Command: `python benchmarks/run.py {' '.join(argv if argv is not None else sys.argv[1:])}` "
+        f"- Command: `python benchmarks/run.py {shlex.join(argv if argv is not None else sys.argv[1:])}` "
         f"({time.perf_counter() - started:.0f} s in all)",
         "",
     ]
