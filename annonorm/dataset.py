@@ -720,7 +720,8 @@ class NormalizedDataset:
     or mask into a :class:`SkippedRecordWarning` and returns the next loadable record instead (wrapping
     around), ``"raise"`` (default) raises :class:`~annonorm.errors.ParseError` /
     :class:`~annonorm.errors.InvalidDataError` naming the record; ``cache`` says where the index may
-    be cached (see :func:`cache_directories`).
+    be cached (see :func:`cache_directories`); ``rev``/``repo``/``remote`` open the dataset as of a
+    git/DVC revision (``annonorm[dvc]``, see :func:`annonorm.dvc.open_revision`).
     """
 
     def __init__(
@@ -736,7 +737,15 @@ class NormalizedDataset:
         on_missing: Literal["raise", "skip"] = "raise",
         to_tensor: bool = False,
         cache: bool | str | os.PathLike[str] = True,
+        rev: str | None = None,
+        repo: str | os.PathLike[str] | None = None,
+        remote: str | None = None,
     ) -> None:
+        if rev is not None or repo is not None:
+            # A git/DVC revision: its manifest, splits and masks are materialized locally (annonorm[dvc]).
+            from annonorm.dvc import open_revision
+
+            path = open_revision(path, rev=rev, repo=repo, remote=remote, masks=masks)
         manifest_file = manifest_path(Path(path))
         manifest = read_manifest(manifest_file)
         self.manifest: Manifest = manifest

@@ -300,7 +300,7 @@ def test_a_loader_reads_the_materialized_revision(dvc_repo: Path) -> None:
     _run(["git", "add", "data/shapes.dvc", "data/.gitignore"], dvc_repo)
     _run(["git", "commit", "-q", "-m", "data"], dvc_repo)
     shutil.rmtree(dataset)  # only the DVC cache holds it now
-    loaded = NormalizedDataset(open_revision("data/shapes", rev="HEAD", repo=dvc_repo), "train", load_images=False)
+    loaded = NormalizedDataset("data/shapes", "train", rev="HEAD", repo=dvc_repo, load_images=False)
     assert len(loaded) == 2
     _, target = loaded[1]
     assert target["boxes"].shape == (2, 4)
