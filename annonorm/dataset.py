@@ -745,7 +745,9 @@ class NormalizedDataset:
             # A git/DVC revision: its manifest, splits and masks are materialized locally (annonorm[dvc]).
             from annonorm.dvc import open_revision
 
-            path = open_revision(path, rev=rev, repo=repo, remote=remote, masks=masks)
+            path = open_revision(
+                os.fspath(path), rev=rev, repo=None if repo is None else os.fspath(repo), remote=remote, masks=masks
+            )
         manifest_file = manifest_path(Path(path))
         manifest = read_manifest(manifest_file)
         self.manifest: Manifest = manifest
