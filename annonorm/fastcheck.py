@@ -52,6 +52,7 @@ def _struct_types(name_type: Any) -> tuple[type, type]:
         ],
         forbid_unknown_fields=True,
         frozen=True,
+        gc=False,  # decoded JSON holds no cycles; untracked structs keep the garbage collector idle
     )
     counts_type = dict[name_type, CountValue] | list[dict[name_type, CountValue]] | UnsetType
     record = msgspec.defstruct(
@@ -69,6 +70,7 @@ def _struct_types(name_type: Any) -> tuple[type, type]:
         ],
         forbid_unknown_fields=True,
         frozen=True,
+        gc=False,  # decoded JSON holds no cycles; untracked structs keep the garbage collector idle
     )
     return box, record
 

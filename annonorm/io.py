@@ -323,13 +323,18 @@ class DatasetWriter:
         """Whether ``name`` is a declared category."""
         return name in self._by_name
 
-    def add(self, split: str, record: dict[str, Any]) -> None:
-        """Append one record (a canonical dict) to ``split``."""
+    def add(self, split: str, record: dict[str, Any], *, canonical: bool = False) -> None:
+        """Append one record to ``split``.
+
+        ``record`` is a dict in the canonical shape; :func:`encode_record` orders its keys, rounds
+        coordinates and leaves out ``None``. A reader that already built it exactly so (keys in
+        format order, coordinates rounded to 6 decimals, no ``None``) passes ``canonical=True`` to
+        skip that work; the validation of the output before it is renamed into place still checks it.
+        """
         stream = self._streams.get(split)
         if stream is None:
-            stream = self._streams[split] = (self.directory / f"{split}.jsonl").open("wb")
-            self.summary[split] = SplitSummary()
-        stream.write(encode_record(record))
+            stream = self._open_split(split)
+        stream.write(_JSON_ENCODER.encode(record) + b"\n" if canonical else encode_record(record))
         summary = self.summary[split]
         summary.records += 1
         summary.boxes += len(record.get("boxes") or ())
@@ -340,8 +345,12 @@ class DatasetWriter:
     def declare_split(self, split: str) -> None:
         """Make ``split`` exist even if it ends up with no record."""
         if split not in self._streams:
-            self._streams[split] = (self.directory / f"{split}.jsonl").open("wb")
-            self.summary[split] = SplitSummary()
+            self._open_split(split)
+
+    def _open_split(self, split: str) -> IO[bytes]:
+        stream = self._streams[split] = (self.directory / f"{split}.jsonl").open("wb", buffering=1 << 20)
+        self.summary[split] = SplitSummary()
+        return stream
 
     def mask_file(self, relative: str) -> Path:
         """Absolute path where the mask that records reference as ``relative`` is to be written."""
