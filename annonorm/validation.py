@@ -12,18 +12,22 @@ seconds.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
+import dataclasses
+import hashlib
+import itertools
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
+import numpy as np
 from pydantic import ValidationError
 
 from annonorm.errors import AnnonormError, ParseError
 from annonorm.fastcheck import CheckedRecord, RecordChecker
 from annonorm.io import UNDECODABLE, format_validation_error, iter_lines, manifest_path, read_manifest
+from annonorm.parallel import default_workers, pool_context
 from annonorm.schemas.manifest import MANIFEST_FILE, Manifest
 from annonorm.schemas.record import Record
 
@@ -114,7 +118,12 @@ def validate(dataset: str | Path, *, strict: bool = False, check_images: bool = 
 
 
 def validate_dataset(
-    dataset: Path, *, strict: bool = False, check_images: bool = False, check_sources: bool = True
+    dataset: Path,
+    *,
+    strict: bool = False,
+    check_images: bool = False,
+    check_sources: bool = True,
+    workers: int | None = None,
 ) -> Report:
     """Check the manifest, every record of every split, and the cross-record rules.
 
@@ -122,13 +131,25 @@ def validate_dataset(
     sources changed since the conversion (or are gone) gets a ``source_changed`` /
     ``source_missing`` warning.
 
+    Split files of :data:`PARALLEL_MIN_BYTES` or more are checked by ``workers`` processes (default:
+    one per core), each a byte range; the report is the same as a single process would write.
+
     Raises :class:`~annonorm.errors.ParseError` when the input cannot be read at all (no manifest,
     not JSON, a split file that is missing or holds no JSON); everything else is a finding.
     """
     dataset = Path(dataset)
     report = Report(dataset=str(dataset), strict=strict)
     if dataset.is_file() and dataset.name != MANIFEST_FILE and dataset.suffix in {".jsonl", ".ndjson"}:
-        _validate_split(report, "split", dataset, categories=None, manifest=None, image_root=None, check_images=False)
+        _validate_split(
+            report,
+            "split",
+            dataset,
+            categories=None,
+            manifest=None,
+            image_root=None,
+            check_images=False,
+            workers=workers,
+        )
         return report
     try:
         manifest = read_manifest(dataset)
@@ -169,8 +190,125 @@ def validate_dataset(
             image_root=image_root,
             check_images=check_images,
             dataset_root=root,
+            workers=workers,
         )
     return report
+
+
+#: Split files at least this large are checked by several processes, one byte range each.
+PARALLEL_MIN_BYTES = 32 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """A byte range of a split file and what checking it needs (sent to a worker process)."""
+
+    path: Path
+    start: int
+    end: int
+    categories: list[str] | None
+    manifest: Manifest | None
+    image_root: Path | None
+    dataset_root: Path | None
+    check_images: bool
+    strict: bool
+    #: Python's str hash is salted per process: a spawned worker needs a key that is stable across processes.
+    stable_keys: bool = False
+
+
+@dataclass
+class _ChunkResult:
+    """What a byte range holds: findings and keys, line numbers counted from the range's first line."""
+
+    findings: list[Finding]
+    lines: int
+    nonblank: int
+    records: int
+    boxes: int
+    invalid: int
+    image_keys: list[int]
+    image_lines: list[int]
+    id_keys: list[int]
+    id_lines: list[int]
+
+
+def _stable_key(value: object) -> int:
+    """A 64-bit key of an image path or id that is the same in every process."""
+    data = (f"i{value}" if isinstance(value, int) else f"s{value}").encode("utf-8", "surrogatepass")
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little", signed=True)
+
+
+def _check_chunk(chunk: _Chunk) -> _ChunkResult:
+    """Check every record of one byte range (the per-record rules; duplicates are found by the caller)."""
+    report = Report(dataset="", strict=chunk.strict)
+    key = _stable_key if chunk.stable_keys else hash  # equal keys are only candidates, compared exactly later
+    checker = RecordChecker(chunk.categories)
+    check = checker.check
+    context = {"categories": frozenset(chunk.categories)} if chunk.categories is not None else None
+    file = str(chunk.path)
+    manifest = chunk.manifest
+    mask_kind_missing = manifest is not None and manifest.mask_kind is None
+    images_ok = chunk.check_images and chunk.image_root is not None and chunk.dataset_root is not None
+    image_keys: list[int] = []
+    image_lines: list[int] = []
+    id_keys: list[int] = []
+    id_lines: list[int] = []
+    number = nonblank = records = boxes = invalid = 0
+    with chunk.path.open("rb") as stream:
+        stream.seek(chunk.start)
+        position = chunk.start
+        while position < chunk.end:
+            line = stream.readline()
+            if not line:
+                break
+            position += len(line)
+            number += 1
+            if not line.strip():
+                continue
+            nonblank += 1
+            checked = check(line)
+            if checked is None:
+                invalid += 1
+                _explain(report, line, file, number, context)
+                continue
+            record, suspicious = checked
+            records += 1
+            boxes += len(record.boxes)
+            image_keys.append(key(record.image))
+            image_lines.append(number)
+            if record.id is not None:
+                id_keys.append(key(record.id))
+                id_lines.append(number)
+            if suspicious or record.width is None:
+                _quality(report, record, file, number)
+            if record.mask is not None and mask_kind_missing:
+                report.add(
+                    "mask_kind_missing",
+                    "error",
+                    "record has a mask but the manifest sets no mask_kind",
+                    file=file,
+                    line=number,
+                    key="mask",
+                )
+            if images_ok:
+                assert chunk.image_root is not None and chunk.dataset_root is not None
+                _check_files(report, record, file, number, chunk.image_root, chunk.dataset_root, manifest)
+    return _ChunkResult(
+        report.findings, number, nonblank, records, boxes, invalid, image_keys, image_lines, id_keys, id_lines
+    )
+
+
+def _byte_ranges(path: Path, parts: int) -> list[tuple[int, int]]:
+    """``parts`` ranges of ``path`` that start and end on line boundaries."""
+    size = path.stat().st_size
+    cuts = [0]
+    with path.open("rb") as stream:
+        for part in range(1, parts):
+            stream.seek(max(size * part // parts, cuts[-1]))
+            stream.readline()  # to the start of the next line
+            cuts.append(min(max(stream.tell(), cuts[-1]), size))
+    cuts.append(size)
+    return [(a, b) for a, b in itertools.pairwise(cuts) if b > a] or [(0, size)]
 
 
 def _validate_split(
@@ -183,72 +321,87 @@ def _validate_split(
     image_root: Path | None,
     check_images: bool,
     dataset_root: Path | None = None,
+    workers: int | None = None,
 ) -> None:
+    if not path.is_file():
+        raise ParseError("split file is missing or not a file", file=path)
+    workers = workers or default_workers()
+    parts = workers if workers > 1 and path.stat().st_size >= PARALLEL_MIN_BYTES else 1
+    context = pool_context()
+    # Forked workers share this process's hash secret, so Python's fast hash is a valid key there.
+    stable = parts > 1 and context.get_start_method() != "fork"
+    chunks = [
+        _Chunk(path, start, end, categories, manifest, image_root, dataset_root, check_images, report.strict, stable)
+        for start, end in _byte_ranges(path, parts)
+    ]
+    if len(chunks) == 1:
+        results = [_check_chunk(chunks[0])]
+    else:
+        with ProcessPoolExecutor(len(chunks), mp_context=context) as pool:
+            results = list(pool.map(_check_chunk, chunks))
     stats = report.splits[split] = SplitStats()
-    checker = RecordChecker(categories)
-    context = {"categories": frozenset(categories)} if categories is not None else None
-    file = str(path)
-    images_seen: dict[str, int] = {}
-    ids_seen: dict[int | str, int] = {}
-    lines = 0
-    check = checker.check
-    add_image = images_seen.setdefault
-    records = boxes = 0
-    for number, line in _checked_lines(path):
-        lines += 1
-        checked = check(line)
-        if checked is None:
-            stats.invalid += 1
-            _explain(report, line, file, number, context)
-            continue
-        record, suspicious = checked
-        records += 1
-        boxes += len(record.boxes)
-        first = add_image(record.image, number)
-        if first != number:
-            report.add(
-                "duplicate_image",
-                "error",
-                f"image {record.image!r} is already the record of line {first}; expected each image once per split",
-                file=file,
-                line=number,
-                key="image",
-            )
-        if record.id is not None:
-            first_id = ids_seen.setdefault(record.id, number)
-            if first_id != number:
-                report.add(
-                    "duplicate_id",
-                    "error",
-                    f"id {record.id!r} is already used by line {first_id}",
-                    file=file,
-                    line=number,
-                    key="id",
-                )
-        if suspicious or record.width is None:
-            _quality(report, record, file, number)
-        if record.mask is not None and manifest is not None and manifest.mask_kind is None:
-            report.add(
-                "mask_kind_missing",
-                "error",
-                "record has a mask but the manifest sets no mask_kind",
-                file=file,
-                line=number,
-                key="mask",
-            )
-        if check_images and image_root is not None and dataset_root is not None:
-            _check_files(report, record, file, number, image_root, dataset_root, manifest)
-    stats.records, stats.boxes = records, boxes
-    if lines == 0:
-        report.add("split_empty", "warning", "split has no record", file=file)
-    elif records == 0 and stats.invalid == lines and _nothing_is_json(path):
+    first_finding = len(report.findings)
+    offset = nonblank = 0
+    image_keys: list[np.ndarray] = []
+    image_lines: list[np.ndarray] = []
+    id_keys: list[np.ndarray] = []
+    id_lines: list[np.ndarray] = []
+    for result in results:
+        report.findings.extend(
+            f if f.line is None else dataclasses.replace(f, line=f.line + offset) for f in result.findings
+        )
+        image_keys.append(np.array(result.image_keys, dtype=np.int64))
+        image_lines.append(np.array(result.image_lines, dtype=np.int64) + offset)
+        id_keys.append(np.array(result.id_keys, dtype=np.int64))
+        id_lines.append(np.array(result.id_lines, dtype=np.int64) + offset)
+        offset += result.lines
+        nonblank += result.nonblank
+        stats.records += result.records
+        stats.boxes += result.boxes
+        stats.invalid += result.invalid
+    _report_duplicates(report, path, np.concatenate(image_keys), np.concatenate(image_lines), "image")
+    _report_duplicates(report, path, np.concatenate(id_keys), np.concatenate(id_lines), "id")
+    # Keep the split's findings in file order whatever process found them.
+    report.findings[first_finding:] = sorted(report.findings[first_finding:], key=lambda f: f.line or 0)
+    if nonblank == 0:
+        report.add("split_empty", "warning", "split has no record", file=str(path))
+    elif stats.records == 0 and stats.invalid == nonblank and _nothing_is_json(path):
         raise ParseError("no line of this split file is a JSON object; expected JSON Lines", file=path)
 
 
-def _checked_lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    if not path.is_file():
-        raise ParseError("split file is missing or not a file", file=path)
-    return iter_lines(path)
+def _report_duplicates(report: Report, path: Path, keys: np.ndarray, lines: np.ndarray, field_name: str) -> None:
+    """Report every record whose image (or id) an earlier record of the split already has.
+
+    Keys are 64-bit hashes, so equal keys are only candidates: their lines are read again and
+    compared exactly (this happens only when the split does repeat something).
+    """
+    if len(keys) < 2:
+        return
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    repeated = sorted_keys[1:] == sorted_keys[:-1]
+    if not repeated.any():
+        return
+    candidate = np.zeros(len(keys), dtype=bool)
+    candidate[order[1:][repeated]] = True
+    candidate[order[:-1][repeated]] = True
+    wanted = set(lines[candidate].tolist())
+    values: dict[int, Any] = {}
+    for number, line in iter_lines(path):
+        if number in wanted:
+            values[number] = msgspec.json.decode(line).get(field_name)
+    first_line: dict[tuple[str, Any], int] = {}
+    for number in sorted(values):
+        value = values[number]
+        first = first_line.setdefault((type(value).__name__, value), number)
+        if first == number:
+            continue
+        if field_name == "image":
+            message = f"image {value!r} is already the record of line {first}; expected each image once per split"
+            report.add("duplicate_image", "error", message, file=str(path), line=number, key="image")
+        else:
+            message = f"id {value!r} is already used by line {first}"
+            report.add("duplicate_id", "error", message, file=str(path), line=number, key="id")
 
 
 def _nothing_is_json(path: Path) -> bool:
@@ -415,8 +568,3 @@ def _check_mask(
         )
     elif eight_bit and needs_wide:
         report.add("mask_depth", "error", f"8-bit mask cannot index {len(record.boxes)} instances", key="mask", **where)
-
-
-def default_workers() -> int:
-    """Cores available to this process."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

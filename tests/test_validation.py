@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 from pathlib import Path
 from typing import Any
 
@@ -224,3 +225,37 @@ def test_validate_says_when_the_dataset_is_stale_against_its_sources(tmp_path: P
     assert not validate_dataset(out, strict=True).valid
     source.unlink()
     assert [f.code for f in validate_dataset(out).findings] == ["source_missing"]
+
+
+def test_parallel_byte_ranges_report_exactly_what_one_process_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import annonorm.validation as validation
+
+    records = [good_record(i) for i in range(400)]
+    records[10]["boxes"][0]["x2"] = 0.5  # invalid record early
+    records[390]["image"] = records[5]["image"]  # duplicate image across byte ranges
+    records[391]["id"] = 7  # duplicate id across byte ranges
+    records[200]["boxes"][0]["x2"] = 45.0  # a warning in the middle
+    root = dataset(tmp_path, [records[0]])
+    lines = [json.dumps(r) for r in records]
+    lines.insert(300, "")  # a blank line shifts every later line number by one
+    lines.insert(150, "{broken json")
+    (root / "train.jsonl").write_text("\n".join(lines) + "\n")
+    sequential = validate_dataset(root, workers=1)
+    monkeypatch.setattr(validation, "PARALLEL_MIN_BYTES", 0)
+    for workers in (2, 3, 7):
+        parallel = validate_dataset(root, workers=workers)
+        assert parallel.findings == sequential.findings
+        assert parallel.splits == sequential.splits
+    # Spawned workers do not share the parent's hash secret: keys must then be process-stable.
+    monkeypatch.setattr(validation, "pool_context", lambda: multiprocessing.get_context("spawn"))
+    assert validate_dataset(root, workers=2).findings == sequential.findings
+    found = [(f.line, f.code) for f in sequential.findings]
+    assert found == [
+        (11, "record_invalid"),
+        (151, "json_invalid"),
+        (202, "box_outside_image"),
+        (393, "duplicate_image"),
+        (394, "duplicate_id"),
+    ]
