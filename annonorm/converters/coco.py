@@ -62,12 +62,10 @@ import codecs
 import math
 import os
 import re
-import threading
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
@@ -79,6 +77,7 @@ from annonorm.converters.base import Converter, Option, ReadResult
 from annonorm.errors import InvalidDataError, ParseError, UnsafePathError
 from annonorm.images import read_image_size
 from annonorm.io import DatasetWriter, NormalizedSource
+from annonorm.parallel import pool_context
 from annonorm.schemas.types import COORD_DECIMALS, check_relative_path, round_coord
 
 __all__ = [
@@ -697,9 +696,7 @@ class _MaskPipeline:
         self.source = source
         self.pool: ProcessPoolExecutor | None = None
         if workers > 1 and masks_expected >= POOL_MIN_MASKS:
-            # fork is fast and needs no __main__ guard, but a forked child of a threaded parent can deadlock.
-            method = "fork" if os.name == "posix" and threading.active_count() == 1 else "spawn"
-            self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context(method))
+            self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=pool_context())
         self.window = 4 * max(workers, 1)
         self.pending: deque[tuple[str, dict[str, Any], _MaskJob | None, Future[Any] | None]] = deque()
         self.masks_written = 0
