@@ -342,6 +342,18 @@ class DatasetWriter:
         if self.progress is not None:
             self.progress(1)
 
+    def append_part(self, split: str, part: Path, summary: SplitSummary) -> None:
+        """Append the encoded records another process wrote to ``part`` to ``split``, with their counts."""
+        stream = self._streams.get(split) or self._open_split(split)
+        with part.open("rb") as source:
+            shutil.copyfileobj(source, stream, 1 << 20)
+        mine = self.summary[split]
+        mine.records += summary.records
+        mine.boxes += summary.boxes
+        mine.masks += summary.masks
+        if self.progress is not None:
+            self.progress(summary.records)
+
     def declare_split(self, split: str) -> None:
         """Make ``split`` exist even if it ends up with no record."""
         if split not in self._streams:

@@ -62,6 +62,7 @@ import codecs
 import math
 import os
 import re
+import shutil
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -74,9 +75,9 @@ import numpy as np
 from msgspec import UNSET, UnsetType
 
 from annonorm.converters.base import Converter, Option, ReadResult
-from annonorm.errors import InvalidDataError, ParseError, UnsafePathError
+from annonorm.errors import AnnonormError, InvalidDataError, ParseError, UnsafePathError
 from annonorm.images import read_image_size
-from annonorm.io import DatasetWriter, NormalizedSource
+from annonorm.io import DatasetWriter, NormalizedSource, SplitSummary
 from annonorm.parallel import pool_context
 from annonorm.schemas.types import COORD_DECIMALS, check_relative_path, round_coord
 
@@ -104,6 +105,8 @@ MAX_8BIT_INSTANCES = 254
 MAX_16BIT_INSTANCES = 65534
 #: Below this many masks a process pool costs more to start than it saves.
 POOL_MIN_MASKS = 64
+#: Splits with at least this many images build their records in one process per core (without masks).
+PARALLEL_MIN_IMAGES = 20_000
 SNIFF_BYTES = 64 * 1024
 #: Annotation keys with a place in the box itself; every other key goes into box attributes.
 _ANNOTATION_CORE = frozenset({"image_id", "category_id", "bbox", "segmentation"})
@@ -1028,6 +1031,9 @@ def read_coco(
         grouped = reader.group_annotations()
         writer.declare_split(plan.split)
         annotated_images = len(grouped) if masks else 0  # an upper bound of the masks to render
+        parallel = not masks and workers > 1 and len(document.images) >= PARALLEL_MIN_IMAGES
+        if parallel and _build_in_parallel(reader, grouped, workers):
+            continue
         pipeline = _MaskPipeline(writer, plan.path, workers, annotated_images)
         try:
             for index, image in enumerate(document.images):
@@ -1040,6 +1046,64 @@ def read_coco(
         if pipeline.masks_written:
             writer.mask_kind = "instance"
     return ReadResult(name=name, image_root=image_root, attributes=dataset_attributes or None)
+
+
+#: The reader that forked record builders work on (set only while :func:`_build_in_parallel` runs).
+_FORKED_READER: tuple[_SplitReader, dict[Any, list[int]]] | None = None
+
+
+def _build_in_parallel(reader: _SplitReader, grouped: dict[Any, list[int]], workers: int) -> bool:
+    """Build and encode a split's records in ``workers`` forked processes, one range of images each.
+
+    Forked children share the decoded file with this process (nothing is pickled but the results),
+    each writes its records to a part file, and the parts are appended in order: the split file is
+    byte for byte what one process writes. Returns ``False`` (do it in this process) where fork is
+    not safe.
+    """
+    global _FORKED_READER
+    context = pool_context()
+    if context.get_start_method() != "fork":
+        return False
+    writer, split = reader.writer, reader.plan.split
+    count = len(reader.parsed.document.images)
+    bounds = [count * part // workers for part in range(workers + 1)]
+    parts = [writer.directory / f".part-{split}-{part}" for part in range(workers)]
+    _FORKED_READER = (reader, grouped)
+    try:
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            futures = [
+                pool.submit(_build_part, bounds[part], bounds[part + 1], str(parts[part])) for part in range(workers)
+            ]
+            for future, part_directory in zip(futures, parts, strict=True):
+                summary, skipped = future.result()  # re-raises a part's error, earliest part first
+                writer.skipped.extend(skipped)
+                writer.append_part(split, part_directory / f"{split}.jsonl", summary)
+    finally:
+        _FORKED_READER = None
+        for part_directory in parts:
+            shutil.rmtree(part_directory, ignore_errors=True)
+    return True
+
+
+def _build_part(start: int, stop: int, directory: str) -> tuple[SplitSummary, list[AnnonormError]]:
+    """In a forked worker: the records of images ``start..stop`` into ``directory/<split>.jsonl``."""
+    assert _FORKED_READER is not None
+    reader, grouped = _FORKED_READER
+    writer = DatasetWriter(Path(directory), on_error=reader.writer.on_error)
+    Path(directory).mkdir()
+    reader.writer = writer  # this process's own sink; the parent's stays untouched
+    split = reader.plan.split
+    images = reader.parsed.document.images
+    writer.declare_split(split)
+    try:
+        for index in range(start, stop):
+            image = images[index]
+            built = reader.record(index, image, grouped.get(image.id, []), False)
+            if built is not None:
+                writer.add(split, built[0], canonical=True)
+    finally:
+        writer.close()
+    return writer.summary[split], writer.skipped
 
 
 # --------------------------------------------------------------------------------------------- writing
@@ -1202,7 +1266,11 @@ class CocoConverter(Converter):
     read_options = (
         Option("masks", "Render segmentations into instance mask PNGs.", type=bool, default=True),
         Option(
-            "workers", "Processes that render masks (default: all cores).", type=int, default=None, affects_output=False
+            "workers",
+            "Processes that build records (large splits, --no-masks) or render masks (default: all cores).",
+            type=int,
+            default=None,
+            affects_output=False,
         ),
     )
 

@@ -662,3 +662,48 @@ def test_extra_annotation_keys_are_kept_and_written_back(tmp_path: Path) -> None
     assert back["type"] == "instances"
     assert back["images"] == images
     assert back["annotations"][0] == {**annotation, "segmentation": [], "area": 4.0}
+
+
+def _coco_with_problems(path: Path, images: int) -> Path:
+    """A COCO file whose annotations 3 and the last point to unknown categories (one in each half)."""
+    data: dict[str, Any] = {
+        "images": [{"id": i, "file_name": f"{i:05d}.jpg", "width": 50, "height": 40} for i in range(images)],
+        "categories": [{"id": 4, "name": "a"}, {"id": 9, "name": "b"}],
+        "annotations": [
+            {"id": 100 + n, "image_id": (n * 7) % images, "category_id": (4, 9)[n % 2], "bbox": [1.5, 2, 3.25, n % 5]}
+            for n in range(images * 3)
+        ],
+    }
+    data["annotations"][3]["category_id"] = 77
+    data["annotations"][-1]["category_id"] = 78
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_records_built_by_forked_workers_are_byte_identical(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import annonorm.converters.coco as coco
+
+    monkeypatch.setattr(coco, "PARALLEL_MIN_IMAGES", 10)
+    took_parallel_path: list[bool] = []
+    build = coco._build_in_parallel
+
+    def recording(*args: Any) -> bool:
+        took_parallel_path.append(build(*args))
+        return took_parallel_path[-1]
+
+    monkeypatch.setattr(coco, "_build_in_parallel", recording)
+    source = _coco_with_problems(tmp_path / "instances_train.json", 101)
+    outputs, skipped = [], []
+    for workers in (1, 2, 3):
+        result = convert("coco", source, tmp_path / f"w{workers}", masks=False, workers=workers, on_error="skip")
+        outputs.append((result.out / "train.jsonl").read_bytes())
+        skipped.append([str(e) for e in result.skipped])
+        assert result.splits["train"].records == 99
+    assert took_parallel_path == [True, True]  # workers=2 and 3 forked; workers=1 never asks
+    assert outputs[0] == outputs[1] == outputs[2]
+    assert skipped[0] == skipped[1] == skipped[2] and len(skipped[0]) == 2
+    assert not [p for p in (tmp_path / "w2").iterdir() if p.name.startswith(".part")]
+    with pytest.raises(InvalidDataError, match="category_id 77") as caught:
+        convert("coco", source, tmp_path / "fail", masks=False, workers=2)
+    assert caught.value.location == "annotations[3].category_id"
+    assert not (tmp_path / "fail").exists()
