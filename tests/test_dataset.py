@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import multiprocessing
 import os
 import pickle
 import subprocess
@@ -547,3 +549,27 @@ def test_importing_the_dataset_does_not_import_torch() -> None:
     code = "import sys, annonorm.dataset; print('torch' in sys.modules)"
     output = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     assert output.strip() == "False"
+
+
+_FORKED_DATASET: NormalizedDataset | None = None
+
+
+def _freeze_count_after_first_item() -> tuple[int, int]:
+    assert _FORKED_DATASET is not None
+    before = gc.get_freeze_count()
+    _FORKED_DATASET[0]
+    return before, gc.get_freeze_count()
+
+
+def test_a_forked_worker_freezes_what_it_inherited(tmp_path: Path) -> None:
+    """The first item a DataLoader worker loads moves the parent's objects out of the collector's walk."""
+    global _FORKED_DATASET
+    _FORKED_DATASET = NormalizedDataset(_dataset(tmp_path / "ds"), load_images=False)
+    _FORKED_DATASET[0]
+    assert gc.get_freeze_count() == 0  # the parent process is left alone
+    try:
+        with multiprocessing.get_context("fork").Pool(1) as pool:
+            before, after = pool.apply(_freeze_count_after_first_item)
+    finally:
+        _FORKED_DATASET = None
+    assert before == 0 and after > 0
