@@ -136,3 +136,60 @@ def test_any_drawn_record_survives_write_then_read(drawn: tuple[list[str], dict[
     assert parsed.to_json_dict() == json.loads(line)
     assert encode_record(parsed.to_json_dict()) == line
     assert json.loads(line)["boxes"] == [{k: v for k, v in b.items() if v is not None} for b in record["boxes"]]
+
+
+def _break_corners(record: dict[str, Any]) -> str:
+    box = record["boxes"][0]
+    box["x1"], box["x2"] = box["x2"] + 1.0, box["x1"]
+    return "is smaller than x1"
+
+
+def _break_count(record: dict[str, Any]) -> str:
+    name = record["boxes"][0]["name"]
+    record["counts"][name] = sum(b["name"] == name for b in record["boxes"]) - 1
+    return f"counts['{name}'] is"
+
+
+def _break_name(record: dict[str, Any]) -> str:
+    record["boxes"][0]["name"] = "not-a-category!"
+    return "'not-a-category!' is not a category of the manifest"
+
+
+def _break_size(record: dict[str, Any]) -> str:
+    record["width"] = 0
+    return "greater than 0"
+
+
+def _break_key(record: dict[str, Any]) -> str:
+    record["colour"] = "red"
+    return "Extra inputs are not permitted"
+
+
+def _break_mask(record: dict[str, Any]) -> str:
+    record["mask"] = "../outside.png"
+    return "must not climb out"
+
+
+def _break_negative(record: dict[str, Any]) -> str:
+    record["boxes"][0]["y1"] = -1.0
+    return "greater than or equal to 0"
+
+
+RULE_BREAKERS = [_break_corners, _break_count, _break_name, _break_size, _break_key, _break_mask, _break_negative]
+
+
+@given(
+    category_names().flatmap(lambda names: st.tuples(st.just(names), records(names, max_boxes=4))),
+    st.sampled_from(RULE_BREAKERS),
+)
+def test_a_record_broken_by_one_rule_fails_with_that_rules_message(
+    drawn: tuple[list[str], dict[str, Any]], breaker: Any
+) -> None:
+    names, record = drawn
+    if not record["boxes"]:
+        record = {**record, "boxes": [{"name": names[0], "x1": 1.0, "y1": 1.0, "x2": 2.0, "y2": 2.0}]}
+        record["counts"] = {**record["counts"], names[0]: record["counts"].get(names[0], 0) + 1}
+        record["labels"] = list(dict.fromkeys([*record["labels"], names[0]]))
+    assert validate(record, frozenset(names))  # valid before the break
+    fragment = breaker(record)
+    assert fragment in messages(record, frozenset(names))
