@@ -35,6 +35,7 @@ __all__ = [
     "iter_lines",
     "open_dataset",
     "read_manifest",
+    "read_text",
 ]
 
 _JSON_ENCODER = msgspec.json.Encoder()
@@ -90,6 +91,17 @@ def read_manifest(dataset: Path) -> Manifest:
     except ValidationError as exc:
         key, message = format_validation_error(exc)[0]
         raise InvalidDataError(message, file=path, location=key) from None
+
+
+def read_text(path: Path, what: str = "") -> str:
+    """A small UTF-8 text file (a byte order mark is dropped); unreadable or non-UTF-8 is a :class:`ParseError`."""
+    subject = f"the {what}" if what else "the file"
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except OSError as exc:
+        raise ParseError(f"cannot read {subject}: {exc.strerror}", file=path) from None
+    except UnicodeDecodeError:
+        raise ParseError(f"{subject} is not UTF-8 text", file=path) from None
 
 
 def iter_lines(path: Path) -> Iterator[tuple[int, bytes]]:

@@ -76,7 +76,7 @@ from typing import IO, Any
 from annonorm.converters.base import Converter, Option, ReadResult, make_record
 from annonorm.errors import AnnonormError, InvalidDataError, ParseError, UnsafePathError, UsageError
 from annonorm.images import read_image_size
-from annonorm.io import DatasetWriter, NormalizedSource
+from annonorm.io import DatasetWriter, NormalizedSource, read_text
 from annonorm.schemas.types import check_relative_path, round_coord
 
 __all__ = [
@@ -430,12 +430,7 @@ class _Classes:
 
 def _load_classes(path: Path) -> _Classes:
     """Read ``--classes``: a ``dataset_meta.json``, a ``code,name`` CSV, or one name per line."""
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except OSError as exc:
-        raise ParseError(f"cannot read the class list: {exc.strerror}", file=path) from None
-    except UnicodeDecodeError:
-        raise ParseError("the class list is not UTF-8 text", file=path) from None
+    text = read_text(path, "class list")
     classes = _Classes()
     if path.suffix.lower() == ".json":
         try:

@@ -48,7 +48,7 @@ from annonorm.converters.base import Converter, Option, ReadResult, make_record
 from annonorm.converters.csvtable import IMAGE_EXTENSIONS
 from annonorm.errors import AnnonormError, InvalidDataError, ParseError
 from annonorm.images import read_image_size
-from annonorm.io import DatasetWriter, NormalizedSource
+from annonorm.io import DatasetWriter, NormalizedSource, read_text
 from annonorm.schemas.types import round_coord
 
 __all__ = ["YoloConverter", "box_to_yolo_line", "data_yaml_to_names", "yolo_line_to_box"]
@@ -239,12 +239,7 @@ def _load_names(root: Path, classes: Path | None) -> tuple[list[str], Path]:
             file=root,
         )
     path = candidates[0]
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except OSError as exc:
-        raise ParseError(f"cannot read the class list: {exc.strerror}", file=path) from None
-    except UnicodeDecodeError:
-        raise ParseError("the class list is not UTF-8 text", file=path) from None
+    text = read_text(path, "class list")
     if path.suffix.lower() in (".yaml", ".yml"):
         try:
             return data_yaml_to_names(text=text), path
@@ -298,12 +293,7 @@ def _find_image(image_root: Path, prefixes: Sequence[str], stem: str) -> str | N
 
 def _parse_label_file(path: Path, names: Sequence[str], width: int, height: int) -> list[dict[str, Any]]:
     """The boxes of one label file; raises :class:`ParseError`/:class:`InvalidDataError` naming the line."""
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except OSError as exc:
-        raise ParseError(f"cannot read: {exc.strerror}", file=path) from None
-    except UnicodeDecodeError:
-        raise ParseError("not UTF-8 text", file=path) from None
+    text = read_text(path, "label file")
     boxes = []
     for number, line in enumerate(text.splitlines(), start=1):
         tokens = line.split()
