@@ -134,11 +134,17 @@ def _given(declared: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
     return {o.name: kwargs[o.name] for o in declared if kwargs.get(o.name) not in (None, [])}
 
 
+#: ``annonorm convert auto SOURCE``: the format is the first whose sniff recognizes SOURCE.
+AUTO = "auto"
+
+
 def _convert_command(format_name: str) -> Any:
     from annonorm import registry
+    from annonorm.converters.base import Converter
 
-    converter = _run(lambda: registry.get(format_name))
-    if not converter.can_read():
+    auto = format_name == AUTO
+    converter = Converter if auto else _run(lambda: registry.get(format_name))
+    if not auto and not converter.can_read():
         return None
     params = [
         inspect.Parameter(
@@ -160,10 +166,15 @@ def _convert_command(format_name: str) -> Any:
         from annonorm.api import SKIPPED_REPORT, convert
 
         output = OutputFormat(kwargs["output"])
-        with _progress(f"converting {format_name}", kwargs["quiet"]) as progress:
+        chosen = format_name
+        if auto:
+            chosen = _run(lambda: registry.detect(kwargs["source"]), output)
+            if not kwargs["quiet"]:
+                typer.echo(f"annonorm: {kwargs['source']} is in the {chosen} format", err=True)
+        with _progress(f"converting {chosen}", kwargs["quiet"]) as progress:
             result = _run(
                 lambda: convert(
-                    format_name,
+                    chosen,
                     kwargs["source"],
                     kwargs["out"],
                     images=kwargs["images"],
@@ -177,7 +188,7 @@ def _convert_command(format_name: str) -> Any:
             )
         summary = {
             "out": str(result.out),
-            "format": format_name,
+            "format": chosen,
             "categories": len(result.manifest.categories),
             "splits": {s: vars(v) for s, v in result.splits.items()},
             "skipped": [e.to_dict() for e in result.skipped],
@@ -200,7 +211,8 @@ def _convert_command(format_name: str) -> Any:
             )
             raise typer.Exit(1)
 
-    return _build_command(format_name, converter.summary, params, body)
+    summary = "Detect the format of SOURCE (each converter's sniff), then convert." if auto else converter.summary
+    return _build_command(format_name, summary, params, body)
 
 
 def _export_command(format_name: str) -> Any:
@@ -259,6 +271,12 @@ class _FormatGroup(TyperGroup):
 
 class _ConvertGroup(_FormatGroup):
     factory = staticmethod(_convert_command)
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [AUTO, *super().list_commands(ctx)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        return _convert_command(AUTO) if cmd_name == AUTO else super().get_command(ctx, cmd_name)
 
 
 class _ExportGroup(_FormatGroup):

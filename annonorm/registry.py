@@ -11,9 +11,10 @@ from __future__ import annotations
 import importlib
 from functools import cache
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from annonorm.errors import AnnonormError, MissingDependency, UnknownFormatError, UsageError
+from annonorm.errors import AnnonormError, FormatNotDetected, MissingDependency, UnknownFormatError, UsageError
 
 if TYPE_CHECKING:
     from annonorm.converters.base import Converter
@@ -70,3 +71,21 @@ def get(name: str) -> type[Converter]:
     if not (isinstance(converter, type) and issubclass(converter, Converter)):
         raise AnnonormError(f"{target} (converter {name!r}) is not an annonorm Converter subclass")
     return converter
+
+
+def detect(source: Path) -> str:
+    """The name of the first installed converter whose ``sniff`` recognizes ``source``.
+
+    Converters are asked in registry order (built-ins first). One whose dependencies are missing,
+    or whose sniff says "not mine" (``False`` or :class:`FormatNotDetected`), is skipped.
+    """
+    for name in names():
+        try:
+            if get(name).sniff(source):
+                return name
+        except (FormatNotDetected, MissingDependency):
+            continue
+    raise FormatNotDetected(
+        f"cannot tell which format this is; name it: annonorm convert {'|'.join(names())} SOURCE ...",
+        file=source,
+    )

@@ -117,3 +117,45 @@ def test_every_builtin_declares_what_it_can_do() -> None:
         assert converter.summary
         assert converter.can_read() and converter.can_write()
         assert textwrap.dedent(converter.__module__).startswith("annonorm.converters.")
+
+
+SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
+PEER = Path(__file__).resolve().parent.parent.parent / "shared" / "peer_data" / "datumaro"
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        (SAMPLE / "coco", "coco"),
+        (SAMPLE / "coco" / "annotations" / "instances_val.json", "coco"),
+        (SAMPLE / "voc", "voc"),
+        (SAMPLE / "csv" / "annotations.csv", "csv"),
+        (PEER / "coco_dataset" / "coco_roboflow", "coco"),
+        (PEER / "kaggle_dataset" / "relaxed_voc2", "voc"),
+        (PEER / "vott_csv_dataset" / "dataset" / "train-export.csv", "csv"),
+    ],
+)
+def test_detect_asks_each_converters_sniff(source: Path, expected: str) -> None:
+    if not source.exists():
+        pytest.skip(f"{source} is not here")
+    assert registry.detect(source) == expected
+
+
+def test_convert_auto_detects_then_converts(tmp_path: Path) -> None:
+    from annonorm.api import export
+
+    yolo = export("yolo", _sample_dataset(tmp_path), tmp_path / "yolo", images="copy")
+    assert registry.detect(yolo) == "yolo"
+    done = run_cli(["convert", "auto", str(yolo), "-o", str(tmp_path / "back")], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert f"{yolo} is in the yolo format" in done.stderr
+    unknown = run_cli(["convert", "auto", str(Path(__file__)), "-o", str(tmp_path / "never")], tmp_path)
+    assert unknown.returncode == 2
+    assert "cannot tell which format this is" in unknown.stderr
+    assert not (tmp_path / "never").exists()
+
+
+def _sample_dataset(tmp_path: Path) -> Path:
+    from annonorm.api import convert
+
+    return convert("coco", SAMPLE / "coco", tmp_path / "from-coco", masks=False).out
