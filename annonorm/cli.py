@@ -230,12 +230,14 @@ def _export_command(format_name: str) -> Any:
         _keyword("out", Annotated[Path, typer.Option("--out", "-o", help="Output directory.")], ...),
         _keyword("force", Annotated[bool, typer.Option(help="Replace an existing output.")], False),
         _keyword("quiet", Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on success.")], False),
+        _keyword("output", Annotated[OutputFormat, typer.Option("--format", help="Result as text or json.")], "text"),
         *_converter_options(converter.write_options),
     ]
 
     def body(**kwargs: Any) -> None:
         from annonorm.api import export
 
+        output = OutputFormat(kwargs["output"])
         out = _run(
             lambda: export(
                 format_name,
@@ -243,9 +245,12 @@ def _export_command(format_name: str) -> Any:
                 kwargs["out"],
                 force=kwargs["force"],
                 **_given(converter.write_options, kwargs),
-            )
+            ),
+            output,
         )
-        if not kwargs["quiet"]:
+        if output is OutputFormat.json:
+            typer.echo(json.dumps({"out": str(out), "format": format_name}))
+        elif not kwargs["quiet"]:
             typer.echo(f"wrote {out}")
 
     return _build_command(format_name, converter.summary, params, body)

@@ -113,3 +113,14 @@ def test_installed_script_runs_as_a_subprocess(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["splits"]["train"]["records"] == 3
+
+
+def test_export_json_result_and_json_error(tmp_path: Path) -> None:
+    root = make_dataset(tmp_path)
+    done = runner.invoke(app, ["export", "csv", str(root), "-o", str(tmp_path / "csv"), "--format", "json"])
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.output) == {"out": str(tmp_path / "csv"), "format": "csv"}
+    again = runner.invoke(app, ["export", "csv", str(root), "-o", str(tmp_path / "csv"), "--format", "json"])
+    assert again.exit_code == 2
+    error = json.loads(again.output)
+    assert error["error"] == "OutputExistsError" and error["file"] == str(tmp_path / "csv")
