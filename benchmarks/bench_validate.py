@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import random
 import statistics
@@ -160,7 +161,8 @@ def main() -> None:
     pyd_rate = pydantic_lines / pyd_s
     size_mb = split.stat().st_size / 1e6
 
-    print(f"Machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}, ")
+    python = f"{platform.python_implementation()} {platform.python_version()}"
+    print(f"Machine: {platform.machine()}, {os.cpu_count()} cores, {python}")
     print(f"Data: {args.records:,} records x {args.boxes} boxes, {size_mb:.0f} MB JSONL; median of {args.runs} runs")
     print()
     print("| tool | wall s | records/s | peak RSS MB | ratio to baseline |")
