@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from annonorm import __version__, registry
-from annonorm.errors import AnnonormError, InvalidDataError, ParseError
+from annonorm.errors import AnnonormError, InvalidDataError, ParseError, UsageError
 from annonorm.io import DatasetWriter, SplitSummary, atomic_output, check_output_free, file_sha256, open_dataset
 from annonorm.schemas.manifest import Manifest, Source, SourceFile
 
@@ -64,11 +64,14 @@ def convert(
     """Convert ``source`` (in ``format``) into a normalized dataset at ``out``.
 
     The output is written to a temporary directory, validated, and renamed into place: on any
-    error nothing is left at ``out`` (or the previous dataset stays untouched).
+    error nothing is left at ``out`` (or the previous dataset stays untouched). ``format="auto"``
+    picks the first converter whose sniff recognizes ``source``.
     """
+    if format == "auto":
+        format = registry.detect(Path(source))
     converter_class = registry.get(format)
     if not converter_class.can_read():
-        raise InvalidDataError(f"the {format!r} converter can only write, not read")
+        raise UsageError(f"the {format!r} converter can only write, not read")
     resolved = converter_class.resolve_options(converter_class.read_options, options)
     source_path = Path(source)
     if not source_path.exists():
@@ -186,7 +189,7 @@ def export(
 
     converter_class = registry.get(format)
     if not converter_class.can_write():
-        raise InvalidDataError(f"the {format!r} converter can only read, not write")
+        raise UsageError(f"the {format!r} converter can only read, not write")
     resolved = converter_class.resolve_options(converter_class.write_options, options)
     source = open_dataset(Path(dataset))
     report = validate_dataset(source.root)
