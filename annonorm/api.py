@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from annonorm import __version__, registry
 from annonorm.errors import AnnonormError, InvalidDataError, ParseError, UsageError
-from annonorm.io import DatasetWriter, SplitSummary, atomic_output, check_output_free, file_sha256, open_dataset
+from annonorm.io import DatasetWriter, SplitSummary, atomic_output, check_output_free, open_dataset
 from annonorm.schemas.manifest import Manifest, Source, SourceFile
 
 if TYPE_CHECKING:
@@ -103,7 +103,9 @@ def convert(
             mask_kind=writer.mask_kind,
             source=Source(
                 format=format,
-                files=[SourceFile(path=_relative_to(p, out_path), sha256=file_sha256(p)) for p in writer.source_files],
+                files=[
+                    SourceFile(path=_relative_to(p, out_path), sha256=digest) for p, digest in writer.source_hashes()
+                ],
                 converter=f"annonorm {__version__}",
                 options=_jsonable({o.name: resolved[o.name] for o in converter_class.read_options if o.affects_output}),
             ),

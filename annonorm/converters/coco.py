@@ -1031,6 +1031,7 @@ def read_coco(
         grouped = reader.group_annotations()
         writer.declare_split(plan.split)
         annotated_images = len(grouped) if masks else 0  # an upper bound of the masks to render
+        writer.finish_hashing()  # no thread may run when a pool forks
         parallel = not masks and workers > 1 and len(document.images) >= PARALLEL_MIN_IMAGES
         if parallel and _build_in_parallel(reader, grouped, workers):
             continue
