@@ -71,8 +71,11 @@ import json
 import math
 import os
 import re
+import shutil
 import stat
+import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from itertools import chain, compress, groupby, islice, repeat
 from operator import eq, itemgetter, ne, or_
@@ -84,7 +87,8 @@ import numpy as np
 from annonorm.converters.base import Converter, Option, ReadResult, make_record
 from annonorm.errors import AnnonormError, InvalidDataError, ParseError, UnsafePathError, UsageError
 from annonorm.images import read_image_size
-from annonorm.io import DatasetWriter, NormalizedSource, read_text
+from annonorm.io import DatasetWriter, NormalizedSource, SplitSummary, read_text
+from annonorm.parallel import default_workers, pool_context
 from annonorm.schemas.types import COORD_DECIMALS, check_relative_path, round_coord
 
 __all__ = [
@@ -137,6 +141,8 @@ NORMALIZED_SLACK = 1e-6
 CHUNK_BYTES = 64 * 1024
 #: Rows per block when ``csv.reader`` splits them (files with quote characters).
 BLOCK_ROWS = 2048
+#: Files at least this large are streamed in two halves by two processes, when there are two cores.
+PARALLEL_MIN_BYTES = 8 << 20
 
 #: Writer layouts: (header, record field) pairs. Field names are record keys or box corner names.
 LAYOUTS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -404,29 +410,36 @@ def _iter_rows(path: Path, delimiter: str) -> Iterator[tuple[int, list[str]]]:
             raise ParseError(f"not valid CSV: {exc}", file=path, location=f"row {row + 1}") from None
 
 
-def _text_chunks(path: Path) -> Iterator[tuple[int, str]]:
+def _text_chunks(path: Path, start: int = 0, stop: int | None = None, line: int = 1) -> Iterator[tuple[int, str]]:
     """Yield ``(number of its first line, text)`` for runs of whole lines of about :data:`CHUNK_BYTES`.
 
-    The streaming reader's source: one decode per chunk instead of one per line. The byte order mark
-    is dropped as :func:`_iter_rows` drops it; bytes that are not UTF-8 raise ``UnicodeDecodeError``
-    (the caller has :func:`_iter_rows` name the row).
+    The streaming reader's source: one decode per chunk instead of one per line. Bytes ``start`` to
+    ``stop`` are read (a line starts at ``start``, numbered ``line``). The byte order mark is dropped
+    as :func:`_iter_rows` drops it; bytes that are not UTF-8 raise ``UnicodeDecodeError`` (the
+    caller has :func:`_iter_rows` name the row).
     """
     try:
         stream = path.open("rb")
     except OSError as exc:
         raise ParseError(f"cannot read: {exc.strerror}", file=path) from None
     with stream:
-        line, rest = 1, b""
-        more = stream.read(3).removeprefix(b"\xef\xbb\xbf") + stream.read(CHUNK_BYTES)
-        while more or rest:
+        if start == 0 and stream.read(3) != b"\xef\xbb\xbf":
+            stream.seek(0)  # no UTF-8 byte order mark (Excel writes one)
+        elif start:
+            stream.seek(start)
+        position, rest = stream.tell(), b""
+        while True:
+            more = stream.read(CHUNK_BYTES if stop is None else min(CHUNK_BYTES, stop - position))
+            position += len(more)
             buffer = rest + more
+            if not buffer:
+                return
             cut = buffer.rfind(b"\n") + 1 if more else len(buffer)  # at the end, the last line has no newline
             if cut:
                 text = buffer[:cut].decode("utf-8")
                 yield line, text
                 line += text.count("\n")
             rest = buffer[cut:]  # a line longer than a chunk stays here until its end is read
-            more = stream.read(CHUNK_BYTES) if more else b""
 
 
 def _simple_lines(text: str, delimiter: str) -> list[str] | None:
@@ -1008,6 +1021,44 @@ class _Irregular(Exception):
     """A block that the column-by-column conversion leaves to the row-by-row one."""
 
 
+class _GiveUp(Exception):
+    """A forked half met something its parent must report in order: the parent reads that half again."""
+
+
+@dataclass
+class _Half:
+    """What a forked process streamed: its splits (in first-seen order), categories and images."""
+
+    splits: list[tuple[str, SplitSummary]]
+    categories: list[str]
+    images: list[tuple[str, tuple[str, str]]]  # image -> (file, split), as _TableReader.emitted
+
+
+#: The reader a forked process streams the second half of (set only while _stream_halves runs).
+_FORKED_READER: _TableReader | None = None
+
+
+def _stream_part(offset: int, line: int, directory: str) -> _Half | None:
+    """In a forked process: stream bytes ``offset`` on into ``directory``; ``None`` when it gave up."""
+    reader = _FORKED_READER
+    assert reader is not None
+    Path(directory).mkdir()
+    writer = reader.writer = DatasetWriter(Path(directory))  # its own sink; the parent's stays untouched
+    reader.forked = True
+    known = len(reader.emitted)
+    try:
+        reader._stream(reader._simple_pieces(offset, None, line))
+    except Exception:  # anything at all: the parent streams this half itself and meets it in order
+        return None
+    finally:
+        writer.close()
+    return _Half(
+        splits=list(writer.summary.items()),
+        categories=[category["name"] for category in writer.categories],
+        images=list(islice(reader.emitted.items(), known, None)),
+    )
+
+
 class _TableReader:
     """Streams one :class:`_Table` into a :class:`DatasetWriter`.
 
@@ -1064,6 +1115,8 @@ class _TableReader:
         self.path_text = str(table.path)
         self.finder = _ImageFinder(image_root)
         self.single_pass = False
+        self.forked = False  # streaming the second half of the file in a forked process
+        self.workers = options.get("workers") or default_workers()
         self.claimed: set[str] = set()  # images whose rows have been read (streaming)
         # Whether _fast_block can read this table: rows holding a box in 4 columns and nothing more.
         self.columnar_table = (
@@ -1172,9 +1225,21 @@ class _TableReader:
             yield filter(None, map(str.strip, cells))
 
     def _run_streaming(self, layout: str) -> None:
-        """Read the rows in one pass, a block of whole images at a time."""
+        """Read the rows in one pass, a block of whole images at a time (a large file in two halves,
+        the second in a forked process, when there are cores for it)."""
         self.single_pass = True
-        pieces = self._simple_pieces() if layout == "simple" else self._csv_pieces()
+        if layout == "csv":
+            self._stream(self._csv_pieces())
+            return
+        middle = self._middle() if self.workers > 1 else None
+        if middle is not None:
+            self.writer.finish_hashing()  # no thread may run when the process forks
+        if middle is None or pool_context().get_start_method() != "fork":
+            self._stream(self._simple_pieces())
+        else:
+            self._stream_halves(*middle)
+
+    def _stream(self, pieces: Iterable[_Rows]) -> None:
         columnar = self.columnar and self.columnar_table
         for block in self._blocks(pieces):
             try:
@@ -1184,12 +1249,13 @@ class _TableReader:
             except _Irregular:
                 self._slow_block(block)
 
-    def _simple_pieces(self) -> Iterator[_Rows]:
-        """The data rows, a chunk at a time, cut with ``str.split`` (the file has no quote character)."""
+    def _simple_pieces(self, start: int = 0, stop: int | None = None, line: int = 1) -> Iterator[_Rows]:
+        """The data rows of bytes ``start`` to ``stop`` (from line ``line``), a chunk at a time, cut
+        with ``str.split`` (the file has no quote character)."""
         table = self.table
         delimiter, width, column = table.delimiter, table.width, self.image_column
         try:
-            for first, text in _text_chunks(table.path):
+            for first, text in _text_chunks(table.path, start, stop, line):
                 lines = _simple_lines(text, delimiter)
                 if lines is None:
                     self._file_changed()
@@ -1204,8 +1270,8 @@ class _TableReader:
                     yield _Rows(list(range(first, first + len(lines))), columns, list(map(str.strip, columns[column])))
                     continue
                 numbers, rows = [], []
-                for number, line in enumerate(lines, start=first):
-                    checked = table.check_row(number, [cell.strip() for cell in line.split(delimiter)], self.short_rows)
+                for number, text in enumerate(lines, start=first):
+                    checked = table.check_row(number, [cell.strip() for cell in text.split(delimiter)], self.short_rows)
                     if checked is not None:
                         numbers.append(number)
                         rows.append(checked)
@@ -1214,6 +1280,65 @@ class _TableReader:
                     yield _Rows(numbers, columns, columns[column])
         except (ParseError, UnicodeDecodeError):
             self._file_problem()
+
+    def _middle(self) -> tuple[int, int] | None:
+        """Where to cut a large file in two: the byte offset and line number of the first row of the
+        first image that starts after the middle; ``None`` for a small file (or a strange middle)."""
+        path = self.table.path
+        size = path.stat().st_size
+        if size < PARALLEL_MIN_BYTES:
+            return None
+        with path.open("rb") as stream:
+            stream.seek(size // 2)
+            stream.readline()  # the end of the line the middle falls in
+            first = ""
+            while True:
+                offset = stream.tell()
+                raw = stream.readline()
+                if not raw:
+                    return None  # the last image runs to the end
+                try:
+                    key = raw.decode("utf-8").split(self.table.delimiter)[self.image_column].strip()
+                except (UnicodeDecodeError, IndexError):
+                    return None  # a row the two-pass reader will name
+                if key and not first:
+                    first = key
+                elif key and key != first:
+                    break
+            stream.seek(0)
+            lines = 1
+            while stream.tell() < offset:
+                lines += stream.read(min(1 << 20, offset - stream.tell())).count(b"\n")
+        return offset, lines
+
+    def _stream_halves(self, offset: int, line: int) -> None:
+        """Stream bytes ``offset`` on in a forked process while this one streams the first half.
+
+        The second half's records go to a part file; they are appended to the split files, its
+        categories declared and its images noted after the first half, so the output is byte for
+        byte that of one process. If the second half meets anything but plain rows (a problem, a
+        file problem, an image the first half already has), this process streams it again itself,
+        so problems are reported as one process reports them.
+        """
+        global _FORKED_READER
+        directory = self.writer.directory / f".part-{uuid.uuid4().hex[:8]}"
+        _FORKED_READER = self
+        try:
+            with ProcessPoolExecutor(1, mp_context=pool_context()) as pool:
+                future = pool.submit(_stream_part, offset, line, str(directory))
+                self._stream(self._simple_pieces(0, offset, 1))
+                second = future.result()
+            if second is not None and not any(image in self.emitted for image, _ in second.images):
+                for name in second.categories:
+                    self.writer.category(name)
+                self.emitted.update(second.images)
+                for split, summary in second.splits:
+                    self.writer.append_part(split, directory / f"{split}.jsonl", summary)
+                return
+        finally:
+            _FORKED_READER = None
+            shutil.rmtree(directory, ignore_errors=True)
+        self._stream(self._simple_pieces(offset, None, line))
 
     def _csv_pieces(self) -> Iterator[_Rows]:
         """The data rows, :data:`BLOCK_ROWS` at a time, read by ``csv.reader``."""
@@ -1425,6 +1550,8 @@ class _TableReader:
 
     def _file_problem(self) -> NoReturn:
         """Raise the first problem of the file, as pass 1 names it."""
+        if self.forked:
+            raise _GiveUp
         self.last_rows()
         self._file_changed()
 
@@ -1434,6 +1561,8 @@ class _TableReader:
     def _problem(self, error: AnnonormError) -> None:
         """Report an image's problem. When it would stop the conversion (``--on-error fail``) while
         streaming, a problem of the file anywhere in it is raised instead, as the two-pass reader does."""
+        if self.forked:
+            raise _GiveUp  # the parent reads this half again and reports it in order
         if self.single_pass and self.writer.on_error != "skip":
             self.last_rows()
         self.writer.problem(error)
@@ -1742,6 +1871,13 @@ class CsvConverter(Converter):
             "A row with fewer cells than the header: error, or pad with empty cells",
             default="error",
             choices=("error", "pad"),
+        ),
+        Option(
+            "workers",
+            "Processes that stream a large file, one half each (default: all cores; 1 = this process only)",
+            type=int,
+            default=None,
+            affects_output=False,
         ),
     )
     write_options = (

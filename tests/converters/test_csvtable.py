@@ -13,8 +13,10 @@ from typing import Any
 
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from annonorm.api import convert, export
+from annonorm.converters import csvtable
 from annonorm.converters.base import make_record
 from annonorm.converters.csvtable import (
     CsvConverter,
@@ -24,7 +26,7 @@ from annonorm.converters.csvtable import (
     sniff_delimiter,
 )
 from annonorm.errors import AnnonormError, InvalidDataError, ParseError, UnsafePathError, UsageError
-from annonorm.io import open_dataset
+from annonorm.io import DatasetWriter, open_dataset
 from annonorm.testing import datasets, write_dataset
 from annonorm.validation import validate_dataset
 
@@ -69,7 +71,7 @@ def onehot(header: list[str], first: int) -> Callable[[list[str]], set[str]]:
 
 
 def open_images_names() -> dict[str, str]:
-    return dict(stdlib_rows(OPEN_IMAGES / "v6/annotations/oidv6-class-descriptions.csv")[1:])  # type: ignore[arg-type]
+    return dict(stdlib_rows(OPEN_IMAGES / "v6/annotations/oidv6-class-descriptions.csv")[1:])
 
 
 def actual(out: Path, kind: str) -> Expected:
@@ -795,6 +797,162 @@ def test_skip_mode_drops_only_the_bad_image(tmp_path: Path) -> None:
     result = convert("csv", source, tmp_path / "out", on_error="skip")
     assert [r["image"] for r in records_of(tmp_path / "out")] == ["a.jpg", "c.jpg"]
     assert [e.location for e in result.skipped] == ["row 3, column 'ymin'"]
+
+
+# ---------------------------------------------------------------------------------------------- reading strategies
+
+#: Ways the reader can take a file; each must give what the two-pass reader gives.
+STRATEGIES: dict[str, dict[str, Any]] = {
+    "two passes": {"streaming": False},
+    "row by row": {"columnar": False},
+    "columns, small chunks": {"CHUNK_BYTES": 40, "BLOCK_ROWS": 3},
+    "two processes": {"PARALLEL_MIN_BYTES": 0, "CHUNK_BYTES": 64},
+}
+
+
+def read_with(strategy: dict[str, Any], source: Path, options: dict[str, Any], on_error: str) -> Any:
+    """What the reader writes (split files, categories, skipped problems), or the error it raises."""
+    with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as patch:
+        for name, value in strategy.items():
+            patch.setattr(csvtable._TableReader if name in ("streaming", "columnar") else csvtable, name, value)
+        writer = DatasetWriter(Path(tmp), on_error=on_error)
+        converter = CsvConverter()
+        try:
+            converter.read(
+                source,
+                writer,
+                images=None,
+                options=converter.resolve_options(converter.read_options, {**options, "workers": 2}),
+            )
+        except AnnonormError as error:
+            return type(error).__name__, str(error), error.location
+        finally:
+            writer.close()
+        skipped = [(type(e).__name__, str(e), e.location) for e in writer.skipped]
+        files = {p.name: p.read_bytes() for p in sorted(Path(tmp).iterdir())}
+        return files, writer.categories, skipped
+
+
+NUMBER_CELLS = st.one_of(
+    st.integers(0, 60).map(str), st.sampled_from(["2.5", "0.1234567", "", "x", "-1", "nan", "1e1"])
+)
+
+
+@st.composite
+def tables(draw: st.DrawFn) -> tuple[bytes, dict[str, Any]]:
+    """A TensorFlow-layout CSV: mostly plain box rows, some of them broken, rows grouped or scattered."""
+    rows = []
+    for image in range(draw(st.integers(1, 12))):
+        name = draw(st.sampled_from([f"{image}.jpg", f"./{image}.jpg", f"sub/{image}", f"{image}.png"]))
+        size = draw(st.sampled_from(["10,10", "10,10", "20,8", ",", "0,10"]))
+        for _ in range(draw(st.integers(1, 4))):
+            label = draw(st.sampled_from(["cat", "dog", "traffic light", "cat", "dog", ""]))
+            if draw(st.integers(0, 4)):
+                x1, y1 = draw(st.integers(0, 20)), draw(st.integers(0, 20))
+                box = [str(x1), str(y1), str(x1 + draw(st.integers(0, 9))), str(y1 + draw(st.integers(0, 9)))]
+            else:
+                box = [draw(NUMBER_CELLS) for _ in range(4)]
+            rows.append([name, size, label, *box])
+    if draw(st.integers(0, 9)) == 0:
+        rows[draw(st.integers(0, len(rows) - 1))][2] = '"a, b"'  # a quoted cell: csv.reader splits this file
+    if draw(st.integers(0, 3)) == 0:
+        rows = draw(st.permutations(rows))
+    lines = ["filename,width,height,class,xmin,ymin,xmax,ymax", *map(",".join, rows)]
+    if draw(st.integers(0, 5)) == 0:
+        lines.insert(
+            draw(st.integers(1, len(lines))), draw(st.sampled_from(["", ",,,,,,,", "a.jpg,1", ",1,1,c,1,1,2,2"]))
+        )
+    text = draw(st.sampled_from(["\n", "\r\n"])).join(lines) + "\n"
+    options: dict[str, Any] = {"preset": "tensorflow"}
+    if draw(st.integers(0, 4)) == 0:
+        options["short_rows"] = "pad"
+    return text.encode(), options
+
+
+@settings(max_examples=60, deadline=None)
+@given(tables(), st.sampled_from(["fail", "skip"]))
+def test_every_reading_strategy_gives_the_two_pass_result(table: tuple[bytes, dict[str, Any]], on_error: str) -> None:
+    data, options = table
+    with tempfile.TemporaryDirectory() as tmp:
+        source = write(Path(tmp) / "t.csv", data)
+        (Path(tmp) / "0.jpg").write_bytes(b"")  # found beside the CSV
+        (Path(tmp) / "sub").mkdir()
+        (Path(tmp) / "sub" / "1.png").write_bytes(b"")  # found by its extension
+        results = {name: read_with(strategy, source, options, on_error) for name, strategy in STRATEGIES.items()}
+    reference = results.pop("two passes")
+    for name, result in results.items():
+        assert result == reference, name
+
+
+def _tensorflow_rows(images: int, first_split: str = "train") -> str:
+    rows = [
+        f"{i:05d}.jpg,640,480,{('person', 'car', 'dog')[(i + j) % 3]},{j},{j},{j + 10.5},{j + 20},"
+        f"{first_split if i < images // 3 else 'val'}"
+        for i in range(images)
+        for j in range(1 + i % 4)
+    ]
+    return "filename,width,height,class,xmin,ymin,xmax,ymax,part\n" + "\n".join(rows) + "\n"
+
+
+def test_a_large_file_read_by_two_processes_is_the_file_read_by_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = write(tmp_path / "t.csv", _tensorflow_rows(300))
+    options = {"preset": "tensorflow", "column": ["split=part"]}
+    one = read_with({"PARALLEL_MIN_BYTES": 1 << 40}, source, options, "fail")
+    halves: list[tuple[int, int]] = []
+    monkeypatch.setattr(
+        csvtable._TableReader, "_stream_halves", _recorded(csvtable._TableReader._stream_halves, halves)
+    )
+    two = read_with({"PARALLEL_MIN_BYTES": 0}, source, options, "fail")
+    assert halves and halves[0][0] > 0  # it did cut the file in two
+    assert two == one
+    assert [c["name"] for c in two[1]] == ["person", "car", "dog"]
+    assert set(two[0]) == {"train.jsonl", "val.jsonl"}  # no part file left behind
+
+
+def _recorded(method: Callable[..., Any], calls: list[Any]) -> Callable[..., Any]:
+    def wrapper(self: Any, *args: Any) -> Any:
+        calls.append(args)
+        return method(self, *args)
+
+    return wrapper
+
+
+@pytest.mark.parametrize("on_error", ["fail", "skip"])
+def test_a_problem_in_the_second_half_is_reported_as_one_process_reports_it(tmp_path: Path, on_error: str) -> None:
+    text = _tensorflow_rows(300)
+    lines = text.splitlines()
+    lines[-5] = lines[-5].replace(",640,", ",641,")  # an image whose size changes on a later row
+    lines[10] = lines[10].replace(",640,", ",ten,")  # and one in the first half
+    source = write(tmp_path / "t.csv", "\n".join(lines) + "\n")
+    options = {"preset": "tensorflow", "column": ["split=part"]}
+    one = read_with({"PARALLEL_MIN_BYTES": 1 << 40}, source, options, on_error)
+    two = read_with({"PARALLEL_MIN_BYTES": 0}, source, options, on_error)
+    assert two == one
+    if on_error == "skip":
+        assert [location for _, _, location in two[2]] == [
+            "row 11, column 'width'",
+            f"row {len(lines) - 4}, column 'width'",
+        ]
+
+
+def test_a_problem_of_the_file_is_reported_before_an_earlier_image_problem(tmp_path: Path) -> None:
+    # One pass streams this file; the two-pass reader named the ragged row first, and so does it.
+    body = "a.jpg,10,10,cat,1,x,3,4\n" + "".join(f"{i}.jpg,10,10,cat,1,2,3,4\n" for i in range(50)) + "z.jpg,10\n"
+    source = write(tmp_path / "t.csv", TF_HEADER + body)
+    with pytest.raises(ParseError, match="row has 2 cells") as error:
+        convert("csv", source, tmp_path / "out", preset="tensorflow")
+    assert error.value.location == "row 53"
+
+
+def test_an_image_described_twice_is_named_by_its_first_row(tmp_path: Path) -> None:
+    source = write(
+        tmp_path / "t.csv", TF_HEADER + "a.jpg,10,10,cat,1,1,2,2\nb.jpg,10,10,cat,1,1,2,2\n./a.jpg,10,10,cat,1,1,2,2\n"
+    )
+    with pytest.raises(InvalidDataError, match="already described by") as error:
+        convert("csv", source, tmp_path / "out")
+    assert error.value.location == "row 4"
 
 
 # ---------------------------------------------------------------------------------------------- writing, sniff
