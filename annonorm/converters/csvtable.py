@@ -78,7 +78,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from itertools import chain, compress, groupby, islice, repeat
-from operator import eq, itemgetter, ne, or_
+from operator import itemgetter, ne
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, ClassVar, NoReturn
 
@@ -1404,8 +1404,8 @@ class _TableReader:
             raise _Irregular  # a blank row, or an empty image cell
         table, columns = self.table, block.columns
         assert self.box_columns is not None and table.box_format is not None
-        new_image = list(map(ne, keys[1:], keys[:-1]))  # row i + 1 starts an image
-        starts = [0, *compress(range(1, count), new_image)]
+        # The rows where an image starts: the block holds whole images, each one run of rows.
+        starts = [0, *compress(range(1, count), map(ne, keys[1:], keys[:-1]))]
         ends = [*starts[1:], count]
 
         names = self._fast_names(columns, count)
@@ -1417,7 +1417,7 @@ class _TableReader:
             raise _Irregular from None
         if not np.isfinite(values).all():
             raise _Irregular
-        sizes = self._fast_sizes(columns, new_image, starts)
+        sizes = self._fast_sizes(columns, starts)
         splits = [table.default_split] * len(starts)
         split_column = table.columns.get("split")
         if split_column is not None:
@@ -1449,23 +1449,32 @@ class _TableReader:
             {"name": name, "x1": x1, "y1": y1, "x2": x2, "y2": y2}
             for name, x1, y1, x2, y2 in zip(names, *corners.tolist(), strict=True)
         ]
-        emitted, path_text, add = self.emitted, self.path_text, writer.add
+        emitted, claimed, path_text, add = self.emitted, self.claimed, self.path_text, writer.add
         for start, end, image, split, size in zip(starts, ends, images, splits, image_sizes, strict=True):
-            self._claim(keys[start])
+            if keys[start] in claimed:
+                self._file_changed()  # the scan found each image's rows adjacent
+            claimed.add(keys[start])
             earlier = emitted.get(image)
             if earlier is not None:
                 self._problem(self._described_twice(image, earlier, block.numbers[start]))
                 continue
             emitted[image] = (path_text, split)
-            classes = names[start:end]
-            counts = {name: classes.count(name) for name in dict.fromkeys(classes)}
+            counts: dict[str, int] = {}
+            for name in names[start:end]:
+                counts[name] = counts.get(name, 0) + 1
             # The canonical record, keys in format order, as make_record builds it for boxes only.
-            record: dict[str, Any] = {"image": image}
-            if size is not None:
-                record["width"], record["height"] = size
-            record["labels"] = list(counts)
-            record["counts"] = counts
-            record["boxes"] = boxes[start:end]
+            record: dict[str, Any]
+            if size is None:
+                record = {"image": image, "labels": list(counts), "counts": counts, "boxes": boxes[start:end]}
+            else:
+                record = {
+                    "image": image,
+                    "width": size[0],
+                    "height": size[1],
+                    "labels": list(counts),
+                    "counts": counts,
+                    "boxes": boxes[start:end],
+                }
             add(split, record, canonical=True)
 
     def _fast_names(self, columns: list[list[str]], count: int) -> list[str]:
@@ -1487,18 +1496,17 @@ class _TableReader:
         except KeyError:
             raise _Irregular from None
 
-    def _fast_sizes(
-        self, columns: list[list[str]], new_image: list[bool], starts: list[int]
-    ) -> list[tuple[int, int]] | None:
+    def _fast_sizes(self, columns: list[list[str]], starts: list[int]) -> list[tuple[int, int]] | None:
         """Each image's size from its first row (``None`` when no size column is mapped);
         :class:`_Irregular` when one is not a positive whole number or a later row has other size cells."""
         width_column, height_column = self.size_columns
         if width_column is None or height_column is None:
             return None
         sides = []
+        first_rows = set(starts)
         for column in (columns[width_column], columns[height_column]):
-            if not all(map(or_, new_image, map(eq, column[1:], column[:-1]))):
-                raise _Irregular  # _add_row compares the numbers
+            if not first_rows.issuperset(compress(range(1, len(column)), map(ne, column[1:], column[:-1]))):
+                raise _Irregular  # a size cell differs from the row above inside an image: _add_row compares
             try:
                 values = [float(column[start]) for start in starts]
             except ValueError:
