@@ -32,9 +32,11 @@ header is matched against every preset (``auto``).
 Rules this reader applies (each documented where the option is declared):
 
 - Rows name one box each (any box role mapped) or describe their image (labels, counts). Rows of one
-  image are grouped wherever they are in the file; when they are adjacent the reader streams: a
-  first pass remembers the last row of each image (memory grows with images, not rows) and a
-  record is written as soon as its last row has been read. Records keep first-seen order.
+  image are grouped wherever they are in the file, and records keep first-seen order. When a scan
+  of the image column finds each image's rows adjacent (as exporters write them), the file is
+  read in one pass, a large one in two halves by two processes; otherwise a first pass remembers
+  the last row of each image and a record is written as soon as its last row has been read.
+  Either way memory grows with images, not rows, and the output is the same.
 - A row whose box cells are all empty lists its image without a box (exports do that for images
   with no object); a class on such a row becomes an image-level label.
 - The delimiter is sniffed (``csv.Sniffer`` over the first 16 KiB, among ``, ; tab | space``) unless
