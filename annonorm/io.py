@@ -40,6 +40,8 @@ __all__ = [
 ]
 
 _JSON_ENCODER = msgspec.json.Encoder()
+#: Source files at least this large are hashed in a background thread while the reader works.
+BACKGROUND_HASH_BYTES = 4 * 1024 * 1024
 _JSON_DECODER = msgspec.json.Decoder()
 #: What msgspec raises for bytes that are not JSON: besides DecodeError, invalid UTF-8 inside a string
 #: surfaces as UnicodeDecodeError and nesting deeper than its limit as RecursionError.
@@ -317,7 +319,7 @@ class DatasetWriter:
     _by_name: dict[str, int] = field(default_factory=dict)
     _streams: dict[str, IO[bytes]] = field(default_factory=dict)
     _hasher: ThreadPoolExecutor | None = None
-    _hashes: list[Future[str]] = field(default_factory=list)
+    _hashes: list[Future[str] | None] = field(default_factory=list)
 
     def category(self, name: str, source_id: int | str | None = None, attributes: dict[str, Any] | None = None) -> int:
         """The contiguous id of ``name``, registering it (in first-seen order) when new."""
@@ -392,6 +394,13 @@ class DatasetWriter:
         interpreter lock, so on a second core the hash of a 400 MB COCO file costs no wall time.
         """
         self.source_files.append(path)
+        try:
+            large = path.stat().st_size >= BACKGROUND_HASH_BYTES
+        except OSError:
+            large = False
+        if not large:  # thousands of small files (VOC XML) are cheaper hashed at the end, in this thread
+            self._hashes.append(None)
+            return
         if self._hasher is None:
             self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="annonorm-sha256")
         self._hashes.append(self._hasher.submit(file_sha256, path))
@@ -399,7 +408,10 @@ class DatasetWriter:
     def source_hashes(self) -> list[tuple[Path, str]]:
         """``(path, sha256)`` of every source file named, in order (waits for the hashing)."""
         try:
-            return [(path, future.result()) for path, future in zip(self.source_files, self._hashes, strict=True)]
+            return [
+                (path, file_sha256(path) if future is None else future.result())
+                for path, future in zip(self.source_files, self._hashes, strict=True)
+            ]
         except OSError as exc:
             raise ParseError(f"cannot read a source file to hash it: {exc.strerror}", file=exc.filename) from None
 
