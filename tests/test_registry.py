@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from peer import PEER_DATA
 
 from annonorm import registry
 from annonorm.converters.base import Converter
@@ -120,7 +121,7 @@ def test_every_builtin_declares_what_it_can_do() -> None:
 
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
-PEER = Path(__file__).resolve().parent.parent.parent / "shared" / "peer_data" / "datumaro"
+PEER = PEER_DATA
 
 
 @pytest.mark.parametrize(

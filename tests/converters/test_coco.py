@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from peer import PEER_DATA
 from PIL import Image
 from pycocotools import mask as mask_utils
 
@@ -35,7 +36,7 @@ from annonorm.errors import InvalidDataError, ParseError, UnsafePathError
 from annonorm.testing import datasets, write_dataset
 from annonorm.validation import validate_dataset
 
-PEER = Path("/work/shared/peer_data/datumaro")
+PEER = PEER_DATA
 SAMPLE = Path(__file__).resolve().parents[2] / "sample_data" / "coco"
 
 # case id -> (source given to the converter, {split: the JSON file that split must come from})

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from peer import PEER_DATA
 
 from annonorm.api import convert, export
 from annonorm.converters import csvtable
@@ -30,7 +31,7 @@ from annonorm.io import DatasetWriter, open_dataset
 from annonorm.testing import datasets, write_dataset
 from annonorm.validation import validate_dataset
 
-PEER = Path("/work/shared/peer_data/datumaro")
+PEER = PEER_DATA
 KAGGLE = PEER / "kaggle_dataset"
 OPEN_IMAGES = PEER / "open_images_dataset"
 SAMPLE = Path(__file__).resolve().parents[2] / "sample_data" / "csv"

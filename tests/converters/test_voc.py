@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from peer import PEER_DATA
 from PIL import Image
 
 from annonorm.api import convert, export
@@ -33,7 +34,7 @@ from annonorm.io import open_dataset
 from annonorm.testing import boxes, category_names, write_dataset
 from annonorm.validation import validate_dataset
 
-PEER = Path("/work/shared/peer_data/datumaro")
+PEER = PEER_DATA
 SAMPLE = Path(__file__).resolve().parents[2] / "sample_data" / "voc"
 
 #: case -> (folder under peer_data/datumaro, whether the case ships its images)
