@@ -36,7 +36,7 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
-    if name == "load":
+    if name in ("load", "open"):  # annonorm.open(...) reads like the DVC docs; not in __all__ (shadows open)
         return _load
     module_name = _LAZY.get(name)
     if module_name is None:
@@ -47,7 +47,8 @@ def __getattr__(name: str) -> Any:
 
 
 def _load(path: Any, split: str = "train", **kwargs: Any) -> NormalizedDataset:
-    """Open a split of a normalized dataset: ``annonorm.load("out/coco", "val")``."""
+    """Open a split of a normalized dataset: ``annonorm.load("out/coco", "val")``, also spelled
+    ``annonorm.open("data/coco", "train", rev="v1", repo=".")`` (keywords as :class:`NormalizedDataset`)."""
     from annonorm.dataset import NormalizedDataset
 
     return NormalizedDataset(path, split=split, **kwargs)

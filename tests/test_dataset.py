@@ -573,3 +573,12 @@ def test_a_forked_worker_freezes_what_it_inherited(tmp_path: Path) -> None:
     finally:
         _FORKED_DATASET = None
     assert before == 0 and after > 0
+
+
+def test_annonorm_load_and_open_are_the_dataset(tmp_path: Path) -> None:
+    import annonorm
+
+    root = _dataset(tmp_path / "ds")
+    for opener in (annonorm.load, annonorm.open):
+        dataset = opener(root, "train", load_images=False)
+        assert isinstance(dataset, NormalizedDataset) and len(dataset) == len(RECORDS)
