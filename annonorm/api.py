@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from annonorm import __version__, registry
 from annonorm.errors import AnnonormError, InvalidDataError, ParseError, UsageError
-from annonorm.io import DatasetWriter, SplitSummary, atomic_output, check_output_free, open_dataset
+from annonorm.io import DatasetWriter, SplitSummary, atomic_output, open_dataset
 from annonorm.schemas.manifest import Manifest, Source, SourceFile
 
 if TYPE_CHECKING:
@@ -80,8 +80,7 @@ def convert(
     if images_path is not None and not images_path.is_dir():
         raise ParseError("image directory does not exist", file=images_path)
     out_path = Path(os.path.abspath(out))
-    check_output_free(out_path, force)
-    with atomic_output(out_path, force=force) as temporary:
+    with atomic_output(out_path, force=force) as temporary:  # refuses an existing output before any work
         writer = DatasetWriter(temporary, on_error=on_error, progress=progress)
         try:
             with _collector_paused():

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from annonorm.errors import AnnonormError, InvalidDataError, OutputExistsError, ParseError, UnsafePathError, UsageError
 from annonorm.schemas.manifest import MANIFEST_FILE, Manifest
+from annonorm.schemas.record import RECORD_KEYS
 from annonorm.schemas.types import COORD_DECIMALS
 
 __all__ = [
@@ -220,7 +221,7 @@ def _clean_box(box: dict[str, Any]) -> dict[str, Any]:
 def encode_record(record: dict[str, Any]) -> bytes:
     """One record as a canonical JSON line: keys in format order, coordinates rounded, ``None`` left out."""
     out = {}
-    for key in ("image", "width", "height", "labels", "counts", "boxes", "mask", "id", "attributes"):
+    for key in RECORD_KEYS:
         value = record.get(key)
         if value is None:
             continue

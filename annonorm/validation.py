@@ -35,9 +35,6 @@ __all__ = ["Finding", "Report", "SplitStats", "validate", "validate_dataset"]
 
 Severity = Literal["error", "warning"]
 
-#: Warnings that ``strict`` turns into errors (all of them, today).
-QUALITY_CODES = ("box_outside_image", "box_degenerate", "size_unknown", "split_empty")
-
 
 @dataclass(frozen=True)
 class Finding:

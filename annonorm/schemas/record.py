@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from annonorm.schemas.types import Attributes, ClassName, Count, LabelList, Pixel, RelativePath, Side
 
+#: The record's keys in the order the canonical form writes them.
 RECORD_KEYS = ("image", "width", "height", "labels", "counts", "boxes", "mask", "id", "attributes")
 
 
