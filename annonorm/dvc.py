@@ -60,18 +60,11 @@ REVISION_FILE = ".annonorm-revision.json"
 
 
 def _coco_sources(source: Path, options: Mapping[str, Any]) -> list[Path]:
-    from annonorm.converters.coco import ROBOFLOW_FILE, TASK_PREFIXES, CocoConverter
+    from annonorm.converters.coco import coco_task_files
 
     if not source.is_dir():
         return [source]
-    annotations = source / "annotations"
-    found: list[Path] = []
-    if annotations.is_dir():
-        found = sorted(p for p in annotations.glob("*.json") if p.name.startswith(TASK_PREFIXES))
-    if not found:
-        found = sorted(p for p in source.glob(f"*/{ROBOFLOW_FILE}") if p.is_file())
-    if not found:
-        found = sorted(p for p in source.glob("*.json") if CocoConverter.sniff(p))
+    found = coco_task_files(source)
     if not found:
         raise ParseError("no COCO annotation file here; expected annotations/instances_<split>.json", file=source)
     return found

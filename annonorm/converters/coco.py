@@ -91,6 +91,7 @@ __all__ = [
     "coco_path_to_split",
     "coco_rle_string_total",
     "coco_segmentation_to_rle",
+    "coco_task_files",
     "instance_mask_to_coco_rle",
     "render_instance_mask",
 ]
@@ -223,7 +224,7 @@ def _sniff_file(path: Path) -> bool:
     return head[:1] == b"{" and b'"images"' in head and (b'"annotations"' in head or b'"file_name"' in head)
 
 
-def _task_files(directory: Path) -> list[Path]:
+def coco_task_files(directory: Path) -> list[Path]:
     """The COCO JSON files of a directory laid out as COCO, Roboflow or flat."""
     annotations = directory / "annotations"
     found: list[Path] = []
@@ -624,7 +625,7 @@ def _find_image_dir(json_path: Path, split: str, images: Path | None) -> Path:
 def _plan(source: Path, images: Path | None) -> tuple[str, Path, list[_SplitPlan]]:
     """Name, image root and per-split files of a source (a COCO file or directory)."""
     if source.is_dir():
-        files = _task_files(source)
+        files = coco_task_files(source)
         by_split: dict[str, Path] = {}
         for path in sorted(files, key=lambda p: (_prefix_rank(p.name), p.name)):
             by_split.setdefault(coco_path_to_split(path=path), path)
@@ -1281,7 +1282,7 @@ class CocoConverter(Converter):
     def sniff(cls, source: Path) -> bool:
         """A ``.json`` that starts like a COCO file, or a directory holding such files."""
         if source.is_dir():
-            return bool(_task_files(source))
+            return bool(coco_task_files(source))
         return _sniff_file(source)
 
     def read(
