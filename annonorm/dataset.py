@@ -64,7 +64,7 @@ from annonorm.errors import (
     UnsafePathError,
     UsageError,
 )
-from annonorm.io import file_sha256, manifest_path, read_manifest
+from annonorm.io import file_sha256, manifest_path, open_split, read_manifest
 from annonorm.schemas.manifest import Manifest
 
 __all__ = ["INDEX_VERSION", "NormalizedDataset", "SkippedRecordWarning", "SplitIndex", "build_index"]
@@ -241,13 +241,7 @@ def build_index(split_path: Path, categories: Sequence[str]) -> tuple[dict[str, 
     name_of = operator.attrgetter("name")
     corners_of = operator.attrgetter("x1", "y1", "x2", "y2")
     attributes_of = operator.attrgetter("attributes")
-    try:
-        stream = split_path.open("rb")
-    except FileNotFoundError:
-        raise ParseError("split file is missing", file=split_path) from None
-    except OSError as exc:
-        raise ParseError(f"cannot read: {exc.strerror}", file=split_path) from None
-    with stream:
+    with open_split(split_path) as stream:
         for number, line in enumerate(stream, start=1):
             digest.update(line)
             if line.isspace():

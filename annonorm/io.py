@@ -36,6 +36,7 @@ __all__ = [
     "format_validation_error",
     "iter_lines",
     "open_dataset",
+    "open_split",
     "read_manifest",
     "read_text",
 ]
@@ -108,15 +109,19 @@ def read_text(path: Path, what: str = "") -> str:
         raise ParseError(f"{subject} is not UTF-8 text", file=path) from None
 
 
-def iter_lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    """Yield ``(line number, line bytes)`` of a JSONL file, 1-based, skipping blank lines."""
+def open_split(path: Path) -> IO[bytes]:
+    """A split file opened for reading; missing or unreadable is a :class:`ParseError`."""
     try:
-        stream = path.open("rb")
+        return path.open("rb")
     except FileNotFoundError:
         raise ParseError("split file is missing", file=path) from None
     except OSError as exc:
         raise ParseError(f"cannot read: {exc.strerror}", file=path) from None
-    with stream:
+
+
+def iter_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """Yield ``(line number, line bytes)`` of a JSONL file, 1-based, skipping blank lines."""
+    with open_split(path) as stream:
         for number, line in enumerate(stream, start=1):
             if line.strip():
                 yield number, line
