@@ -7,7 +7,7 @@ import dataclasses
 import gc
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -113,7 +113,7 @@ def convert(
         writer.write_manifest(manifest)
         if writer.skipped:
             _write_skipped_report(temporary / SKIPPED_REPORT, writer.skipped)
-        warnings = _refuse_invalid_output(temporary, format)
+        warnings = _refuse_invalid_output(temporary, format, writer.checked_parts)
     return ConvertResult(
         out=out_path,
         manifest=manifest,
@@ -159,7 +159,7 @@ def _jsonable(options: dict[str, Any]) -> dict[str, Any]:
     return {k: (list(v) if isinstance(v, tuple) else str(v) if isinstance(v, Path) else v) for k, v in options.items()}
 
 
-def _refuse_invalid_output(directory: Path, format: str) -> list[Finding]:
+def _refuse_invalid_output(directory: Path, format: str, checked: Mapping[str, Sequence[Any]]) -> list[Finding]:
     """A converter must never leave an invalid dataset behind: validate before the rename.
 
     Returns the warnings, which the caller reports (paths named inside the temporary directory are
@@ -167,7 +167,7 @@ def _refuse_invalid_output(directory: Path, format: str) -> list[Finding]:
     """
     from annonorm.validation import validate_dataset
 
-    report = validate_dataset(directory, check_sources=False)
+    report = validate_dataset(directory, check_sources=False, checked=checked)
     if report.errors:
         first = report.errors[0]
         raise InvalidDataError(

@@ -324,6 +324,8 @@ class DatasetWriter:
     progress: Any = None
     _by_name: dict[str, int] = field(default_factory=dict)
     _streams: dict[str, IO[bytes]] = field(default_factory=dict)
+    #: Per split, the checks the processes that wrote its parts made (:class:`annonorm.validation.CheckedPart`).
+    checked_parts: dict[str, list[Any]] = field(default_factory=dict)
     _hasher: ThreadPoolExecutor | None = None
     _hashes: list[Future[str] | None] = field(default_factory=list)
 
@@ -365,9 +367,27 @@ class DatasetWriter:
         if self.progress is not None:
             self.progress(1)
 
-    def append_part(self, split: str, part: Path, summary: SplitSummary) -> None:
-        """Append the encoded records another process wrote to ``part`` to ``split``, with their counts."""
+    def add_many(self, split: str, records: list[dict[str, Any]]) -> None:
+        """Append records already in the canonical form (see :meth:`add`), encoded in one call."""
+        stream = self._streams.get(split)
+        if stream is None:
+            stream = self._open_split(split)
+        stream.write(_JSON_ENCODER.encode_lines(records))
+        summary = self.summary[split]
+        summary.records += len(records)
+        summary.boxes += sum(len(record.get("boxes") or ()) for record in records)
+        summary.masks += sum(1 for record in records if record.get("mask"))
+        if self.progress is not None:
+            self.progress(len(records))
+
+    def append_part(self, split: str, part: Path, summary: SplitSummary, checked: Any = None) -> None:
+        """Append the encoded records another process wrote to ``part`` to ``split``, with their counts.
+
+        ``checked`` is that process's :class:`annonorm.validation.CheckedPart` of ``part``, if it made one.
+        """
         stream = self._streams.get(split) or self._open_split(split)
+        if checked is not None:
+            self.checked_parts.setdefault(split, []).append(checked)
         with part.open("rb") as source:
             shutil.copyfileobj(source, stream, 1 << 20)
         mine = self.summary[split]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import itertools
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,7 +32,7 @@ from annonorm.parallel import default_workers, pool_context
 from annonorm.schemas.manifest import MANIFEST_FILE, Manifest
 from annonorm.schemas.record import Record
 
-__all__ = ["Finding", "Report", "SplitStats", "validate", "validate_dataset"]
+__all__ = ["CheckedPart", "Finding", "Report", "SplitStats", "check_part", "validate", "validate_dataset"]
 
 Severity = Literal["error", "warning"]
 
@@ -121,6 +122,7 @@ def validate_dataset(
     check_images: bool = False,
     check_sources: bool = True,
     workers: int | None = None,
+    checked: Mapping[str, Sequence[CheckedPart]] | None = None,
 ) -> Report:
     """Check the manifest, every record of every split, and the cross-record rules.
 
@@ -130,6 +132,8 @@ def validate_dataset(
 
     Split files of :data:`PARALLEL_MIN_BYTES` or more are checked by ``workers`` processes (default:
     one per core), each a byte range; the report is the same as a single process would write.
+    ``checked`` holds, per split, the :class:`CheckedPart` s a converter's processes made of what
+    they wrote; a split they cover exactly is not read again.
 
     Raises :class:`~annonorm.errors.ParseError` when the input cannot be read at all (no manifest,
     not JSON, a split file that is missing or holds no JSON); everything else is a finding.
@@ -188,6 +192,7 @@ def validate_dataset(
             check_images=check_images,
             dataset_root=root,
             workers=workers,
+            checked=(checked or {}).get(split),
         )
     return report
 
@@ -295,6 +300,58 @@ def _check_chunk(chunk: _Chunk) -> _ChunkResult:
     )
 
 
+@dataclass
+class CheckedPart:
+    """The per-record check of one part of a split file, made by the process that wrote the part.
+
+    A converter that builds a split in several processes has each check its own part while it is
+    still in the page cache, so that validating the whole output before it is renamed into place
+    does not read the split again. The validator uses parts only when they cover the split file
+    byte for byte and were checked as it would check them (same categories, no image or strict
+    checks, no mask without a ``mask_kind``).
+    """
+
+    file: str
+    size: int
+    categories: tuple[str, ...]
+    masks: int
+    result: _ChunkResult
+
+    def findings_in(self, split_file: Path) -> _ChunkResult:
+        """The check, its findings naming the split file instead of the part."""
+        findings = [
+            dataclasses.replace(f, file=str(split_file)) if f.file == self.file else f for f in self.result.findings
+        ]
+        return dataclasses.replace(self.result, findings=findings)
+
+
+def check_part(path: Path, categories: Sequence[str], *, masks: int) -> CheckedPart:
+    """Check ``path``, a part of a split this process wrote holding ``masks`` records with a mask."""
+    size = path.stat().st_size
+    # Processes forked from one parent share its hash secret, so Python's fast hash is a valid key.
+    stable = pool_context().get_start_method() != "fork"
+    chunk = _Chunk(path, 0, size, list(categories), None, None, None, False, False, stable_keys=stable)
+    return CheckedPart(str(path), size, tuple(categories), masks, _check_chunk(chunk))
+
+
+def _covers(
+    parts: Sequence[CheckedPart],
+    path: Path,
+    categories: list[str] | None,
+    manifest: Manifest | None,
+    *,
+    check_images: bool,
+    strict: bool,
+) -> bool:
+    """Whether ``parts`` were checked as :func:`_validate_split` would check ``path`` and cover all of it."""
+    if check_images or strict or categories is None or manifest is None:
+        return False
+    if manifest.mask_kind is None and any(part.masks for part in parts):
+        return False
+    same_names = all(part.categories == tuple(categories) for part in parts)
+    return same_names and sum(part.size for part in parts) == path.stat().st_size
+
+
 def _byte_ranges(path: Path, parts: int) -> list[tuple[int, int]]:
     """``parts`` ranges of ``path`` that start and end on line boundaries."""
     size = path.stat().st_size
@@ -319,9 +376,13 @@ def _validate_split(
     check_images: bool,
     dataset_root: Path | None = None,
     workers: int | None = None,
+    checked: Sequence[CheckedPart] | None = None,
 ) -> None:
     if not path.is_file():
         raise ParseError("split file is missing or not a file", file=path)
+    if checked and _covers(checked, path, categories, manifest, check_images=check_images, strict=report.strict):
+        _merge_split(report, split, path, [part.findings_in(path) for part in checked])
+        return
     workers = workers or default_workers()
     parts = workers if workers > 1 and path.stat().st_size >= PARALLEL_MIN_BYTES else 1
     context = pool_context()
@@ -336,6 +397,11 @@ def _validate_split(
     else:
         with ProcessPoolExecutor(len(chunks), mp_context=context) as pool:
             results = list(pool.map(_check_chunk, chunks))
+    _merge_split(report, split, path, results)
+
+
+def _merge_split(report: Report, split: str, path: Path, results: list[_ChunkResult]) -> None:
+    """Add the checks of a split's consecutive byte ranges to ``report``, and the cross-record rules."""
     stats = report.splits[split] = SplitStats()
     first_finding = len(report.findings)
     offset = nonblank = 0

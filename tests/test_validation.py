@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import json
 import multiprocessing
 from pathlib import Path
@@ -259,3 +261,73 @@ def test_parallel_byte_ranges_report_exactly_what_one_process_does(
         (393, "duplicate_image"),
         (394, "duplicate_id"),
     ]
+
+
+def _write_checked_parts(root: Path, lines: list[str], cuts: list[int]) -> list[Any]:
+    """The split as consecutive part files, each checked as a converter's process checks what it wrote."""
+    from annonorm.validation import check_part
+
+    parts = []
+    for number, (start, stop) in enumerate(itertools.pairwise([0, *cuts, len(lines)])):
+        part = root / f".part-{number}.jsonl"
+        part.write_text("".join(line + "\n" for line in lines[start:stop]))
+        parts.append(check_part(part, CATEGORIES, masks=0))
+    return parts
+
+
+def test_parts_checked_by_their_writers_report_exactly_what_a_full_check_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import annonorm.validation as validation
+
+    records = [good_record(i) for i in range(300)]
+    records[20]["boxes"][0]["x2"] = 0.5  # invalid in the first part
+    records[250]["image"] = records[5]["image"]  # duplicate image across parts
+    records[150]["boxes"][0]["x2"] = 45.0  # a warning in the second part
+    root = dataset(tmp_path, [records[0]])
+    lines = [json.dumps(r) for r in records]
+    parts = _write_checked_parts(root, lines, [100, 200])
+    (root / "train.jsonl").write_text("".join(line + "\n" for line in lines))
+    full = validate_dataset(root, workers=1, check_sources=False)
+
+    rechecked: list[Any] = []
+    check_chunk = validation._check_chunk
+    monkeypatch.setattr(validation, "_check_chunk", lambda chunk: rechecked.append(chunk) or check_chunk(chunk))
+    from_parts = validate_dataset(root, workers=1, check_sources=False, checked={"train": parts})
+    assert rechecked == []  # the split was not read again
+    assert from_parts.findings == full.findings
+    assert from_parts.splits == full.splits
+    assert {f.file for f in from_parts.findings} == {str(root / "train.jsonl")}
+    assert [(f.line, f.code) for f in full.findings] == [
+        (21, "record_invalid"),
+        (151, "box_outside_image"),
+        (251, "duplicate_image"),
+    ]
+
+
+def test_parts_that_do_not_cover_the_split_exactly_are_not_trusted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import annonorm.validation as validation
+
+    records = [good_record(i) for i in range(50)]
+    root = dataset(tmp_path, [records[0]])
+    lines = [json.dumps(r) for r in records]
+    parts = _write_checked_parts(root, lines, [25])
+    rechecked: list[Any] = []
+    check_chunk = validation._check_chunk
+    monkeypatch.setattr(validation, "_check_chunk", lambda chunk: rechecked.append(chunk) or check_chunk(chunk))
+    broken = good_record(99)
+    broken["boxes"][0]["x2"] = 0.5
+    (root / "train.jsonl").write_text("".join(line + "\n" for line in [*lines, json.dumps(broken)]))
+    report = validate_dataset(root, check_sources=False, checked={"train": parts})
+    assert [(f.line, f.code) for f in report.findings] == [(51, "record_invalid")]
+    assert len(rechecked) == 1
+    (root / "train.jsonl").write_text("".join(line + "\n" for line in lines))
+    other_names = [dataclasses.replace(part, categories=("car",)) for part in parts]
+    with_masks = [dataclasses.replace(part, masks=1) for part in parts]
+    for checked, strict in ((other_names, False), (with_masks, False), (parts, True)):
+        rechecked.clear()
+        report = validate_dataset(root, strict=strict, check_sources=False, checked={"train": checked})
+        assert report.valid and report.splits["train"].records == 50
+        assert len(rechecked) == 1

@@ -59,6 +59,7 @@ per instance and are not exported (``segmentation`` is ``[]``).
 from __future__ import annotations
 
 import codecs
+import itertools
 import math
 import os
 import re
@@ -69,7 +70,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from operator import attrgetter
 from pathlib import Path, PurePosixPath
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import msgspec
 import numpy as np
@@ -81,6 +82,9 @@ from annonorm.images import read_image_size
 from annonorm.io import DatasetWriter, NormalizedSource, SplitSummary
 from annonorm.parallel import pool_context
 from annonorm.schemas.types import COORD_DECIMALS, check_relative_path, round_coord
+
+if TYPE_CHECKING:
+    from annonorm.validation import CheckedPart
 
 __all__ = [
     "CocoConverter",
@@ -199,15 +203,10 @@ _ANY_DECODER = msgspec.json.Decoder()
 
 @dataclass
 class _Parsed:
-    """One COCO file, decoded and checked for shape; extras are per-item dicts of unknown keys.
-
-    A large file read without masks may have its annotations decoded by several processes straight
-    into ``columns``; ``document.annotations`` is then empty.
-    """
+    """One COCO file, decoded and checked for shape; extras are per-item dicts of unknown keys."""
 
     path: Path
     document: _Document | _LenientDocument
-    columns: _AnnotationColumns | None = None
     image_extras: list[dict[str, Any]] | None = None
     annotation_extras: list[dict[str, Any]] | None = None
     category_extras: list[dict[str, Any]] | None = None
@@ -756,17 +755,12 @@ _BOX_ATTRIBUTE_FIELDS = ("id", "area", "iscrowd", "keypoints", "num_keypoints", 
 def _column(values: list[Any]) -> np.ndarray:
     """``values`` as the narrowest array whose ``tolist()`` gives them back equal and of the same type."""
     kinds = set(map(type, values))
-    if len(kinds) == 1:
-        kind = kinds.pop()
-        if kind is bool:
-            return np.array(values, dtype=bool)
-        if kind is float:
-            return np.array(values, dtype=np.float64)
-        if kind is int:
-            try:
-                return np.array(values, dtype=np.int64)
-            except OverflowError:
-                pass
+    dtype = {bool: bool, float: np.float64, int: np.int64}.get(kinds.pop()) if len(kinds) == 1 else None
+    if dtype is not None:
+        try:
+            return np.fromiter(values, dtype=dtype, count=len(values))
+        except OverflowError:  # an integer beyond 64 bits
+            pass
     return np.fromiter(values, dtype=object, count=len(values))
 
 
@@ -794,9 +788,8 @@ def _value(column: np.ndarray, index: int) -> Any:
 class _AnnotationColumns:
     """A file's annotations as arrays, in file order: what grouping and the fast record builder read.
 
-    Built from decoded structs, or by the processes that decode parts of a large file (only arrays
-    travel back). Fields absent from every annotation have no column; elsewhere ``UNSET`` marks
-    an annotation without the field.
+    Fields absent from every annotation have no column; elsewhere ``UNSET`` marks an annotation
+    without the field.
     """
 
     image_ids: np.ndarray
@@ -810,7 +803,8 @@ class _AnnotationColumns:
     @classmethod
     def of(cls, annotations: Sequence[_Annotation]) -> _AnnotationColumns:
         """The columns of decoded annotations (one sequential pass per field: adjacent objects)."""
-        bboxes = np.array([_NO_BOX if a.bbox is UNSET else a.bbox for a in annotations], dtype=np.float64)
+        bbox_rows = [_NO_BOX if a.bbox is UNSET else a.bbox for a in annotations]
+        bboxes = np.fromiter(itertools.chain.from_iterable(bbox_rows), dtype=np.float64, count=4 * len(bbox_rows))
         # One pass tells whether the rarely used fields occur at all (they do in keypoint files).
         rare = any(
             a.keypoints is not UNSET or a.num_keypoints is not UNSET or a.attributes is not UNSET for a in annotations
@@ -825,29 +819,6 @@ class _AnnotationColumns:
             image_ids=_column(list(map(attrgetter("image_id"), annotations))),
             category_ids=_column(list(map(attrgetter("category_id"), annotations))),
             bboxes=bboxes.reshape(-1, 4),
-            attributes=attributes,
-        )
-
-    @classmethod
-    def concatenate(cls, parts: Sequence[_AnnotationColumns]) -> _AnnotationColumns:
-        """The columns of consecutive parts of one file, as one."""
-
-        def joined(columns: list[np.ndarray]) -> np.ndarray:
-            if len({column.dtype for column in columns}) > 1:  # never let numpy turn an int into a float
-                columns = [column.astype(object) for column in columns]
-            return np.concatenate(columns)
-
-        attributes: dict[str, tuple[np.ndarray, int]] = {}
-        for key in _BOX_ATTRIBUTE_FIELDS:
-            if any(key in part.attributes for part in parts):
-                unset = [np.full(len(part), UNSET, dtype=object) for part in parts]
-                columns = [part.attributes.get(key, (empty, 0))[0] for part, empty in zip(parts, unset, strict=True)]
-                absent = sum(part.attributes[key][1] if key in part.attributes else len(part) for part in parts)
-                attributes[key] = (joined(columns), absent)
-        return cls(
-            image_ids=joined([part.image_ids for part in parts]),
-            category_ids=joined([part.category_ids for part in parts]),
-            bboxes=np.concatenate([part.bboxes for part in parts]).reshape(-1, 4),
             attributes=attributes,
         )
 
@@ -866,6 +837,17 @@ def _positions(keys: np.ndarray, ids: np.ndarray, position_of: dict[Any, int]) -
     return np.where(sorted_ids[at] == keys, sorter[at], -1)
 
 
+class _Box(msgspec.Struct, omit_defaults=True, gc=False):
+    """A box as the fast builder makes it: encodes to exactly the canonical box dict, and faster."""
+
+    name: str
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+    attributes: dict[str, Any] | UnsetType = UNSET
+
+
 @dataclass
 class _BoxColumns:
     """A split's annotations in image order, as arrays: what the fast record builder reads.
@@ -882,18 +864,15 @@ class _BoxColumns:
     extras: np.ndarray | None  # unknown annotation keys (a dict per position) when the file has some
     simple: np.ndarray  # per image: every annotation has a known category and a valid bbox
 
-    def boxes(self, first: int, last: int) -> tuple[list[dict[str, Any]], list[str]]:
-        """The box dicts of positions ``first..last`` and their class names."""
+    def boxes(self, first: int, last: int) -> tuple[list[_Box], list[str]]:
+        """The boxes of positions ``first..last`` and their class names."""
         names = self.names
         box_names = [names[k] for k in self.categories[first:last].tolist()]
         x1, y1, x2, y2 = self.corners[first:last].T.tolist()
-        boxes = [
-            {"name": n, "x1": a, "y1": b, "x2": c, "y2": d}
-            for n, a, b, c, d in zip(box_names, x1, y1, x2, y2, strict=True)
-        ]
         if not self.attributes and self.extras is None:
+            boxes = [_Box(*row) for row in zip(box_names, x1, y1, x2, y2, strict=True)]
             return boxes, box_names
-        attributes: list[dict[str, Any]] = [{} for _ in boxes]
+        attributes: list[dict[str, Any]] = [{} for _ in box_names]
         for key, (column, everywhere) in self.attributes.items():
             values = column[first:last].tolist()
             if everywhere:
@@ -906,9 +885,10 @@ class _BoxColumns:
         if self.extras is not None:
             for extra, unknown in zip(attributes, self.extras[first:last].tolist(), strict=True):
                 extra.update(unknown)
-        for box, extra in zip(boxes, attributes, strict=True):
-            if extra:
-                box["attributes"] = extra
+        boxes = [
+            _Box(n, a, b, c, d, e or UNSET)
+            for n, a, b, c, d, e in zip(box_names, x1, y1, x2, y2, attributes, strict=True)
+        ]
         return boxes, box_names
 
 
@@ -927,7 +907,7 @@ class _SplitReader:
         self.file = parsed.path
         self.used_masks: set[str] = set()
         images = parsed.document.images
-        columns = parsed.columns or _AnnotationColumns.of(parsed.document.annotations)
+        columns = _AnnotationColumns.of(parsed.document.annotations)
         self.columns = columns
         bboxes = columns.bboxes
         self.has_bbox: np.ndarray = ~np.isnan(bboxes[:, 0])  # JSON has no NaN: only _NO_BOX holds one
@@ -945,15 +925,6 @@ class _SplitReader:
         self.order = np.zeros(0, dtype=np.int64)
         #: Where each image's annotations start in ``order`` (one more entry than images).
         self.starts = np.zeros(len(images) + 1, dtype=np.int64)
-
-    def regular(self) -> bool:
-        """Whether nothing in the file needs a problem worded or the careful builder."""
-        return (
-            len(self._position_of) == len(self.parsed.document.images)
-            and self._repeated_annotation_id() is None
-            and bool((self.owners >= 0).all() and (self.categories >= 0).all())
-            and bool(self.has_bbox.all() and not self.bad_boxes.any())
-        )
 
     def group_annotations(self) -> None:
         """Put the annotations in image order (COCO files need not be sorted by image); checks ids."""
@@ -1043,8 +1014,8 @@ class _SplitReader:
             simple=np.bincount(self.owners[order][not_simple], minlength=len(self.starts) - 1) == 0,
         )
 
-    def records(self, columns: _BoxColumns, start: int, stop: int) -> Iterator[dict[str, Any]]:
-        """The records (without masks) of images ``start..stop``, built from ``columns``.
+    def records(self, columns: _BoxColumns, start: int, stop: int) -> Iterator[list[dict[str, Any]]]:
+        """The records (without masks) of images ``start..stop``, built from ``columns``, in chunks.
 
         An image whose annotations all have a known category and a valid box takes the fast way;
         any other goes through :meth:`record`, which words its problem. Both give the same record.
@@ -1056,12 +1027,13 @@ class _SplitReader:
             first = starts[0]
             boxes, box_names = columns.boxes(first, starts[-1])
             simple = columns.simple[chunk:chunk_stop].tolist()
+            records: list[dict[str, Any]] = []
             for offset, index in enumerate(range(chunk, chunk_stop)):
                 image = images[index]
                 if not simple[offset]:
                     built = self.record(index, image, self.members(index), masks=False)
                     if built is not None:
-                        yield built[0]
+                        records.append(built[0])
                     continue
                 size = self._image_size(index, image)
                 if size is None:
@@ -1070,7 +1042,8 @@ class _SplitReader:
                 counts: dict[str, int] = {}
                 for name in box_names[low:high]:
                     counts[name] = counts.get(name, 0) + 1
-                yield self._assemble(index, image, size, list(counts), counts, boxes[low:high], None)
+                records.append(self._assemble(index, image, size, list(counts), counts, boxes[low:high], None))
+            yield records
 
     def _image_size(self, index: int, image: _Image) -> tuple[int | None, int | None] | None:
         """The image's width and height (``None`` when unknown), or ``None`` after reporting a problem."""
@@ -1097,7 +1070,7 @@ class _SplitReader:
         size: tuple[int | None, int | None],
         labels: list[str],
         counts: dict[str, int],
-        boxes: list[dict[str, Any]],
+        boxes: list[dict[str, Any]] | list[_Box],
         mask: str | None,
     ) -> dict[str, Any]:
         """The canonical record, keys in format order (the writer encodes it as it is)."""
@@ -1255,8 +1228,8 @@ def read_coco(
     dataset_attributes: dict[str, Any] = {}
     workers = workers if workers and workers > 0 else (os.cpu_count() or 1)
     for plan in plans:
+        writer.add_source_file(plan.path)  # hashed in a thread while the file is decoded
         parsed = parse_coco_file(plan.path)
-        writer.add_source_file(plan.path)
         document = parsed.document
         for key in ("info", "licenses"):
             value = getattr(document, key)
@@ -1270,16 +1243,16 @@ def read_coco(
             for annotation in document.annotations:
                 annotation.segmentation = UNSET
         names = _declare_categories(parsed, writer)
+        writer.finish_hashing()  # no thread may run when a pool forks
         reader = _SplitReader(parsed, plan, writer, names)
         reader.group_annotations()
         writer.declare_split(plan.split)
-        writer.finish_hashing()  # no thread may run when a pool forks
         if not masks:
             columns = reader.box_columns()
             parallel = workers > 1 and len(document.images) >= PARALLEL_MIN_IMAGES
             if not (parallel and _build_in_parallel(reader, columns, workers)):
-                for record in reader.records(columns, 0, len(document.images)):
-                    writer.add(plan.split, record, canonical=True)
+                for records in reader.records(columns, 0, len(document.images)):
+                    writer.add_many(plan.split, records)
             continue
         pipeline = _MaskPipeline(writer, plan.path, workers, reader.annotated_images())
         try:
@@ -1322,9 +1295,9 @@ def _build_in_parallel(reader: _SplitReader, columns: _BoxColumns, workers: int)
                 pool.submit(_build_part, bounds[part], bounds[part + 1], str(parts[part])) for part in range(workers)
             ]
             for future, part_directory in zip(futures, parts, strict=True):
-                summary, skipped = future.result()  # re-raises a part's error, earliest part first
+                summary, skipped, checked = future.result()  # re-raises a part's error, earliest part first
                 writer.skipped.extend(skipped)
-                writer.append_part(split, part_directory / f"{split}.jsonl", summary)
+                writer.append_part(split, part_directory / f"{split}.jsonl", summary, checked)
     finally:
         _FORKED_READER = None
         for part_directory in parts:
@@ -1332,21 +1305,25 @@ def _build_in_parallel(reader: _SplitReader, columns: _BoxColumns, workers: int)
     return True
 
 
-def _build_part(start: int, stop: int, directory: str) -> tuple[SplitSummary, list[AnnonormError]]:
-    """In a forked worker: the records of images ``start..stop`` into ``directory/<split>.jsonl``."""
+def _build_part(start: int, stop: int, directory: str) -> tuple[SplitSummary, list[AnnonormError], CheckedPart]:
+    """In a forked worker: the records of images ``start..stop`` into ``directory/<split>.jsonl``, checked."""
+    from annonorm.validation import check_part
+
     assert _FORKED_READER is not None
     reader, columns = _FORKED_READER
+    categories = [category["name"] for category in reader.writer.categories]
     writer = DatasetWriter(Path(directory), on_error=reader.writer.on_error)
     Path(directory).mkdir()
     reader.writer = writer  # this process's own sink; the parent's stays untouched
     split = reader.plan.split
     writer.declare_split(split)
     try:
-        for record in reader.records(columns, start, stop):
-            writer.add(split, record, canonical=True)
+        for records in reader.records(columns, start, stop):
+            writer.add_many(split, records)
     finally:
         writer.close()
-    return writer.summary[split], writer.skipped
+    summary = writer.summary[split]
+    return summary, writer.skipped, check_part(Path(directory) / f"{split}.jsonl", categories, masks=summary.masks)
 
 
 # --------------------------------------------------------------------------------------------- writing

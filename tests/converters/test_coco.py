@@ -693,14 +693,22 @@ def test_records_built_by_forked_workers_are_byte_identical(tmp_path: Path, monk
         return took_parallel_path[-1]
 
     monkeypatch.setattr(coco, "_build_in_parallel", recording)
+    import annonorm.validation as validation
+
+    checked_here: list[int] = []  # chunks the final validation checked in this process
+    check_chunk = validation._check_chunk
+    monkeypatch.setattr(validation, "_check_chunk", lambda chunk: checked_here.append(1) or check_chunk(chunk))
     source = _coco_with_problems(tmp_path / "instances_train.json", 101)
-    outputs, skipped = [], []
+    outputs, skipped, checks = [], [], []
     for workers in (1, 2, 3):
+        checked_here.clear()
         result = convert("coco", source, tmp_path / f"w{workers}", masks=False, workers=workers, on_error="skip")
         outputs.append((result.out / "train.jsonl").read_bytes())
         skipped.append([str(e) for e in result.skipped])
+        checks.append(len(checked_here))
         assert result.splits["train"].records == 99
     assert took_parallel_path == [True, True]  # workers=2 and 3 forked; workers=1 never asks
+    assert checks == [1, 0, 0]  # forked builders check what they write: the split is not read again
     assert outputs[0] == outputs[1] == outputs[2]
     assert skipped[0] == skipped[1] == skipped[2] and len(skipped[0]) == 2
     assert not [p for p in (tmp_path / "w2").iterdir() if p.name.startswith(".part")]
@@ -708,3 +716,57 @@ def test_records_built_by_forked_workers_are_byte_identical(tmp_path: Path, monk
         convert("coco", source, tmp_path / "fail", masks=False, workers=2)
     assert caught.value.location == "annotations[3].category_id"
     assert not (tmp_path / "fail").exists()
+
+
+_UNSET = object()  # a field left out of the generated annotation
+
+
+@st.composite
+def _varied_annotations(draw: st.DrawFn) -> dict[str, Any]:
+    """A COCO file whose annotations use every optional field in every form, some of them broken."""
+    images = draw(st.integers(1, 6))
+    annotations = []
+    for number in range(draw(st.integers(0, 25))):
+        annotation: dict[str, Any] = {
+            "image_id": draw(st.sampled_from([*range(images)] * 8 + [42])),  # 42: no such image
+            "category_id": draw(st.sampled_from([3] * 8 + [8] * 8 + [99])),  # 99: no such category
+        }
+        fields = {
+            "id": st.sampled_from([number + 1, f"a{number}", _UNSET]),
+            "bbox": st.sampled_from([[1, 2, 3.5, 4]] * 8 + [[0.1234567, 0, 0, 7]] * 8 + [[5, 5, -1, 2], _UNSET]),
+            "area": st.sampled_from([12.5, 7, None, _UNSET]),
+            "iscrowd": st.sampled_from([0, 1, 2, True, _UNSET]),
+            "keypoints": st.sampled_from([[1, 2, 2], _UNSET, _UNSET]),
+            "num_keypoints": st.sampled_from([1, 2.0, _UNSET, _UNSET]),
+            "attributes": st.sampled_from([{"occluded": True}, _UNSET, _UNSET]),
+            "source": st.sampled_from(["tool", _UNSET, _UNSET, _UNSET]),  # an unknown key: the lenient decode
+        }
+        for key, strategy in fields.items():
+            value = draw(strategy)
+            if value is not _UNSET:
+                annotation[key] = value
+        annotations.append(annotation)
+    return {
+        "images": [{"id": i, "file_name": f"{i}.jpg", "width": 50, "height": 40} for i in range(images)],
+        "categories": [{"id": 3, "name": "cat"}, {"id": 8, "name": "dog"}],
+        "annotations": annotations,
+    }
+
+
+@settings(max_examples=40, deadline=None)
+@given(document=_varied_annotations())
+def test_fast_record_builder_writes_what_the_careful_one_does(document: dict[str, Any]) -> None:
+    """--no-masks builds records from columns; with masks on (nothing to draw) every image takes record()."""
+    with tempfile.TemporaryDirectory() as directory:
+        source = Path(directory) / "instances_train.json"
+        source.write_text(json.dumps(document))
+        results = []
+        for masks in (False, True):
+            try:
+                result = convert("coco", source, Path(directory) / f"out{masks}", masks=masks, on_error="skip")
+            except InvalidDataError as exc:
+                results.append(("error", str(exc)))
+                continue
+            split = result.out / "train.jsonl"
+            results.append((split.read_bytes(), [str(e) for e in result.skipped]))
+        assert results[0] == results[1]
