@@ -112,6 +112,9 @@ def _relative(path: str) -> bool:
     return True
 
 
+_NO_EDGE = float("inf")  # the right and bottom edge of an image of unknown size
+
+
 def _rules_hold(record: Any) -> bool | None:
     """The cross-field rules of :class:`annonorm.schemas.Record` on a decoded struct.
 
@@ -125,12 +128,13 @@ def _rules_hold(record: Any) -> bool | None:
         return None
     suspicious = False
     boxed: dict[str, int] = {}
+    right, bottom = (_NO_EDGE, _NO_EDGE) if width is None else (width, height)
     for box in record.boxes:
         x1, y1, x2, y2 = box.x1, box.y1, box.x2, box.y2
-        if x2 < x1 or y2 < y1:
-            return None
-        if x1 == x2 or y1 == y2 or (width is not None and (x2 > width or y2 > height)):
-            suspicious = True
+        if not (x1 < x2 <= right and y1 < y2 <= bottom):  # one test for the common case (runs per box)
+            if x2 < x1 or y2 < y1:
+                return None
+            suspicious = True  # empty, or leaves the image
         name = box.name
         boxed[name] = boxed.get(name, 0) + 1
     counts = record.counts
