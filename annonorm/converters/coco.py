@@ -893,11 +893,7 @@ class _BoxColumns:
 
 
 class _SplitReader:
-    """Turns one decoded COCO file into records of one split.
-
-    Nothing is reported until :meth:`group_annotations`: a reader can be made, asked whether the
-    file is :meth:`regular`, and dropped.
-    """
+    """Turns one decoded COCO file into records of one split (problems reported from group_annotations on)."""
 
     def __init__(self, parsed: _Parsed, plan: _SplitPlan, writer: DatasetWriter, names: dict[Any, str]) -> None:
         self.parsed = parsed
