@@ -1307,10 +1307,11 @@ def _build_part(start: int, stop: int, directory: str) -> tuple[SplitSummary, li
 
     assert _FORKED_READER is not None
     reader, columns = _FORKED_READER
-    categories = [category["name"] for category in reader.writer.categories]
-    writer = DatasetWriter(Path(directory), on_error=reader.writer.on_error)
+    parent = reader.writer
+    categories = [category["name"] for category in parent.categories]
+    writer = DatasetWriter(Path(directory), on_error=parent.on_error)
     Path(directory).mkdir()
-    reader.writer = writer  # this process's own sink; the parent's stays untouched
+    reader.writer = writer  # this part's own sink; a worker may build a second part after this one
     split = reader.plan.split
     writer.declare_split(split)
     try:
@@ -1318,6 +1319,7 @@ def _build_part(start: int, stop: int, directory: str) -> tuple[SplitSummary, li
             writer.add_many(split, records)
     finally:
         writer.close()
+        reader.writer = parent
     summary = writer.summary[split]
     return summary, writer.skipped, check_part(Path(directory) / f"{split}.jsonl", categories, masks=summary.masks)
 

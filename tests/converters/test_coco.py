@@ -770,3 +770,28 @@ def test_fast_record_builder_writes_what_the_careful_one_does(document: dict[str
             split = result.out / "train.jsonl"
             results.append((split.read_bytes(), [str(e) for e in result.skipped]))
         assert results[0] == results[1]
+
+
+def test_a_worker_that_builds_two_parts_checks_both_against_the_categories(tmp_path: Path) -> None:
+    """A pool may hand two parts to one forked worker: the second must not see the first part's sink."""
+    import annonorm.converters.coco as coco
+    from annonorm.io import DatasetWriter
+
+    source = _coco_with_problems(tmp_path / "instances_train.json", 30)
+    writer = DatasetWriter(tmp_path / "out", on_error="skip")
+    (tmp_path / "out").mkdir()
+    plans = coco._plan(source, None)[2]
+    parsed = coco.parse_coco_file(plans[0].path)
+    reader = coco._SplitReader(parsed, plans[0], writer, coco._declare_categories(parsed, writer))
+    reader.group_annotations()
+    coco._FORKED_READER = (reader, reader.box_columns())
+    try:
+        first = coco._build_part(0, 15, str(tmp_path / "part-0"))
+        second = coco._build_part(15, 30, str(tmp_path / "part-1"))
+    finally:
+        coco._FORKED_READER = None
+    assert reader.writer is writer
+    for summary, _, checked in (first, second):
+        assert checked.categories == ("a", "b")
+        assert checked.result.invalid == 0 and checked.result.records == summary.records > 0
+    writer.close()
