@@ -746,7 +746,7 @@ class _MaskPipeline:
             self.pool.shutdown(cancel_futures=True)
 
 
-#: Images whose boxes the fast builder turns into dicts at once: bounds a builder's memory.
+#: Images whose records the fast builder makes at once: bounds a builder's memory.
 _CHUNK_IMAGES = 4096
 #: Box attributes in the order :meth:`_SplitReader.box_attributes` writes them.
 _BOX_ATTRIBUTE_FIELDS = ("id", "area", "iscrowd", "keypoints", "num_keypoints", "attributes")
@@ -796,9 +796,6 @@ class _AnnotationColumns:
     category_ids: np.ndarray
     bboxes: np.ndarray  # (annotations, 4) COCO x, y, width, height; a NaN row has no bbox
     attributes: dict[str, tuple[np.ndarray, int]]  # box attribute -> (values, how many annotations lack it)
-
-    def __len__(self) -> int:
-        return len(self.bboxes)
 
     @classmethod
     def of(cls, annotations: Sequence[_Annotation]) -> _AnnotationColumns:
