@@ -369,6 +369,8 @@ class DatasetWriter:
 
     def add_many(self, split: str, records: list[dict[str, Any]]) -> None:
         """Append records already in the canonical form (see :meth:`add`), encoded in one call."""
+        if not records:
+            return
         stream = self._streams.get(split)
         if stream is None:
             stream = self._open_split(split)

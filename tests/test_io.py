@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
+from typing import Any
 
+import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from annonorm.errors import OutputExistsError, ParseError
 from annonorm.io import atomic_output, encode_record, open_dataset
+from annonorm.testing import records as records_strategy
 from annonorm.testing import write_dataset
 
 
@@ -89,3 +95,26 @@ def test_leftovers_of_a_killed_run_are_cleaned(tmp_path: Path) -> None:
     with atomic_output(tmp_path / "out"):
         pass
     assert not leftover.exists()
+
+
+@given(records=st.lists(records_strategy(["car", "bike"]), max_size=12), cut=st.integers(0, 12))
+@settings(max_examples=30, deadline=None)
+def test_adding_canonical_records_in_chunks_writes_what_adding_them_one_by_one_does(
+    records: list[dict[str, Any]], cut: int
+) -> None:
+    from annonorm.io import DatasetWriter
+
+    canonical = [msgspec.json.decode(encode_record(record)) for record in records]
+    with tempfile.TemporaryDirectory() as directory:
+        one, many = DatasetWriter(Path(directory) / "one"), DatasetWriter(Path(directory) / "many")
+        for writer in (one, many):
+            writer.directory.mkdir()
+            writer.declare_split("train")
+        for record in canonical:
+            one.add("train", record, canonical=True)
+        many.add_many("train", canonical[:cut])
+        many.add_many("train", canonical[cut:])
+        one.close()
+        many.close()
+        assert (one.directory / "train.jsonl").read_bytes() == (many.directory / "train.jsonl").read_bytes()
+        assert one.summary == many.summary
