@@ -254,12 +254,16 @@ _RESERVED = {"id", "area", "iscrowd", "keypoints", "num_keypoints", "bbox", "seg
 
 
 def _coco_holdable(record: dict[str, Any]) -> dict[str, Any]:
-    """What COCO can hold of a record: boxes (with attributes not named like COCO fields), no free counts."""
+    """What COCO can hold of a record: boxes and image attributes not named like COCO fields, no free counts."""
     boxes = []
     for box in record["boxes"]:
         attributes = {k: v for k, v in (box.get("attributes") or {}).items() if k not in _RESERVED}
         boxes.append({**{k: box[k] for k in ("name", "x1", "y1", "x2", "y2")}, "attributes": attributes or None})
-    attributes = {k: v for k, v in (record.get("attributes") or {}).items() if k not in _RESERVED | {"file_name"}}
+    attributes = {
+        k: v
+        for k, v in (record.get("attributes") or {}).items()
+        if k not in _RESERVED | {"file_name", "width", "height"}
+    }
     return make_record(
         image=record["image"],
         width=record["width"],
