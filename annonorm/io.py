@@ -356,48 +356,42 @@ class DatasetWriter:
         format order, coordinates rounded to 6 decimals, no ``None``) passes ``canonical=True`` to
         skip that work; the validation of the output before it is renamed into place still checks it.
         """
-        stream = self._streams.get(split)
-        if stream is None:
-            stream = self._open_split(split)
-        stream.write(_JSON_ENCODER.encode(record) + b"\n" if canonical else encode_record(record))
-        summary = self.summary[split]
-        summary.records += 1
-        summary.boxes += len(record.get("boxes") or ())
-        summary.masks += 1 if record.get("mask") else 0
-        if self.progress is not None:
-            self.progress(1)
+        data = _JSON_ENCODER.encode(record) + b"\n" if canonical else encode_record(record)
+        self._write(split, data, 1, len(record.get("boxes") or ()), 1 if record.get("mask") else 0)
 
     def add_many(self, split: str, records: list[dict[str, Any]]) -> None:
         """Append records already in the canonical form (see :meth:`add`), encoded in one call."""
         if not records:
             return
-        stream = self._streams.get(split)
-        if stream is None:
-            stream = self._open_split(split)
-        stream.write(_JSON_ENCODER.encode_lines(records))
-        summary = self.summary[split]
-        summary.records += len(records)
-        summary.boxes += sum(len(record.get("boxes") or ()) for record in records)
-        summary.masks += sum(1 for record in records if record.get("mask"))
-        if self.progress is not None:
-            self.progress(len(records))
+        boxes = sum(len(record.get("boxes") or ()) for record in records)
+        masks = sum(1 for record in records if record.get("mask"))
+        self._write(split, _JSON_ENCODER.encode_lines(records), len(records), boxes, masks)
 
     def append_part(self, split: str, part: Path, summary: SplitSummary, checked: Any = None) -> None:
         """Append the encoded records another process wrote to ``part`` to ``split``, with their counts.
 
         ``checked`` is that process's :class:`annonorm.validation.CheckedPart` of ``part``, if it made one.
         """
-        stream = self._streams.get(split) or self._open_split(split)
         if checked is not None:
             self.checked_parts.setdefault(split, []).append(checked)
         with part.open("rb") as source:
-            shutil.copyfileobj(source, stream, 1 << 20)
-        mine = self.summary[split]
-        mine.records += summary.records
-        mine.boxes += summary.boxes
-        mine.masks += summary.masks
+            shutil.copyfileobj(source, self._stream(split), 1 << 20)
+        self._count(split, summary.records, summary.boxes, summary.masks)
+
+    def _write(self, split: str, data: bytes, records: int, boxes: int, masks: int) -> None:
+        self._stream(split).write(data)
+        self._count(split, records, boxes, masks)
+
+    def _stream(self, split: str) -> IO[bytes]:
+        return self._streams.get(split) or self._open_split(split)
+
+    def _count(self, split: str, records: int, boxes: int, masks: int) -> None:
+        summary = self.summary[split]
+        summary.records += records
+        summary.boxes += boxes
+        summary.masks += masks
         if self.progress is not None:
-            self.progress(summary.records)
+            self.progress(records)
 
     def declare_split(self, split: str) -> None:
         """Make ``split`` exist even if it ends up with no record."""

@@ -930,14 +930,7 @@ class _SplitReader:
                         f"image id {image.id!r} is used twice", file=self.file, location=f"images[{index}].id"
                     )
                 seen.add(image.id)
-        repeated = self._repeated_annotation_id()
-        if repeated is not None:
-            index, earlier, annotation_id = repeated
-            raise InvalidDataError(
-                f"annotation id {annotation_id!r} is used twice (also annotations[{earlier}])",
-                file=self.file,
-                location=f"annotations[{index}].id",
-            )
+        self._check_annotation_ids()
         owners = self.owners
         for index in np.flatnonzero(owners < 0).tolist():
             self._unknown_image(index, _value(self.columns.image_ids, index))
@@ -963,23 +956,25 @@ class _SplitReader:
             ),
         )
 
-    def _repeated_annotation_id(self) -> tuple[int, int, Any] | None:
-        """The first annotation whose id an earlier one has: ``(index, earlier index, id)``."""
+    def _check_annotation_ids(self) -> None:
         if "id" not in self.columns.attributes:
-            return None
+            return
         ids = self.columns.attributes["id"][0]
         if ids.dtype.kind == "i":
             ordered = np.sort(ids)
             if not (ordered[1:] == ordered[:-1]).any():
-                return None  # the common case, checked at numpy speed (a sort is much faster than np.unique)
+                return  # the common case, checked at numpy speed (a sort is much faster than np.unique)
         first_seen: dict[Any, int] = {}
         for index, annotation_id in enumerate(ids.tolist()):
             if annotation_id is UNSET:
                 continue
             earlier = first_seen.setdefault(annotation_id, index)
             if earlier != index:
-                return index, earlier, annotation_id
-        return None
+                raise InvalidDataError(
+                    f"annotation id {annotation_id!r} is used twice (also annotations[{earlier}])",
+                    file=self.file,
+                    location=f"annotations[{index}].id",
+                )
 
     def box_attributes(self, index: int, annotation: _Annotation) -> dict[str, Any]:
         """Every annotation field without a place in the box (:class:`_BoxColumns` keeps the same order)."""
@@ -1236,10 +1231,10 @@ def read_coco(
             for annotation in document.annotations:
                 annotation.segmentation = UNSET
         names = _declare_categories(parsed, writer)
-        writer.finish_hashing()  # no thread may run when a pool forks
         reader = _SplitReader(parsed, plan, writer, names)
         reader.group_annotations()
         writer.declare_split(plan.split)
+        writer.finish_hashing()  # no thread may run when a pool forks
         if not masks:
             columns = reader.box_columns()
             parallel = workers > 1 and len(document.images) >= PARALLEL_MIN_IMAGES
