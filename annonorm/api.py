@@ -7,20 +7,24 @@ import dataclasses
 import gc
 import json
 import os
+import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from annonorm import __version__, registry
 from annonorm.errors import AnnonormError, InvalidDataError, ParseError, UsageError
-from annonorm.io import DatasetWriter, SplitSummary, atomic_output, open_dataset
+from annonorm.fsutil import read_regular_bytes
+from annonorm.io import DatasetWriter, SplitSummary, atomic_output, iter_lines, open_dataset
 from annonorm.schemas.manifest import Manifest, Source, SourceFile
 
 if TYPE_CHECKING:
     from annonorm.validation import Finding
 
-__all__ = ["ConvertResult", "convert", "export"]
+__all__ = ["ConvertResult", "convert", "export", "read_class_list"]
 
 Progress = Callable[[int], None]
 
@@ -55,6 +59,7 @@ def convert(
     out: str | Path,
     *,
     images: str | Path | None = None,
+    classes: str | Path | Sequence[str] | None = None,
     force: bool = False,
     on_error: str = "fail",
     name: str | None = None,
@@ -66,12 +71,21 @@ def convert(
     The output is written to a temporary directory, validated, and renamed into place: on any
     error nothing is left at ``out`` (or the previous dataset stays untouched). ``format="auto"``
     picks the first converter whose sniff recognizes ``source``.
+
+    ``classes`` fixes the categories and their order (and so the integer labels): a class list
+    file (one name per line, or a ``data.yaml``), ``"A,B,C"``, or a sequence of names. Every class
+    the source uses must be listed; listed classes without instances are kept.
     """
     if format == "auto":
         format = registry.detect(Path(source))
     converter_class = registry.get(format)
+    format = converter_class.name or format
     if not converter_class.can_read():
         raise UsageError(f"the {format!r} converter can only write, not read")
+    class_list = read_class_list(classes) if classes is not None else None
+    if class_list is not None and any(o.name == "classes" for o in converter_class.read_options):
+        # A converter with a class-list option of its own (YOLO's ids index it) gets the list too.
+        options.setdefault("classes", classes if isinstance(classes, (str, Path)) else ",".join(class_list))
     resolved = converter_class.resolve_options(converter_class.read_options, options)
     source_path = Path(source)
     if not source_path.exists():
@@ -81,7 +95,7 @@ def convert(
         raise ParseError("image directory does not exist", file=images_path)
     out_path = Path(os.path.abspath(out))
     with atomic_output(out_path, force=force) as temporary:  # refuses an existing output before any work
-        writer = DatasetWriter(temporary, on_error=on_error, progress=progress)
+        writer = DatasetWriter(temporary, on_error=on_error, progress=progress, class_list=class_list)
         try:
             with _collector_paused():
                 info = converter_class().read(source_path, writer, images=images_path, options=resolved)
@@ -92,8 +106,10 @@ def convert(
                 f"every image is broken ({len(writer.skipped)} skipped), nothing to write; first: {writer.skipped[0]}",
                 file=source_path,
             )
-        if not writer.summary:
-            raise InvalidDataError("the source holds no image to convert", file=source_path)
+        if not any(summary.records for summary in writer.summary.values()):
+            raise ParseError(f"no {format} annotations here: the source holds no image to convert", file=source_path)
+        if writer.unlisted:
+            _refuse_unlisted_classes(writer, temporary)
         manifest = Manifest(
             name=name or info.name,
             categories=writer.categories,
@@ -114,6 +130,7 @@ def convert(
         if writer.skipped:
             _write_skipped_report(temporary / SKIPPED_REPORT, writer.skipped)
         warnings = _refuse_invalid_output(temporary, format, writer.checked_parts)
+        warnings += _missing_images(temporary, manifest, writer.summary, out_path)
     return ConvertResult(
         out=out_path,
         manifest=manifest,
@@ -121,6 +138,132 @@ def convert(
         skipped=writer.skipped,
         warnings=[_moved(finding, temporary, out_path) for finding in warnings],
     )
+
+
+def read_class_list(classes: str | Path | Sequence[str]) -> list[str]:
+    """The class names of ``--classes``: a file (one name per line; ``#`` comments; a ``data.yaml``'s ``names``),
+    a comma-separated list, or a sequence of names. Empty or repeated names are a :class:`UsageError`."""
+    if isinstance(classes, (str, Path)) and Path(classes).is_file():
+        path = Path(classes)
+        text = read_regular_bytes(path, "class list").decode("utf-8-sig", errors="replace")
+        if path.suffix.lower() in (".yaml", ".yml"):
+            from annonorm.converters.yolo import data_yaml_to_names
+
+            try:
+                names = data_yaml_to_names(text=text)
+            except ValueError as exc:
+                raise ParseError(str(exc), file=path, location="names") from None
+        else:
+            names = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+        where = str(path)
+    elif isinstance(classes, (str, Path)):
+        text = str(classes)
+        looks_like_file = "," not in text and (any(c in text for c in "/\\") or Path(text).suffix in _LIST_SUFFIXES)
+        if isinstance(classes, Path) or looks_like_file:
+            raise UsageError(f"--classes: no such class list file {str(classes)!r} (or give names as A,B,C)")
+        names = [part.strip() for part in str(classes).split(",")]
+        where = "--classes"
+    else:
+        names = [str(name).strip() for name in classes]
+        where = "classes"
+    if not names or any(not name for name in names):
+        raise UsageError(f"{where}: expected class names, one per line or A,B,C, with no empty name")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise UsageError(f"{where}: class {repeated[0]!r} is listed twice")
+    return names
+
+
+#: Suffixes of class list files: ``--classes labels.txt`` that does not exist is an error, not a class name.
+_LIST_SUFFIXES = frozenset({".txt", ".names", ".yaml", ".yml", ".json", ".csv", ".pbtxt"})
+
+
+class _UsedNames(msgspec.Struct):
+    """The parts of a record that name classes (decoded alone to find which classes a split uses)."""
+
+    labels: str | list[str] | None = None
+    counts: dict[str, int] | list[dict[str, int]] | None = None
+    boxes: list[dict[str, Any]] | None = None
+
+
+def _refuse_unlisted_classes(writer: DatasetWriter, directory: Path) -> None:
+    """Fail on classes the source uses that ``--classes`` does not list; drop the unused ones it declared.
+
+    Unlisted classes are registered after the listed ones, so removing them shifts no listed id.
+    """
+    decoder = msgspec.json.Decoder(_UsedNames)
+    unlisted = set(writer.unlisted)
+    used: set[str] = set()
+    for split in writer.summary:
+        for _, line in iter_lines(directory / f"{split}.jsonl"):
+            record = decoder.decode(line)
+            names = [record.labels] if isinstance(record.labels, str) else list(record.labels or ())
+            counts = record.counts or {}
+            names += [n for item in counts for n in item] if isinstance(counts, list) else list(counts)
+            names += [box.get("name", "") for box in record.boxes or ()]
+            used.update(unlisted.intersection(names))
+    if used:
+        missing = [name for name in writer.unlisted if name in used]
+        raise InvalidDataError(
+            f"the source uses {len(missing)} classes that --classes does not list: {', '.join(missing)}"
+        )
+    writer.categories[:] = [c for c in writer.categories if c["name"] not in unlisted]
+
+
+#: The post-conversion image check looks at this many records at the start of each split, and as many at random.
+IMAGE_SAMPLE = 20
+
+
+def _sample_image_paths(split_file: Path, records: int) -> list[str]:
+    """The image paths of the first :data:`IMAGE_SAMPLE` records and of about as many at random byte offsets."""
+    decoder = msgspec.json.Decoder(_ImageOnly)
+    lines: list[bytes] = []
+    with split_file.open("rb") as stream:
+        for _ in range(min(IMAGE_SAMPLE, records)):
+            lines.append(stream.readline())
+        if records > IMAGE_SAMPLE:
+            size = split_file.stat().st_size
+            chooser = random.Random(records)  # seeded: the same dataset gets the same sample
+            for offset in sorted(chooser.randrange(size) for _ in range(IMAGE_SAMPLE)):
+                stream.seek(offset)
+                stream.readline()  # the rest of the line the offset fell into
+                line = stream.readline()
+                if line:
+                    lines.append(line)
+    return list(dict.fromkeys(decoder.decode(line).image for line in lines if line.strip()))
+
+
+class _ImageOnly(msgspec.Struct):
+    image: str
+
+
+def _missing_images(
+    directory: Path, manifest: Manifest, summary: Mapping[str, SplitSummary], out: Path
+) -> list[Finding]:
+    """A warning when a sample of the records' images does not resolve under the image root (headers only)."""
+    from annonorm.images import read_image_size
+    from annonorm.validation import Finding
+
+    root = Path(os.path.normpath(out / manifest.image_root))
+    findings = []
+    for split, file_name in manifest.splits.items():
+        records = summary[split].records if split in summary else 0
+        sample = _sample_image_paths(directory / file_name, records) if records else []
+        missing = [image for image in sample if read_image_size(root / image) is None]
+        if not missing:
+            continue
+        if len(missing) == len(sample):
+            message = (
+                f"none of {len(sample)} sampled images of split {split} is under the image root {root} "
+                f"(first: {missing[0]}); name the image folder with --images DIR"
+            )
+        else:
+            message = (
+                f"{len(missing)} of {len(sample)} sampled images of split {split} are missing or unreadable "
+                f"under the image root {root} (first: {missing[0]})"
+            )
+        findings.append(Finding("images_not_found", "warning", message, file=str(out / file_name)))
+    return findings
 
 
 def _moved(finding: Finding, temporary: Path, out: Path) -> Finding:
@@ -183,12 +326,18 @@ def export(
     out: str | Path,
     *,
     force: bool = False,
+    progress: Progress | None = None,
     **options: Any,
 ) -> Path:
-    """Write the normalized dataset at ``dataset`` in ``format`` to ``out`` (atomically)."""
+    """Write the normalized dataset at ``dataset`` in ``format`` to ``out`` (atomically).
+
+    ``progress`` is called with the number of records written so far; when it has a ``set_total``
+    method, that is called first with the number of records to export.
+    """
     from annonorm.validation import validate_dataset
 
     converter_class = registry.get(format)
+    format = converter_class.name or format
     if not converter_class.can_write():
         raise UsageError(f"the {format!r} converter can only read, not write")
     resolved = converter_class.resolve_options(converter_class.write_options, options)
@@ -200,6 +349,10 @@ def export(
             f"dataset is invalid ({len(report.errors)} problems; run annonorm validate); "
             f"first: {first.location_text()}: {first.message}"
         )
+    if progress is not None:
+        if hasattr(progress, "set_total"):
+            progress.set_total(source.count_records())
+        source = dataclasses.replace(source, progress=progress)
     out_path = Path(os.path.abspath(out))
     with atomic_output(out_path, force=force) as temporary:
         converter_class().write(source, temporary, options=resolved)

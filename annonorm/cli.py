@@ -68,39 +68,71 @@ def _run(action: Callable[[], T], output: OutputFormat = OutputFormat.text) -> T
         raise typer.Exit(130) from None
 
 
+class _Bar:
+    """The progress callback handed to the library: called with records done, told the total once known."""
+
+    def __init__(self, bar: Any, task: Any) -> None:
+        self._bar = bar
+        self._task = task
+
+    def __call__(self, records: int) -> None:
+        self._bar.advance(self._task, records)
+
+    def set_total(self, total: int) -> None:
+        """The number of records the work will reach (turns the counter into a bar with an ETA)."""
+        self._bar.update(self._task, total=total)
+
+
 @contextmanager
-def _progress(description: str, quiet: bool) -> Iterator[Callable[[int], None] | None]:
-    """A live record counter on a terminal; nothing when piped or with ``--quiet``."""
+def _progress(description: str, quiet: bool) -> Iterator[_Bar | None]:
+    """A progress bar on a terminal (a counter until the total is known); nothing when piped or ``--quiet``."""
     if quiet or not sys.stderr.isatty():
         yield None
         return
     from rich.console import Console
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
-        TextColumn("{task.completed:,} records"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("records"),
         TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
         console=Console(stderr=True),
         transient=True,
     ) as bar:
-        task = bar.add_task(description, total=None)
-        yield lambda n: bar.advance(task, n)
+        yield _Bar(bar, bar.add_task(description, total=None))
 
 
 # ------------------------------------------------------------------------------------------ convert / export
 
 _COMMON_READ_HELP = "Directory where images are, when it cannot be found from SOURCE."
+_CLASSES_HELP = (
+    "The classes and their order (so the integer labels): a file (one name per line, or a data.yaml) or A,B,C. "
+    "Every class found must be listed; listed classes without instances are kept."
+)
+_CLASSES_OPTION = Annotated[str | None, typer.Option("--classes", help=_CLASSES_HELP)]
 
 
 def _option_annotation(option: Any) -> Any:
     """The Typer annotation of one converter option."""
     flag = option.flag
     if option.type is bool:
+        # Tri-state: neither flag typed means "not given" (None), so a preset or the data decides.
         positive = f"--{option.name.replace('_', '-')}"
         negative = f"--no-{option.name.replace('_', '-')}"
-        return Annotated[bool, typer.Option(f"{positive}/{negative}", help=option.help)]
+        return Annotated[bool | None, typer.Option(f"{positive}/{negative}", help=option.help)]
     if option.multiple:
         return Annotated[list[str] | None, typer.Option(flag, help=option.help)]
     help_text = option.help + (f" One of: {', '.join(option.choices)}." if option.choices else "")
@@ -123,11 +155,8 @@ def _keyword(name: str, annotation: Any, default: Any) -> inspect.Parameter:
 
 
 def _converter_options(declared: tuple[Any, ...]) -> list[inspect.Parameter]:
-    params = []
-    for option in declared:
-        default = option.default if option.type is bool else None
-        params.append(_keyword(option.name, _option_annotation(option), bool(default) if option.type is bool else None))
-    return params
+    """One keyword per converter option; every default is None ("not given"), never the type's default."""
+    return [_keyword(option.name, _option_annotation(option), None) for option in declared]
 
 
 def _given(declared: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -146,6 +175,8 @@ def _convert_command(format_name: str) -> Any:
     converter = Converter if auto else _run(lambda: registry.get(format_name))
     if not auto and not converter.can_read():
         return None
+    # A converter with a ``classes`` option of its own (YOLO) takes the common --classes through it.
+    declares_classes = any(o.name == "classes" for o in converter.read_options)
     params = [
         inspect.Parameter(
             "source",
@@ -154,6 +185,7 @@ def _convert_command(format_name: str) -> Any:
         ),
         _keyword("out", Annotated[Path, typer.Option("--out", "-o", help="Output dataset directory.")], ...),
         _keyword("images", Annotated[Path | None, typer.Option(help=_COMMON_READ_HELP)], None),
+        *([] if declares_classes else [_keyword("classes", _CLASSES_OPTION, None)]),
         _keyword("force", Annotated[bool, typer.Option(help="Replace an existing output.")], False),
         _keyword("on_error", Annotated[OnError, typer.Option(help="fail, or skip broken images.")], OnError.fail),
         _keyword("name", Annotated[str | None, typer.Option(help="Dataset name (default: from SOURCE).")], None),
@@ -169,9 +201,11 @@ def _convert_command(format_name: str) -> Any:
         chosen = format_name
         if auto:
             chosen = _run(lambda: registry.detect(kwargs["source"]), output)
-            if not kwargs["quiet"]:
+            if not kwargs["quiet"] and output is OutputFormat.text:
                 typer.echo(f"annonorm: {kwargs['source']} is in the {chosen} format", err=True)
-        with _progress(f"converting {chosen}", kwargs["quiet"]) as progress:
+        common = {} if declares_classes else {"classes": kwargs.get("classes")}
+        quiet = kwargs["quiet"] or output is OutputFormat.json
+        with _progress(f"converting {chosen}", quiet) as progress:
             result = _run(
                 lambda: convert(
                     chosen,
@@ -182,6 +216,7 @@ def _convert_command(format_name: str) -> Any:
                     on_error=OnError(kwargs["on_error"]).value,
                     name=kwargs["name"],
                     progress=progress,
+                    **common,
                     **_given(converter.read_options, kwargs),
                 ),
                 output,
@@ -189,6 +224,7 @@ def _convert_command(format_name: str) -> Any:
         summary = {
             "out": str(result.out),
             "format": chosen,
+            "detected": auto,
             "categories": len(result.manifest.categories),
             "splits": {s: vars(v) for s, v in result.splits.items()},
             "skipped": [e.to_dict() for e in result.skipped],
@@ -196,7 +232,8 @@ def _convert_command(format_name: str) -> Any:
         }
         if output is OutputFormat.json:
             typer.echo(json.dumps(summary))
-        elif not kwargs["quiet"]:
+            raise typer.Exit(1 if result.skipped else 0)
+        if not kwargs["quiet"]:
             for split, stats in result.splits.items():
                 typer.echo(f"{split}: {stats.records} images, {stats.boxes} boxes, {stats.masks} masks")
             typer.echo(f"wrote {result.out} ({len(result.manifest.categories)} categories)")
@@ -238,16 +275,18 @@ def _export_command(format_name: str) -> Any:
         from annonorm.api import export
 
         output = OutputFormat(kwargs["output"])
-        out = _run(
-            lambda: export(
-                format_name,
-                kwargs["dataset"],
-                kwargs["out"],
-                force=kwargs["force"],
-                **_given(converter.write_options, kwargs),
-            ),
-            output,
-        )
+        with _progress(f"exporting {format_name}", kwargs["quiet"] or output is OutputFormat.json) as progress:
+            out = _run(
+                lambda: export(
+                    format_name,
+                    kwargs["dataset"],
+                    kwargs["out"],
+                    force=kwargs["force"],
+                    progress=progress,
+                    **_given(converter.write_options, kwargs),
+                ),
+                output,
+            )
         if output is OutputFormat.json:
             typer.echo(json.dumps({"out": str(out), "format": format_name}))
         elif not kwargs["quiet"]:
@@ -269,9 +308,7 @@ class _FormatGroup(TyperGroup):
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         from annonorm import registry
 
-        if cmd_name not in _run(registry.names):
-            return None
-        return type(self).factory(cmd_name)
+        return type(self).factory(_run(lambda: registry.canonical_name(cmd_name)))
 
 
 class _ConvertGroup(_FormatGroup):
@@ -281,7 +318,7 @@ class _ConvertGroup(_FormatGroup):
         return [AUTO, *super().list_commands(ctx)]
 
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
-        return _convert_command(AUTO) if cmd_name == AUTO else super().get_command(ctx, cmd_name)
+        return _convert_command(AUTO) if cmd_name.lower() == AUTO else super().get_command(ctx, cmd_name)
 
 
 class _ExportGroup(_FormatGroup):
@@ -478,6 +515,7 @@ def dvc_stage(
             out,
             options={o.name: given[o.name] for o in declared if o.name in given},
             images=given.get("images"),
+            classes=None if any(o.name == "classes" for o in declared) else given.get("classes"),
             on_error=OnError(given["on_error"]).value if "on_error" in given else None,
             dataset_name=given.get("name"),
             stage_name=stage,

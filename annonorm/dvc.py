@@ -211,6 +211,7 @@ def add_stage(
     *,
     options: Mapping[str, Any] | None = None,
     images: str | Path | None = None,
+    classes: str | None = None,
     on_error: str | None = None,
     dataset_name: str | None = None,
     stage_name: str | None = None,
@@ -244,12 +245,17 @@ def add_stage(
 
     out_rel = relative(Path(out), "output")
     deps = [relative(p, "source") for p in source_files(format, source_path, resolved)]
+    classes_file = Path(classes) if classes is not None and Path(classes).is_file() else None
+    if classes_file is not None:  # a class list file is a dependency too; a literal A,B,C is not
+        deps.append(relative(classes_file, "class list"))
     clash = next((d for d in deps if _overlaps(d, out_rel)), None)
     if clash is not None:
         raise UsageError(f"the output {out_rel} overlaps the stage's dependency {clash}", file=out)
     command = ["annonorm", "convert", format, relative(source_path, "source"), "-o", out_rel]
     if images is not None:
         command += ["--images", relative(Path(images), "image directory")]
+    if classes is not None:
+        command += ["--classes", relative(classes_file, "class list") if classes_file is not None else classes]
     if on_error is not None:
         command += ["--on-error", on_error]
     if dataset_name is not None:

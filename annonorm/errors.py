@@ -26,15 +26,24 @@ class AnnonormError(Exception):
 
     exit_code: int = EXIT_UNREADABLE
 
-    def __init__(self, message: str, *, file: str | Path | None = None, location: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | Path | None = None,
+        location: str | None = None,
+        image: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.file = str(file) if file is not None else None
         self.location = location
+        #: The source's name of the image the problem concerns, where there is one (``skipped.jsonl`` lists it).
+        self.image = image
 
     def __reduce__(self) -> tuple[object, ...]:
-        # Keep file and location when an error crosses a process pool (pickling).
-        return (_rebuild, (type(self), self.message, self.file, self.location))
+        # Keep file, location and image when an error crosses a process pool (pickling).
+        return (_rebuild, (type(self), self.message, self.file, self.location, self.image))
 
     def __str__(self) -> str:
         where = ":".join(part for part in (self.file, self.location) if part)
@@ -46,14 +55,17 @@ class AnnonormError(Exception):
             "error": type(self).__name__,
             "file": self.file,
             "location": self.location,
+            "image": self.image,
             "message": self.message,
             "exit_code": self.exit_code,
         }
 
 
-def _rebuild(kind: type[AnnonormError], message: str, file: str | None, location: str | None) -> AnnonormError:
+def _rebuild(
+    kind: type[AnnonormError], message: str, file: str | None, location: str | None, image: str | None = None
+) -> AnnonormError:
     error = AnnonormError.__new__(kind)
-    AnnonormError.__init__(error, message, file=file, location=location)
+    AnnonormError.__init__(error, message, file=file, location=location, image=image)
     return error
 
 

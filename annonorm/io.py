@@ -154,6 +154,8 @@ class NormalizedSource:
 
     root: Path
     manifest: Manifest
+    #: Called with the number of records streamed so far by :meth:`records` (an export's progress bar).
+    progress: Any = None
 
     def split_path(self, split: str) -> Path:
         """The JSONL file of a split."""
@@ -174,7 +176,13 @@ class NormalizedSource:
     def records(self, split: str) -> Iterator[dict[str, Any]]:
         """Stream a split's records as canonical dicts. Validate the dataset first: this trusts it."""
         path = self.split_path(split)
+        pending = 0
         for number, line in iter_lines(path):
+            if self.progress is not None:
+                pending += 1
+                if pending == PROGRESS_STEP:
+                    self.progress(pending)
+                    pending = 0
             try:
                 data = _JSON_DECODER.decode(line)
             except UNDECODABLE as exc:
@@ -188,6 +196,21 @@ class NormalizedSource:
                     "record is malformed; run annonorm validate", file=path, location=f"line {number}"
                 ) from None
             yield record
+        if pending:
+            self.progress(pending)
+
+    def count_records(self) -> int:
+        """The number of records in all splits (counted lines; a progress bar's total)."""
+        total = 0
+        for split in self.manifest.splits:
+            with open_split(self.split_path(split)) as stream:
+                for block in iter(lambda: stream.read(1 << 20), b""):
+                    total += block.count(b"\n")
+        return total
+
+
+#: Records between two progress reports of :meth:`NormalizedSource.records`.
+PROGRESS_STEP = 256
 
 
 def _contained(root: Path, relative: str, what: str) -> Path:
@@ -328,12 +351,37 @@ class DatasetWriter:
     checked_parts: dict[str, list[Any]] = field(default_factory=dict)
     _hasher: ThreadPoolExecutor | None = None
     _hashes: list[Future[str] | None] = field(default_factory=list)
+    #: The user's class list (``--classes``): it fixes the categories and their order before the reader runs.
+    class_list: list[str] | None = None
+    #: Classes the reader declared that the class list does not name (the caller refuses those in use).
+    unlisted: list[str] = field(default_factory=list)
+    _sourced: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        for name in self.class_list or ():
+            self._by_name[name] = len(self.categories)
+            self.categories.append({"id": len(self.categories), "name": name})
 
     def category(self, name: str, source_id: int | str | None = None, attributes: dict[str, Any] | None = None) -> int:
-        """The contiguous id of ``name``, registering it (in first-seen order) when new."""
+        """The contiguous id of ``name``, registering it (in first-seen order) when new.
+
+        With a :attr:`class_list` the id is the class's place in that list; the first ``source_id``
+        and ``attributes`` the reader gives a listed class are kept. A class the list does not name
+        is registered after the listed ones and remembered in :attr:`unlisted`.
+        """
         known = self._by_name.get(name)
         if known is not None:
+            if self.class_list is not None and name not in self._sourced:
+                self._sourced.add(name)
+                listed = self.categories[known]
+                if source_id is not None:
+                    listed["source_id"] = source_id
+                if attributes:
+                    listed["attributes"] = attributes
             return known
+        if self.class_list is not None:
+            self.unlisted.append(name)
+            self._sourced.add(name)
         index = len(self.categories)
         entry: dict[str, Any] = {"id": index, "name": name}
         if source_id is not None:
@@ -345,8 +393,8 @@ class DatasetWriter:
         return index
 
     def has_category(self, name: str) -> bool:
-        """Whether ``name`` is a declared category."""
-        return name in self._by_name
+        """Whether the reader has declared ``name`` (a class only the class list names does not count)."""
+        return name in self._by_name and (self.class_list is None or name in self._sourced)
 
     def add(self, split: str, record: dict[str, Any], *, canonical: bool = False) -> None:
         """Append one record to ``split``.
@@ -392,6 +440,12 @@ class DatasetWriter:
         summary.masks += masks
         if self.progress is not None:
             self.progress(records)
+
+    def expect(self, records: int) -> None:
+        """Tell the progress display how many records the reader will add in all (once it knows, after decoding)."""
+        set_total = getattr(self.progress, "set_total", None)
+        if set_total is not None:
+            set_total(records)
 
     def declare_split(self, split: str) -> None:
         """Make ``split`` exist even if it ends up with no record."""

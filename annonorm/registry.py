@@ -56,9 +56,10 @@ def get(name: str) -> type[Converter]:
     from annonorm.converters.base import Converter
 
     table = available()
-    target = table.get(name)
+    target = table.get(name) or table.get(name.lower())
     if target is None:
-        raise UnknownFormatError(f"no converter named {name!r}; installed: {', '.join(table)}")
+        raise UnknownFormatError(f"unknown format {name!r}; installed: {', '.join(table)}")
+    name = name if name in table else name.lower()
     module_name, _, attribute = target.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -73,19 +74,38 @@ def get(name: str) -> type[Converter]:
     return converter
 
 
+def canonical_name(name: str) -> str:
+    """The registered spelling of ``name`` (format names are case-insensitive); unknown names are an error."""
+    table = available()
+    if name in table:
+        return name
+    if name.lower() in table:
+        return name.lower()
+    raise UnknownFormatError(f"unknown format {name!r}; installed: {', '.join(table)}")
+
+
 def detect(source: Path) -> str:
     """The name of the first installed converter whose ``sniff`` recognizes ``source``.
 
     Converters are asked in registry order (built-ins first). One whose dependencies are missing,
-    or whose sniff says "not mine" (``False`` or :class:`FormatNotDetected`), is skipped.
+    or whose sniff says "not mine" (``False`` or :class:`FormatNotDetected`), is skipped. When none
+    recognizes it, the error lists the formats tried and, for a shape that is known but not readable
+    yet (a COCO results list, a LabelMe JSON file...), says what it is.
     """
+    tried = []
     for name in names():
         try:
             if get(name).sniff(source):
                 return name
         except (FormatNotDetected, MissingDependency):
-            continue
+            pass
+        tried.append(name)
+    from annonorm.shapes import recognise_shape
+
+    known = recognise_shape(source)
+    hint = f"it looks like {known}, which annonorm cannot read yet; " if known else ""
     raise FormatNotDetected(
-        f"cannot tell which format this is; name it: annonorm convert {'|'.join(names())} SOURCE ...",
+        f"no installed converter recognizes this (tried {', '.join(tried)}); {hint}"
+        f"name the format: annonorm convert {'|'.join(names())} SOURCE ...",
         file=source,
     )

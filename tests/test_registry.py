@@ -107,7 +107,7 @@ def test_a_plugin_may_not_take_a_builtin_name(tmp_path: Path, plugin_path: Path)
 def test_builtins_are_registered_lazily() -> None:
     assert {"coco", "voc", "csv", "yolo"} <= set(registry.names())
     assert issubclass(registry.get("coco"), Converter)
-    with pytest.raises(UnknownFormatError, match="no converter named 'nope'"):
+    with pytest.raises(UnknownFormatError, match="unknown format 'nope'; installed: coco, voc, csv, yolo"):
         registry.get("nope")
 
 
@@ -152,7 +152,7 @@ def test_convert_auto_detects_then_converts(tmp_path: Path) -> None:
     assert f"{yolo} is in the yolo format" in done.stderr
     unknown = run_cli(["convert", "auto", str(Path(__file__)), "-o", str(tmp_path / "never")], tmp_path)
     assert unknown.returncode == 2
-    assert "cannot tell which format this is" in unknown.stderr
+    assert "no installed converter recognizes this (tried coco, voc, csv, yolo)" in unknown.stderr
     assert not (tmp_path / "never").exists()
 
 

@@ -1,0 +1,79 @@
+"""Names for annotation shapes annonorm recognizes but has no converter for (yet).
+
+``annonorm convert auto`` asks every installed converter first; when none claims the source,
+:func:`recognise_shape` looks at a bounded prefix of it (never the whole file) so the error can
+say "this is a COCO results list" instead of only "unknown format".
+"""
+
+from __future__ import annotations
+
+import re
+import stat
+from pathlib import Path
+
+__all__ = ["recognise_shape"]
+
+#: How much of a file is looked at.
+PREFIX_BYTES = 64 * 1024
+
+# (what it is, pattern over the first bytes of a JSON file); the first match wins.
+_JSON_SHAPES: tuple[tuple[str, re.Pattern[bytes]], ...] = (
+    ("a COCO results (detections) list", re.compile(rb'^\s*\[\s*\{[^{}]*"image_id"[^{}]*"score"', re.S)),
+    ("a LabelMe JSON file", re.compile(rb'"shapes"\s*:\s*\[.*"imagePath"|"imagePath".*"shapes"\s*:', re.S)),
+    ("a Label Studio JSON export", re.compile(rb'^\s*\[\s*\{.*"(annotations|completions)"\s*:\s*\[.*"data"', re.S)),
+    ("a CreateML JSON file", re.compile(rb'^\s*\[\s*\{\s*"image"\s*:.*"coordinates"', re.S)),
+    ("a VoTT JSON export", re.compile(rb'"assets"\s*:\s*\{.*"regions"', re.S)),
+    ("an SA-1B per-image JSON file", re.compile(rb'"annotations"\s*:\s*\[.*"segmentation"\s*:\s*\{.*"counts"', re.S)),
+)
+_SUFFIX_SHAPES = {
+    ".tfrecord": "a TFRecord file",
+    ".record": "a TFRecord file",
+    ".parquet": "a Parquet file",
+    ".xml": "an XML file that is not Pascal VOC",
+}
+_FOLDER_SHAPES = (
+    ("label_2", "a KITTI object-label folder"),
+    ("labelTxt", "a DOTA folder"),
+    ("gtFine", "a Cityscapes folder"),
+)
+
+
+def _prefix(path: Path) -> bytes:
+    try:
+        if not stat.S_ISREG(path.stat().st_mode):
+            return b""
+        with path.open("rb") as stream:
+            return stream.read(PREFIX_BYTES)
+    except OSError:
+        return b""
+
+
+def _file_shape(path: Path) -> str | None:
+    prefix = _prefix(path)
+    if prefix.lstrip().startswith((b"{", b"[")):
+        for what, pattern in _JSON_SHAPES:
+            if pattern.search(prefix):
+                return what
+    if b"<annotations>" in prefix and b"<version>" in prefix:
+        return "a CVAT for images/video XML file"
+    return _SUFFIX_SHAPES.get(path.suffix.lower())
+
+
+def recognise_shape(source: Path) -> str | None:
+    """What ``source`` looks like (``"a COCO results (detections) list"``), or ``None`` when unknown."""
+    try:
+        if source.is_file():
+            return _file_shape(source)
+        if not source.is_dir():
+            return None
+        for folder, what in _FOLDER_SHAPES:
+            if any(any(source.glob(pattern + folder)) for pattern in ("", "*/", "*/*/")):  # bounded depth
+                return what
+        for child in sorted(source.iterdir())[:200]:
+            if child.is_file():
+                shape = _file_shape(child)
+                if shape is not None and child.suffix.lower() != ".xml":
+                    return f"a folder holding {shape} ({child.name})"
+    except OSError:
+        return None
+    return None
