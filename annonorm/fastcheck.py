@@ -7,6 +7,9 @@ names as a ``Literal``, unknown keys refused) and applies the same cross-field r
 loop. It only answers "is this line valid?"; :mod:`annonorm.validation` re-validates the lines it
 rejects with the Pydantic models to explain why. A hypothesis test proves that both accept exactly
 the same records.
+
+Both also refuse what the loader's arrays cannot hold (see :mod:`annonorm.schemas.types`): sides
+beyond int32, ids and counts beyond int64, coordinates and box areas beyond float32.
 """
 
 from __future__ import annotations
@@ -18,13 +21,14 @@ import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
 from annonorm.io import UNDECODABLE
-from annonorm.schemas.types import check_relative_path
+from annonorm.schemas.types import FLOAT32_MAX, INT32_MAX, INT64_MAX, INT64_MIN, check_relative_path
 
 __all__ = ["CheckedRecord", "RecordChecker"]
 
-NonNegative = Annotated[float, Meta(ge=0)]
-PositiveInt = Annotated[int, Meta(gt=0)]
-CountValue = Annotated[int, Meta(ge=0)]
+NonNegative = Annotated[float, Meta(ge=0, le=FLOAT32_MAX)]
+PositiveInt = Annotated[int, Meta(gt=0, le=INT32_MAX)]
+CountValue = Annotated[int, Meta(ge=0, le=INT64_MAX)]
+ImageId = Annotated[int, Meta(ge=INT64_MIN, le=INT64_MAX)]
 AnyName = Annotated[str, Meta(min_length=1)]
 
 
@@ -65,7 +69,7 @@ def _struct_types(name_type: Any) -> tuple[type, type]:
             ("counts", counts_type, UNSET),
             ("boxes", list[box], []),  # type: ignore[valid-type]
             ("mask", str | None, None),
-            ("id", int | str | None, None),
+            ("id", ImageId | str | None, None),
             ("attributes", dict[str, Any] | None, None),
         ],
         forbid_unknown_fields=True,
@@ -112,7 +116,9 @@ def _relative(path: str) -> bool:
     return True
 
 
-_NO_EDGE = float("inf")  # the right and bottom edge of an image of unknown size
+#: The right and bottom edge of an image of unknown size, for the fast test: a box beyond it takes the
+#: slow branch, where its area is checked (within a known size, an area always fits float32).
+_NO_EDGE = float(INT32_MAX)
 
 
 def _rules_hold(record: Any) -> bool | None:
@@ -132,9 +138,14 @@ def _rules_hold(record: Any) -> bool | None:
     for box in record.boxes:
         x1, y1, x2, y2 = box.x1, box.y1, box.x2, box.y2
         if not (x1 < x2 <= right and y1 < y2 <= bottom):  # one test for the common case (runs per box)
-            if x2 < x1 or y2 < y1:
+            if x2 < x1 or y2 < y1 or (x2 - x1) * (y2 - y1) > FLOAT32_MAX:
                 return None
             suspicious = True  # empty, or leaves the image
+        attributes = box.attributes
+        if attributes is not None:
+            area = attributes.get("area")
+            if area is not None and area.__class__ in (int, float) and area > FLOAT32_MAX:
+                return None
         name = box.name
         boxed[name] = boxed.get(name, 0) + 1
     counts = record.counts

@@ -4,6 +4,15 @@ Findings carry a stable snake_case ``code`` (like Pydantic's error types), a sev
 they are (file, line, key). Hard rules of the format are errors; data-quality findings (a box that
 leaves the image, an empty box, an unknown image size) are warnings, errors with ``strict``.
 
+A split whose boxes all look normalized (within 0..1) or percent (within 0..100) while its images
+are much larger gets ``boxes_look_normalized`` (see :func:`_unit_finding`). What the loader's arrays
+cannot hold (sides beyond int32, ids and counts beyond int64, coordinates and areas beyond float32)
+is ``number_out_of_range``, and with ``check_images`` a mask pixel value that names no box or class
+is ``mask_value_unknown``: a dataset this module calls valid loads.
+
+Split files and the manifest are opened only when they are regular files (a FIFO, a device or a
+directory is refused before reading, exit 2: :mod:`annonorm.fsutil`).
+
 Speed: lines go through :class:`annonorm.fastcheck.RecordChecker` (msgspec typed decode plus the
 cross-field rules); only the lines it rejects are re-validated with the Pydantic models, which
 word the messages. So the models stay the single source of truth and a million records take
@@ -15,6 +24,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import itertools
+import math
+import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -27,10 +38,12 @@ from pydantic import ValidationError
 
 from annonorm.errors import AnnonormError, ParseError
 from annonorm.fastcheck import CheckedRecord, RecordChecker
+from annonorm.fsutil import open_regular, require_regular_file
 from annonorm.io import UNDECODABLE, format_validation_error, iter_lines, manifest_path, read_manifest
 from annonorm.parallel import default_workers, pool_context
 from annonorm.schemas.manifest import MANIFEST_FILE, Manifest
 from annonorm.schemas.record import Record
+from annonorm.schemas.types import OUT_OF_RANGE
 
 __all__ = ["CheckedPart", "Finding", "Report", "SplitStats", "check_part", "validate", "validate_dataset"]
 
@@ -140,7 +153,11 @@ def validate_dataset(
     """
     dataset = Path(dataset)
     report = Report(dataset=str(dataset), strict=strict)
-    if dataset.is_file() and dataset.name != MANIFEST_FILE and dataset.suffix in {".jsonl", ".ndjson"}:
+    bare_split = dataset.name != MANIFEST_FILE and dataset.suffix in {".jsonl", ".ndjson"}
+    if os.path.lexists(dataset) and not dataset.is_dir():
+        # Before anything reads it: a FIFO would block, /dev/zero never ends (stat does neither).
+        require_regular_file(dataset, "split file" if bare_split else "manifest")
+    if bare_split and dataset.is_file():
         _validate_split(
             report,
             "split",
@@ -232,6 +249,22 @@ class _ChunkResult:
     image_lines: list[int]
     id_keys: list[int]
     id_lines: list[int]
+    #: The largest box coordinate of the range while it is at most :data:`PERCENT_TOP` (``inf`` once one is larger).
+    box_top: float = 0.0
+    #: The smallest image side of the range's records with a known size (``None``: no such record).
+    min_side: int | None = None
+
+
+#: ``boxes_look_normalized``: a split needs this many boxes before its coordinates are judged.
+UNIT_MIN_BOXES = 5
+#: ... and every image at least this many pixels on each side, for boxes within 0..1 (normalized).
+NORMALIZED_MIN_SIDE = 32
+#: Boxes within 0..100 look like percentages when every image is at least 4 times larger (400 px a side)
+#: and the largest coordinate is beyond :data:`PERCENT_MIN_TOP` (percentages of real objects spread over
+#: the image; boxes between 1 and 10 fit neither reading, so nothing is guessed).
+PERCENT_TOP = 100.0
+PERCENT_MIN_SIDE = 4 * 100
+PERCENT_MIN_TOP = 10.0
 
 
 def _stable_key(value: object) -> int:
@@ -256,7 +289,10 @@ def _check_chunk(chunk: _Chunk) -> _ChunkResult:
     id_keys: list[int] = []
     id_lines: list[int] = []
     number = nonblank = records = boxes = invalid = 0
-    with chunk.path.open("rb") as stream:
+    # For boxes_look_normalized: followed only while every box is within 0..100 (real pixels end it at once).
+    box_top = 0.0
+    min_side: int | None = None
+    with open_regular(chunk.path, "split file") as stream:
         stream.seek(chunk.start)
         position = chunk.start
         while position < chunk.end:
@@ -281,6 +317,15 @@ def _check_chunk(chunk: _Chunk) -> _ChunkResult:
             if record.id is not None:
                 id_keys.append(key(record.id))
                 id_lines.append(number)
+            if box_top <= PERCENT_TOP:
+                if record.boxes:
+                    top = max(max(box.x2, box.y2) for box in record.boxes)
+                    box_top = top if top > box_top else box_top
+                    if box_top > PERCENT_TOP:
+                        box_top = math.inf
+                if record.width is not None and record.height is not None:
+                    side = min(record.width, record.height)
+                    min_side = side if min_side is None or side < min_side else min_side
             if suspicious or record.width is None:
                 _quality(report, record, file, number)
             if record.mask is not None and mask_kind_missing:
@@ -296,7 +341,18 @@ def _check_chunk(chunk: _Chunk) -> _ChunkResult:
                 assert chunk.image_root is not None and chunk.dataset_root is not None
                 _check_files(report, record, file, number, chunk.image_root, chunk.dataset_root, manifest)
     return _ChunkResult(
-        report.findings, number, nonblank, records, boxes, invalid, image_keys, image_lines, id_keys, id_lines
+        report.findings,
+        number,
+        nonblank,
+        records,
+        boxes,
+        invalid,
+        image_keys,
+        image_lines,
+        id_keys,
+        id_lines,
+        box_top,
+        min_side,
     )
 
 
@@ -356,7 +412,7 @@ def _byte_ranges(path: Path, parts: int) -> list[tuple[int, int]]:
     """``parts`` ranges of ``path`` that start and end on line boundaries."""
     size = path.stat().st_size
     cuts = [0]
-    with path.open("rb") as stream:
+    with open_regular(path, "split file") as stream:
         for part in range(1, parts):
             stream.seek(max(size * part // parts, cuts[-1]))
             stream.readline()  # to the start of the next line
@@ -378,8 +434,9 @@ def _validate_split(
     workers: int | None = None,
     checked: Sequence[CheckedPart] | None = None,
 ) -> None:
-    if not path.is_file():
-        raise ParseError("split file is missing or not a file", file=path)
+    if not os.path.lexists(path):
+        raise ParseError("split file is missing", file=path)
+    require_regular_file(path, "split file")
     if checked and _covers(checked, path, categories, manifest, check_images=check_images, strict=report.strict):
         _merge_split(report, split, path, [part.findings_in(path) for part in checked])
         return
@@ -409,6 +466,8 @@ def _merge_split(report: Report, split: str, path: Path, results: list[_ChunkRes
     image_lines: list[np.ndarray] = []
     id_keys: list[np.ndarray] = []
     id_lines: list[np.ndarray] = []
+    box_top = 0.0
+    sides = []
     for result in results:
         report.findings.extend(
             f if f.line is None else dataclasses.replace(f, line=f.line + offset) for f in result.findings
@@ -422,6 +481,10 @@ def _merge_split(report: Report, split: str, path: Path, results: list[_ChunkRes
         stats.records += result.records
         stats.boxes += result.boxes
         stats.invalid += result.invalid
+        box_top = max(box_top, result.box_top)
+        if result.min_side is not None:
+            sides.append(result.min_side)
+    _unit_finding(report, path, stats.boxes, box_top, min(sides, default=None))
     _report_duplicates(report, path, np.concatenate(image_keys), np.concatenate(image_lines), "image")
     _report_duplicates(report, path, np.concatenate(id_keys), np.concatenate(id_lines), "id")
     # Keep the split's findings in file order whatever process found them.
@@ -430,6 +493,38 @@ def _merge_split(report: Report, split: str, path: Path, results: list[_ChunkRes
         report.add("split_empty", "warning", "split has no record", file=str(path))
     elif stats.records == 0 and stats.invalid == nonblank and _nothing_is_json(path):
         raise ParseError("no line of this split file is a JSON object; expected JSON Lines", file=path)
+
+
+def _unit_finding(report: Report, path: Path, boxes: int, top: float, min_side: int | None) -> None:
+    """``boxes_look_normalized`` when a split's boxes look like fractions or percentages, not pixels.
+
+    ``top`` is the largest coordinate of the split's boxes, ``min_side`` the smallest side of its
+    images of known size. Normalized: at least :data:`UNIT_MIN_BOXES` boxes, every one within 0..1
+    (and not all empty at the origin), every image at least :data:`NORMALIZED_MIN_SIDE` px a side.
+    Percent: every box within 0..100 and one beyond :data:`PERCENT_MIN_TOP`, every image at least 4
+    times larger (:data:`PERCENT_MIN_SIDE` px a side). A split without a known image size is not judged.
+    """
+    if boxes < UNIT_MIN_BOXES or min_side is None or not 0 < top <= PERCENT_TOP:
+        return
+    if top <= 1.0 and min_side >= NORMALIZED_MIN_SIDE:
+        bound, seen = "0..1", "normalized (0..1)"
+        fix = (
+            "convert with the format's normalized option (csv: --normalized, or a preset that sets it), "
+            "or multiply them by the image width and height"
+        )
+    elif top > PERCENT_MIN_TOP and min_side >= PERCENT_MIN_SIDE:
+        bound, seen = "0..100", "like percentages of the image side (0..100)"
+        fix = "convert with the format's option for percent coordinates, or multiply them by width/100 and height/100"
+    else:
+        return
+    report.add(
+        "boxes_look_normalized",
+        "warning",
+        f"all {boxes} boxes lie within {bound} while every image is at least {min_side} px on each side: "
+        f"boxes are absolute pixels; these look {seen}: {fix}",
+        file=str(path),
+        key="boxes",
+    )
 
 
 def _report_duplicates(report: Report, path: Path, keys: np.ndarray, lines: np.ndarray, field_name: str) -> None:
@@ -473,15 +568,25 @@ def _nothing_is_json(path: Path) -> bool:
         try:
             if isinstance(msgspec.json.decode(line), dict):
                 return False
+        except msgspec.ValidationError:  # JSON with a number beyond float64 (1e400): still JSON
+            return False
         except UNDECODABLE:
             continue
     return True
+
+
+#: Pydantic error types of a number the loader cannot hold (``finite_number``: a JSON number such as
+#: ``1e400`` that overflows float64).
+_OUT_OF_RANGE_TYPES = frozenset({OUT_OF_RANGE, "finite_number"})
 
 
 def _explain(report: Report, line: bytes, file: str, number: int, context: dict[str, Any] | None) -> None:
     """Word why ``line`` is invalid, with the Pydantic models (the source of truth)."""
     try:
         data = msgspec.json.decode(line)
+    except msgspec.ValidationError:
+        # Valid JSON holding a number beyond float64 (``1e400``, "Number out of range"): the models word it.
+        data = {}
     except UNDECODABLE as exc:
         report.add("json_invalid", "error", f"not valid JSON ({exc})", file=file, line=number)
         return
@@ -493,8 +598,11 @@ def _explain(report: Report, line: bytes, file: str, number: int, context: dict[
     try:
         Record.model_validate_json(line, context=context)
     except ValidationError as exc:
-        for key, message in format_validation_error(exc):
-            report.add("record_invalid", "error", message, file=file, line=number, key=key)
+        for (key, message), item in zip(format_validation_error(exc), exc.errors(include_url=False), strict=True):
+            code = OUT_OF_RANGE if item["type"] in _OUT_OF_RANGE_TYPES else "record_invalid"
+            if item["type"] == "finite_number":
+                message = "number beyond float64's range (such as 1e400); expected a finite number"
+            report.add(code, "error", message, file=file, line=number, key=key)
         return
     # The fast check and the models disagree: a bug, reported rather than hidden.
     report.add("checker_disagrees", "error", "fast check rejected a record the models accept", file=file, line=number)
@@ -555,7 +663,7 @@ def _check_files(
 
     image_path = image_root / record.image
     where = {"file": file, "line": number}
-    if not image_path.is_file():
+    if not image_path.exists():
         report.add("image_missing", "error", f"image {image_path} does not exist", key="image", **where)
         return
     if not _inside(image_path, image_root):
@@ -564,8 +672,11 @@ def _check_files(
         )
         return
     try:
-        with Image.open(image_path) as image:  # reads the header only
+        with open_regular(image_path, "image") as stream, Image.open(stream) as image:  # reads the header only
             size = image.size
+    except ParseError as exc:  # a FIFO, a device, a directory: refused before reading
+        report.add("image_unreadable", "error", f"image {image_path}: {exc.message}", key="image", **where)
+        return
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
         report.add("image_unreadable", "error", f"image {image_path} cannot be opened: {exc}", key="image", **where)
         return
@@ -581,6 +692,10 @@ def _check_files(
         _check_mask(report, record, dataset_root, size, manifest, where)
 
 
+_WIDE_MODES = frozenset({"I;16", "I;16B", "I;16L", "I"})
+_EIGHT_BIT_MODES = frozenset({"L", "P"})
+
+
 def _check_mask(
     report: Report,
     record: CheckedRecord,
@@ -589,11 +704,12 @@ def _check_mask(
     manifest: Manifest | None,
     where: dict[str, Any],
 ) -> None:
+    """Check the mask file: inside the dataset, the image's size, its bit depth, and every pixel value it holds."""
     from PIL import Image, UnidentifiedImageError
 
     assert record.mask is not None
     mask_path = dataset_root / record.mask
-    if not mask_path.is_file():
+    if not mask_path.exists():
         report.add("mask_missing", "error", f"mask {mask_path} does not exist", key="mask", **where)
         return
     if not _inside(mask_path, dataset_root):
@@ -601,10 +717,16 @@ def _check_mask(
             "mask_outside_dataset", "error", f"mask {mask_path} resolves outside the dataset", key="mask", **where
         )
         return
+    pixels: np.ndarray | None = None
     try:
-        with Image.open(mask_path) as mask:
+        with open_regular(mask_path, "mask") as stream, Image.open(stream) as mask:
             size, mode = mask.size, mask.mode
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+            if mode in _WIDE_MODES or mode in _EIGHT_BIT_MODES:
+                pixels = np.asarray(mask)  # decodes: the values are checked below
+    except ParseError as exc:
+        report.add("mask_unreadable", "error", f"mask {mask_path}: {exc.message}", key="mask", **where)
+        return
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         report.add("mask_unreadable", "error", f"mask {mask_path} cannot be opened: {exc}", key="mask", **where)
         return
     if size != image_size:
@@ -615,8 +737,8 @@ def _check_mask(
             key="mask",
             **where,
         )
-    wide = mode in {"I;16", "I;16B", "I;16L", "I"}
-    eight_bit = mode in {"L", "P"}
+    wide = mode in _WIDE_MODES
+    eight_bit = mode in _EIGHT_BIT_MODES
     needs_wide = manifest is not None and manifest.mask_kind == "instance" and len(record.boxes) > 254
     if not (wide or eight_bit):
         report.add("mask_mode", "error", f"mask mode {mode} is not a single-channel 8- or 16-bit", key="mask", **where)
@@ -631,3 +753,33 @@ def _check_mask(
         )
     elif eight_bit and needs_wide:
         report.add("mask_depth", "error", f"8-bit mask cannot index {len(record.boxes)} instances", key="mask", **where)
+    if pixels is not None and manifest is not None and manifest.mask_kind is not None:
+        problem = _mask_values_problem(pixels, manifest.mask_kind, len(record.boxes), len(manifest.categories), wide)
+        if problem is not None:
+            report.add("mask_value_unknown", "error", f"mask {mask_path}: {problem}", key="mask", **where)
+
+
+def _mask_values_problem(pixels: np.ndarray, mask_kind: str, boxes: int, categories: int, wide: bool) -> str | None:
+    """What is wrong with a mask's pixel values (``None`` when each names a box or class, or is void).
+
+    Instance masks: ``k`` in 1..``boxes`` is the k-th box, 0 background, 255 (8-bit) or 65535
+    (16-bit) void. Semantic masks: category id + 1 in 1..``categories``, 0 background, 255 void.
+    """
+    if mask_kind == "instance":
+        top, void = boxes, 65535 if wide else 255
+        rule = f"the record has {boxes} boxes (instance mask: 1..{boxes} a box, 0 background, {void} void)"
+        noun = "box"
+    else:
+        top, void = categories, 255
+        rule = f"the manifest has {categories} categories (semantic mask: category id + 1, 0 background, 255 void)"
+        noun = "class"
+    if pixels.size == 0 or (int(pixels.max()) <= top and int(pixels.min()) >= 0):
+        return None
+    bad = pixels[((pixels > top) | (pixels < 0)) & (pixels != void)]
+    if not bad.size:
+        return None
+    values = np.unique(bad).tolist()
+    shown = ", ".join(map(str, values[:5])) + (", ..." if len(values) > 5 else "")
+    if len(values) == 1:
+        return f"pixel value {shown} names no {noun}: {rule}"
+    return f"pixel values {shown} name no {noun}: {rule}"

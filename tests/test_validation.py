@@ -292,7 +292,12 @@ def test_parts_checked_by_their_writers_report_exactly_what_a_full_check_does(
 
     rechecked: list[Any] = []
     check_chunk = validation._check_chunk
-    monkeypatch.setattr(validation, "_check_chunk", lambda chunk: rechecked.append(chunk) or check_chunk(chunk))
+
+    def counting(chunk: Any) -> Any:
+        rechecked.append(chunk)
+        return check_chunk(chunk)
+
+    monkeypatch.setattr(validation, "_check_chunk", counting)
     from_parts = validate_dataset(root, workers=1, check_sources=False, checked={"train": parts})
     assert rechecked == []  # the split was not read again
     assert from_parts.findings == full.findings
@@ -316,7 +321,12 @@ def test_parts_that_do_not_cover_the_split_exactly_are_not_trusted(
     parts = _write_checked_parts(root, lines, [25])
     rechecked: list[Any] = []
     check_chunk = validation._check_chunk
-    monkeypatch.setattr(validation, "_check_chunk", lambda chunk: rechecked.append(chunk) or check_chunk(chunk))
+
+    def counting(chunk: Any) -> Any:
+        rechecked.append(chunk)
+        return check_chunk(chunk)
+
+    monkeypatch.setattr(validation, "_check_chunk", counting)
     broken = good_record(99)
     broken["boxes"][0]["x2"] = 0.5
     (root / "train.jsonl").write_text("".join(line + "\n" for line in [*lines, json.dumps(broken)]))

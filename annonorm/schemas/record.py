@@ -15,7 +15,19 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from annonorm.schemas.types import Attributes, ClassName, Count, LabelList, Pixel, RelativePath, Side
+from annonorm.schemas.types import (
+    FLOAT32_MAX,
+    Attributes,
+    ClassName,
+    Count,
+    ImageIdInt,
+    LabelList,
+    Pixel,
+    RelativePath,
+    Side,
+    check_int64_id,
+    out_of_range,
+)
 
 #: The record's keys in the order the canonical form writes them.
 RECORD_KEYS = ("image", "width", "height", "labels", "counts", "boxes", "mask", "id", "attributes")
@@ -41,6 +53,20 @@ class Box(BaseModel):
             raise ValueError(f"x2 ({self.x2}) is smaller than x1 ({self.x1}); expected x1 <= x2")
         if self.y2 < self.y1:
             raise ValueError(f"y2 ({self.y2}) is smaller than y1 ({self.y1}); expected y1 <= y2")
+        # Each corner fits float32, but the loader's float32 area (x2 - x1) * (y2 - y1) may not.
+        area = (self.x2 - self.x1) * (self.y2 - self.y1)
+        if area > FLOAT32_MAX:
+            raise out_of_range(
+                f"box area {area:g} is beyond float32's range (at most {FLOAT32_MAX:g}), "
+                "which the loader keeps areas in"
+            )
+        given = (self.attributes or {}).get("area")
+        if type(given) in (int, float) and given > FLOAT32_MAX:  # type: ignore[operator]
+            shown = f"{given:g}" if type(given) is float else str(given)
+            raise out_of_range(
+                f"attributes.area {shown} is beyond float32's range (at most {FLOAT32_MAX:g}), "
+                "which the loader keeps areas in"
+            )
         return self
 
 
@@ -83,8 +109,10 @@ class Record(BaseModel):
     )
     boxes: list[Box] = Field(default_factory=list, description="Bounding boxes in absolute pixel corners.")
     mask: RelativePath | None = Field(default=None, description="Mask PNG path, relative to the manifest's directory.")
-    id: int | str | None = Field(default=None, description="The source's image id.")
+    id: ImageIdInt | str | None = Field(default=None, description="The source's image id (an integer within int64).")
     attributes: Attributes | None = Field(default=None, description="Image-level source fields with no home here.")
+
+    _id_in_int64 = field_validator("id")(check_int64_id)
 
     @model_validator(mode="before")
     @classmethod

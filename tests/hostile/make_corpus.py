@@ -906,7 +906,7 @@ CASES: list[Case] = [
         "validate_infinite_coordinate",
         dataset(train=jsonl(record(image="b.png")) + jsonl(record()).replace('"x2": 3.0', '"x2": 1e999')),
         1,
-        "train.jsonl:2: error: not valid JSON (Number out of range",
+        "train.jsonl:2: boxes.0.x2: error: number beyond float64's range",
     ),
     validate_case(
         "validate_deep_nesting_line",
