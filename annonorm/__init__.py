@@ -46,9 +46,16 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(module_name), name)
 
 
-def _load(path: Any, split: str = "train", **kwargs: Any) -> NormalizedDataset:
+def __dir__() -> list[str]:
+    # The public API, lazy names included (``dir()`` would otherwise list only what is imported so far).
+    return sorted({*__all__, *_LAZY, "load", "open"})
+
+
+def _load(path: Any, split: str | None = None, **kwargs: Any) -> NormalizedDataset:
     """Open a split of a normalized dataset: ``annonorm.load("out/coco", "val")``, also spelled
-    ``annonorm.open("data/coco", "train", rev="v1", repo=".")`` (keywords as :class:`NormalizedDataset`)."""
+    ``annonorm.open("data/coco", "train", rev="v1", repo=".")`` (keywords as :class:`NormalizedDataset`).
+
+    Without ``split``: the dataset's only split, else ``train``, else an error listing the splits."""
     from annonorm.dataset import NormalizedDataset
 
     return NormalizedDataset(path, split=split, **kwargs)

@@ -1,5 +1,5 @@
 """``python -m annonorm`` runs the command line."""
 
-from annonorm.cli import app
+from annonorm.cli import run
 
-app(prog_name="annonorm")
+run()

@@ -17,14 +17,14 @@ import msgspec
 
 from annonorm import __version__, registry
 from annonorm.errors import AnnonormError, InvalidDataError, ParseError, UsageError
-from annonorm.fsutil import read_regular_bytes
 from annonorm.io import DatasetWriter, SplitSummary, atomic_output, iter_lines, open_dataset
 from annonorm.schemas.manifest import Manifest, Source, SourceFile
+from annonorm.sources.classlists import read_class_list
 
 if TYPE_CHECKING:
     from annonorm.validation import Finding
 
-__all__ = ["ConvertResult", "convert", "export", "read_class_list"]
+__all__ = ["ConvertResult", "convert", "export"]
 
 Progress = Callable[[int], None]
 
@@ -82,10 +82,10 @@ def convert(
     format = converter_class.name or format
     if not converter_class.can_read():
         raise UsageError(f"the {format!r} converter can only write, not read")
-    class_list = read_class_list(classes) if classes is not None else None
+    class_list = read_class_list(classes).names if classes is not None else None
     if class_list is not None and any(o.name == "classes" for o in converter_class.read_options):
-        # A converter with a class-list option of its own (YOLO's ids index it) gets the list too.
-        options.setdefault("classes", classes if isinstance(classes, (str, Path)) else ",".join(class_list))
+        # A converter with a class-list option of its own (YOLO's ids index it, CSV maps codes) gets it too.
+        options.setdefault("classes", str(classes) if isinstance(classes, (str, Path)) else ",".join(class_list))
     resolved = converter_class.resolve_options(converter_class.read_options, options)
     source_path = Path(source)
     if not source_path.exists():
@@ -94,7 +94,11 @@ def convert(
     if images_path is not None and not images_path.is_dir():
         raise ParseError("image directory does not exist", file=images_path)
     out_path = Path(os.path.abspath(out))
-    with atomic_output(out_path, force=force) as temporary:  # refuses an existing output before any work
+    path_options = (resolved[o.name] for o in converter_class.read_options if o.type is Path)
+    class_file = classes if isinstance(classes, (str, Path)) else None
+    inputs = (source_path, images_path, class_file, *path_options)
+    # Refuses an existing output, or one overlapping an input, before any work.
+    with atomic_output(out_path, force=force, inputs=inputs) as temporary:
         writer = DatasetWriter(temporary, on_error=on_error, progress=progress, class_list=class_list)
         try:
             with _collector_paused():
@@ -138,44 +142,6 @@ def convert(
         skipped=writer.skipped,
         warnings=[_moved(finding, temporary, out_path) for finding in warnings],
     )
-
-
-def read_class_list(classes: str | Path | Sequence[str]) -> list[str]:
-    """The class names of ``--classes``: a file (one name per line; ``#`` comments; a ``data.yaml``'s ``names``),
-    a comma-separated list, or a sequence of names. Empty or repeated names are a :class:`UsageError`."""
-    if isinstance(classes, (str, Path)) and Path(classes).is_file():
-        path = Path(classes)
-        text = read_regular_bytes(path, "class list").decode("utf-8-sig", errors="replace")
-        if path.suffix.lower() in (".yaml", ".yml"):
-            from annonorm.converters.yolo import data_yaml_to_names
-
-            try:
-                names = data_yaml_to_names(text=text)
-            except ValueError as exc:
-                raise ParseError(str(exc), file=path, location="names") from None
-        else:
-            names = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-        where = str(path)
-    elif isinstance(classes, (str, Path)):
-        text = str(classes)
-        looks_like_file = "," not in text and (any(c in text for c in "/\\") or Path(text).suffix in _LIST_SUFFIXES)
-        if isinstance(classes, Path) or looks_like_file:
-            raise UsageError(f"--classes: no such class list file {str(classes)!r} (or give names as A,B,C)")
-        names = [part.strip() for part in str(classes).split(",")]
-        where = "--classes"
-    else:
-        names = [str(name).strip() for name in classes]
-        where = "classes"
-    if not names or any(not name for name in names):
-        raise UsageError(f"{where}: expected class names, one per line or A,B,C, with no empty name")
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        raise UsageError(f"{where}: class {repeated[0]!r} is listed twice")
-    return names
-
-
-#: Suffixes of class list files: ``--classes labels.txt`` that does not exist is an error, not a class name.
-_LIST_SUFFIXES = frozenset({".txt", ".names", ".yaml", ".yml", ".json", ".csv", ".pbtxt"})
 
 
 class _UsedNames(msgspec.Struct):
@@ -350,10 +316,10 @@ def export(
             f"first: {first.location_text()}: {first.message}"
         )
     if progress is not None:
-        if hasattr(progress, "set_total"):
-            progress.set_total(source.count_records())
         source = dataclasses.replace(source, progress=progress)
+        source.set_progress_total()
     out_path = Path(os.path.abspath(out))
-    with atomic_output(out_path, force=force) as temporary:
+    path_options = (resolved[o.name] for o in converter_class.write_options if o.type is Path)
+    with atomic_output(out_path, force=force, inputs=(source.root, *path_options), export=format) as temporary:
         converter_class().write(source, temporary, options=resolved)
     return out_path

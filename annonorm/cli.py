@@ -58,14 +58,50 @@ def _fail(error: AnnonormError, output: OutputFormat = OutputFormat.text) -> typ
 
 
 def _run(action: Callable[[], T], output: OutputFormat = OutputFormat.text) -> T:
-    """Run ``action``; turn an AnnonormError into one line on stderr and its exit code."""
+    """Run ``action``: the one place where errors become one line on stderr and an exit code.
+
+    An AnnonormError exits with its own code; an interrupt (SIGINT, SIGTERM, SIGHUP) with 128 + the
+    signal's number ("annonorm: interrupted"); an OSError says its path and reason, and any other
+    exception is one "internal error" line, both exit 2. Tracebacks only with ``annonorm --debug``.
+    """
+    import os
+    import signal
+
     try:
         return action()
+    except (typer.Exit, typer.Abort, typer.TyperException):
+        raise
     except AnnonormError as error:
+        if os.environ.get("ANNONORM_DEBUG"):
+            import traceback
+
+            traceback.print_exc()
         raise _fail(error, output) from None
-    except KeyboardInterrupt:
-        typer.echo("annonorm: interrupted; nothing was written", err=True)
-        raise typer.Exit(130) from None
+    except KeyboardInterrupt as interrupt:
+        typer.echo("annonorm: interrupted", err=True)
+        raise typer.Exit(128 + int(getattr(interrupt, "signum", signal.SIGINT))) from None
+    except Exception as error:
+        debug = bool(os.environ.get("ANNONORM_DEBUG"))
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        if isinstance(error, OSError):
+            message = " ".join(str(error.strerror or error).split())
+            file = os.fsdecode(error.filename) if isinstance(error.filename, (str, bytes)) else None
+            line = f"annonorm: error: {file}: {message}" if file else f"annonorm: error: {message}"
+        else:
+            file = None
+            message = " ".join(f"{type(error).__name__}: {error}".split())
+            hint = "" if debug else " (run with --debug for the traceback)"
+            line = f"annonorm: internal error: {message}{hint}"
+        if output is OutputFormat.json:
+            kind = type(error).__name__ if isinstance(error, OSError) else "InternalError"
+            payload = {"error": kind, "file": file, "location": None, "image": None, "message": message}
+            typer.echo(json.dumps({**payload, "exit_code": 2}), err=True)
+        else:
+            typer.echo(line, err=True)
+        raise typer.Exit(2) from None
 
 
 class _Bar:
@@ -515,7 +551,7 @@ def dvc_stage(
             out,
             options={o.name: given[o.name] for o in declared if o.name in given},
             images=given.get("images"),
-            classes=None if any(o.name == "classes" for o in declared) else given.get("classes"),
+            classes=given.get("classes"),
             on_error=OnError(given["on_error"]).value if "on_error" in given else None,
             dataset_name=given.get("name"),
             stage_name=stage,
@@ -532,8 +568,63 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main(
+    ctx: typer.Context,
     version: Annotated[
         bool | None, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = None,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Print the Python traceback of an error (for a bug report).")
+    ] = False,
 ) -> None:
     """annonorm: one checked annotation format for computer-vision datasets."""
+    import os
+
+    from annonorm.fsutil import install_interrupt_handlers
+
+    # SIGINT, SIGTERM, SIGHUP stop the workers, remove the temporary output and exit 130 / 143 / 129.
+    ctx.call_on_close(install_interrupt_handlers())
+    if debug:
+        previous = os.environ.get("ANNONORM_DEBUG")
+        os.environ["ANNONORM_DEBUG"] = "1"
+
+        def restore() -> None:
+            if previous is None:
+                os.environ.pop("ANNONORM_DEBUG", None)
+            else:
+                os.environ["ANNONORM_DEBUG"] = previous
+
+        ctx.call_on_close(restore)
+
+
+def run() -> None:
+    """The ``annonorm`` script: the Typer app, with what escapes a command worded by the same edge.
+
+    Click would print "Aborted!" (exit 1) for an interrupt that lands outside :func:`_run` (while a
+    command resolves or prints its result); here it is "annonorm: interrupted" with 128 + the signal.
+    """
+    def kinds(error: BaseException) -> set[str]:  # typer may vendor its own click: compare by class name
+        return {kind.__name__ for kind in type(error).__mro__}
+
+    def reraise(error: BaseException) -> None:
+        raise error
+
+    try:
+        code = app(standalone_mode=False)
+    except (Exception, KeyboardInterrupt) as error:
+        found = kinds(error)
+        if "Abort" in found:  # click turns KeyboardInterrupt (and our signal exception) into Abort
+            typer.echo("annonorm: interrupted", err=True)
+            sys.exit(128 + int(getattr(error.__context__, "signum", 2)))
+        if "Exit" in found:
+            sys.exit(int(getattr(error, "exit_code", 0)))
+        if "ClickException" in found:
+            show: Callable[[], None] = error.show  # type: ignore[union-attr]
+            show()
+            sys.exit(int(getattr(error, "exit_code", 2)))
+        escaped = error
+        try:  # escaped a command's own _run: worded by the same edge
+            _run(lambda: reraise(escaped))
+        except Exception as worded:
+            sys.exit(int(getattr(worded, "exit_code", 2)))
+        sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -12,44 +12,67 @@ Memory design. Opening a split builds an index in one streaming pass over its JS
 one flat box array, label ids, counts, image ids and sizes, and the image and mask paths as one
 UTF-8 byte buffer plus offsets). No Python object per record survives opening, so forked
 DataLoader workers share every page of the index instead of copying it through reference-count
-writes (the copy-on-read growth of a list of dicts). The index is cached on disk as a directory of
-``.npy`` files, memory-mapped read-only on the next open:
+writes (the copy-on-read growth of a list of dicts). The arrays hold what the format allows
+(:mod:`annonorm.schemas.types` names the limits, ``annonorm validate`` refuses what breaks them):
+sides int32 (``INT32_MAX``), image ids and counts int64, corners and areas float32 (``FLOAT32_MAX``).
 
-* where: ``<split file's directory>/.annonorm-cache/<split>/``; when that is not writable (a
-  read-only or DVC-linked dataset) ``$ANNONORM_CACHE_DIR`` or ``$XDG_CACHE_HOME/annonorm`` or
-  ``~/.cache/annonorm``, under a key of the split file's absolute path; when neither is writable
-  the index lives in memory only;
-* freshness: the cache records the split file's size, mtime (ns) and SHA-256 and the category
-  names; a matching size and mtime is trusted only when the mtime predates the moment the hash was
-  taken by more than the file system's timestamp granularity (git's "racy clean" rule), otherwise
-  the file is hashed again; any difference rebuilds the cache;
-* trust: a cache is never used blindly; dtypes, shapes, offsets and id ranges are checked on every
-  open and a cache that fails is rebuilt;
-* atomicity: a new cache is written into a temporary directory and renamed into place.
+The cache. The index is cached as one file per split content, memory-mapped read-only on the next open:
 
-Safety. Image paths resolve against ``image_root`` and must stay inside it, symlinks included
-(:class:`~annonorm.errors.UnsafePathError`), unless ``allow_outside_root=True``; mask paths must
-stay inside the dataset directory (the format's contract) whatever that option says.
+* where: ``$ANNONORM_CACHE_DIR``, else ``$XDG_CACHE_HOME/annonorm``, else ``~/.cache/annonorm`` (or the
+  directory given as ``cache=``), under ``index-v2/``. Opening never writes into the dataset, so a
+  read-only or DVC-tracked dataset stays as it is. When no cache can be written the index lives in
+  memory (with a warning); ``cache=False`` never writes one.
+* keyed by content: an index file is named by the SHA-256 of the split file's bytes and of the
+  category names, so copies of one split (another checkout, a DVC revision) share it. A small stamp
+  per split path records the split's size, mtime_ns, ctime_ns, inode and device beside its hash: only
+  all five matching, with the stamp taken more than the file system's timestamp granularity after
+  the file's last change (git's "racy clean" rule), spares an open the hashing. Size and mtime alone
+  are never trusted: an edit that keeps both still changes the ctime, a replaced file the inode.
+* checked, not trusted: every open checks the file's layout (magic, version, header checksum,
+  dtypes, shapes, arrays within the file), a CRC-32 of each array, then what the loader relies on
+  (:func:`check_index`: offsets in bounds, category ids in range, boxes finite, ordered and >= 0,
+  areas finite, the path tables UTF-8 and cut on character boundaries). A file that fails any check
+  is rebuilt (a logged warning says why); so is one that is not a regular file (a FIFO, a device, a
+  directory, or a symlink to one), which is never opened for reading. Whoever can write the cache
+  directory can still plant a consistent but false index: it is created private (0700).
+* atomicity: a new index file is written beside its place and renamed over it; an index file is
+  never written in place, so a memory map of it stays valid while another process rebuilds.
+
+Safety. The manifest and split files must be regular files (FIFOs, devices, sockets and
+directories, named directly or through a symlink, are refused before reading:
+:class:`~annonorm.errors.ParseError`, "not a regular file"). Image paths resolve against
+``image_root`` and must stay inside it: an absolute path, a ``..`` or a symlink inside the root
+whose target leaves it raises :class:`~annonorm.errors.UnsafePathError` (with ``load_images=False``
+too, for the path returned), unless ``allow_outside_root=True``; symlinks that stay inside the root
+are followed. Mask paths must stay inside the dataset directory whatever that option says. Image
+and mask files are opened only when they are regular files; a missing, unreadable or undecodable
+file and a symlink loop raise an error naming the record.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import errno
 import gc
 import hashlib
 import logging
 import math
+import mmap
 import operator
 import os
-import shutil
+import re
+import stat
+import struct
+import tempfile
 import time
-import uuid
 import warnings
+import zlib
 from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import chain
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import IO, Annotated, Any, Literal, NamedTuple
 
 import msgspec
 import numpy as np
@@ -64,24 +87,35 @@ from annonorm.errors import (
     UnsafePathError,
     UsageError,
 )
-from annonorm.io import file_sha256, manifest_path, open_split, read_manifest
+from annonorm.fsutil import open_regular, read_regular_bytes, require_regular_file
+from annonorm.io import manifest_path, read_manifest
 from annonorm.schemas.manifest import Manifest
+from annonorm.schemas.types import FLOAT32_MAX, INT32_MAX, INT64_MAX, INT64_MIN
 
-__all__ = ["INDEX_VERSION", "NormalizedDataset", "SkippedRecordWarning", "SplitIndex", "build_index"]
+__all__ = [
+    "INDEX_VERSION",
+    "NormalizedDataset",
+    "SkippedRecordWarning",
+    "SplitIndex",
+    "build_index",
+    "cache_root",
+    "check_index",
+    "choose_split",
+    "open_index",
+    "user_cache_root",
+    "write_cache",
+]
 
 logger = logging.getLogger(__name__)
 
-#: Version of the on-disk index layout; a cache of another version is rebuilt.
-INDEX_VERSION = 1
-#: Name of the cache directory written beside the split files.
-CACHE_DIR_NAME = ".annonorm-cache"
-_META_FILE = "meta.json"
-#: A file's mtime is trusted only when it is older than the hash by more than this (coarse file systems tick in 2 s).
+#: Version of the on-disk index layout; the cache lives under ``index-v<version>``, other versions are ignored.
+INDEX_VERSION = 2
+#: A file's stamp is trusted only when taken this long after its last change (coarse file systems tick in 2 s).
 _RACY_WINDOW_NS = 2_000_000_000
-_INT64 = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]
-_SIDE = Annotated[int, Meta(gt=0, le=2**31 - 1)]
-_COUNT = Annotated[int, Meta(ge=0, le=2**63 - 1)]
-_COORD = Annotated[float, Meta(ge=0)]
+_INT64 = Annotated[int, Meta(ge=INT64_MIN, le=INT64_MAX)]
+_SIDE = Annotated[int, Meta(gt=0, le=INT32_MAX)]
+_COUNT = Annotated[int, Meta(ge=0, le=INT64_MAX)]
+_COORD = Annotated[float, Meta(ge=0, le=FLOAT32_MAX)]
 _NAME = Annotated[str, Meta(min_length=1)]
 _PATH = Annotated[str, Meta(min_length=1)]
 
@@ -139,8 +173,15 @@ def _crowd(value: Any) -> int:
 
 
 def _area(value: Any) -> float:
-    """The ``area`` attribute when it is a number >= 0, else NaN (the box's area is used)."""
-    return float(value) if type(value) in (int, float) and value >= 0 else math.nan
+    """The ``area`` attribute when it is a number >= 0, else NaN (the box's area is used).
+
+    A number beyond float32 is inf here, refused afterwards with the place named (as the validator does).
+    """
+    if type(value) not in (int, float):
+        return math.nan
+    if value > FLOAT32_MAX:
+        return math.inf
+    return float(value) if value >= 0 else math.nan
 
 
 class _Box(msgspec.Struct, forbid_unknown_fields=True, gc=False):
@@ -163,17 +204,6 @@ class _Record(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     id: _INT64 | str | None = None
     # Record attributes are not read by the loader: keep them as raw bytes, undecoded.
     attributes: msgspec.Raw = msgspec.Raw(b"null")
-
-
-class _CacheMeta(msgspec.Struct, forbid_unknown_fields=True):
-    version: int
-    split_size: int
-    split_mtime_ns: int
-    split_sha256: str
-    categories_sha256: str
-    verified_ns: int
-    records: int
-    boxes: int
 
 
 def _categories_sha256(categories: Sequence[str]) -> str:
@@ -208,6 +238,43 @@ def _unknown(name: str, key: str, file: Path, number: int) -> InvalidDataError:
     return InvalidDataError(f"{name!r} is not a category of the manifest", file=file, location=f"line {number}: {key}")
 
 
+def _path_bytes(value: str, key: str, file: Path, number: int) -> bytes:
+    if "\x00" in value:  # no file system takes it (the format refuses it too)
+        raise InvalidDataError("path must not contain a NUL character", file=file, location=f"line {number}: {key}")
+    return value.encode("utf-8")
+
+
+def _box_problem(
+    boxes: np.ndarray, area: np.ndarray, offsets: np.ndarray, lines: array[int], file: Path
+) -> InvalidDataError | None:
+    """The first box out of order or beyond the loader's float32 areas, worded as the validator words it."""
+    own_area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    checks = (
+        ("order", (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])),
+        ("area", own_area > FLOAT32_MAX),
+        ("attribute", area > FLOAT32_MAX),
+    )
+    for kind, bad in checks:
+        found = np.flatnonzero(bad)
+        if not found.size:
+            continue
+        flat = int(found[0])
+        position = int(np.searchsorted(offsets, flat, side="right")) - 1
+        where = f"line {lines[position]}: boxes[{flat - int(offsets[position])}]"
+        if kind == "order":
+            x1, y1, x2, y2 = boxes[flat].tolist()
+            message = f"corners out of order ({x1}, {y1}, {x2}, {y2}); expected x1 <= x2 and y1 <= y2"
+        elif kind == "area":
+            message = f"box area {float(own_area[flat]):g} is beyond float32's range (at most {FLOAT32_MAX:g})"
+        else:
+            where += ".attributes.area"
+            message = f"attributes.area is beyond float32's range (at most {FLOAT32_MAX:g})"
+        return InvalidDataError(
+            f"{message}, which the loader keeps areas in" if kind != "order" else message, file=file, location=where
+        )
+    return None
+
+
 def build_index(split_path: Path, categories: Sequence[str]) -> tuple[dict[str, np.ndarray], str]:
     """Read a split file in one streaming pass into the index arrays; return them and the file's SHA-256.
 
@@ -215,7 +282,9 @@ def build_index(split_path: Path, categories: Sequence[str]) -> tuple[dict[str, 
     checked) and copied into flat arrays at once, so memory holds only the arrays being built. A
     line that is not a valid record raises :class:`ParseError` (not JSON) or
     :class:`InvalidDataError` naming the file, the line and the key. This is not the full
-    validator (``annonorm validate`` is): it checks what the loader relies on.
+    validator (``annonorm validate`` is): it checks what the loader relies on, and refuses what its
+    arrays cannot hold as the validator does (:mod:`annonorm.schemas.types`). The split file must
+    be a regular file (checked on the opened descriptor).
     """
     decode = msgspec.json.Decoder(_Record).decode
     category_ids = {name: position for position, name in enumerate(categories)}
@@ -241,7 +310,7 @@ def build_index(split_path: Path, categories: Sequence[str]) -> tuple[dict[str, 
     name_of = operator.attrgetter("name")
     corners_of = operator.attrgetter("x1", "y1", "x2", "y2")
     attributes_of = operator.attrgetter("attributes")
-    with open_split(split_path) as stream:
+    with open_regular(split_path, "split file") as stream:
         for number, line in enumerate(stream, start=1):
             digest.update(line)
             if line.isspace():
@@ -319,27 +388,21 @@ def build_index(split_path: Path, categories: Sequence[str]) -> tuple[dict[str, 
             # image_id: the record's id when it is an integer, else the record's position in the split.
             image_ids.append(identifier if type(identifier) is int else len(lines))
             lines.append(number)
-            image_bytes += record.image.encode("utf-8", "surrogatepass")
+            image_bytes += _path_bytes(record.image, "image", split_path, number)
             image_offsets.append(len(image_bytes))
             if record.mask is not None:
-                mask_bytes += record.mask.encode("utf-8", "surrogatepass")
+                mask_bytes += _path_bytes(record.mask, "mask", split_path, number)
             mask_offsets.append(len(mask_bytes))
 
     boxes = np.frombuffer(coords, dtype=np.float64).reshape(-1, 4) if len(coords) else np.empty((0, 4))
     offsets = _as_numpy(box_offsets, "int64")
-    bad = np.flatnonzero((boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1]))
-    if bad.size:
-        flat = int(bad[0])
-        position = int(np.searchsorted(offsets, flat, side="right")) - 1
-        x1, y1, x2, y2 = boxes[flat].tolist()
-        raise InvalidDataError(
-            f"corners out of order ({x1}, {y1}, {x2}, {y2}); expected x1 <= x2 and y1 <= y2",
-            file=split_path,
-            location=f"line {lines[position]}: boxes[{flat - int(offsets[position])}]",
-        )
-    area = np.frombuffer(areas, dtype=np.float64) if len(areas) else np.empty(0)
+    given_area = np.frombuffer(areas, dtype=np.float64) if len(areas) else np.empty(0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        problem = _box_problem(boxes, given_area, offsets, lines, split_path)
+    if problem is not None:
+        raise problem
     # area: the source's own area (COCO: the segment's) when the box carries one, else the box's.
-    area = np.where(np.isnan(area), (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), area)
+    area = np.where(np.isnan(given_area), (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), given_area)
     arrays = {
         "box_offsets": offsets,
         "boxes": boxes.astype(np.float32),
@@ -365,12 +428,29 @@ def build_index(split_path: Path, categories: Sequence[str]) -> tuple[dict[str, 
 # --------------------------------------------------------------------------------------------- index
 
 
+def _utf8_table_problem(name: str, data: np.ndarray, offsets: np.ndarray) -> str | None:
+    try:
+        str(np.ascontiguousarray(data).data, "utf-8")
+    except UnicodeDecodeError:
+        return f"{name} is not UTF-8"
+    starts = offsets[:-1]
+    starts = starts[starts < len(data)]
+    if len(starts) and bool(((data[starts] & 0xC0) == 0x80).any()):
+        return f"{name} is cut inside a character"
+    if len(data) and bool((data == 0).any()):
+        return f"{name} holds a NUL byte"
+    return None
+
+
 def check_index(arrays: Mapping[str, np.ndarray], categories: int) -> str | None:
     """What is wrong with a set of index arrays (``None`` when they are consistent).
 
-    Checks every dtype and shape, that each offsets array starts at 0, never decreases and ends at
-    the length of the array it indexes, and that category ids are in ``range(categories)``: what
-    :class:`NormalizedDataset` relies on to never index out of bounds.
+    Checks every dtype and shape; that each offsets array starts at 0, never decreases and ends at
+    the length of the array it indexes; that category ids are in ``range(categories)``; that boxes
+    are finite, >= 0 and ordered, areas finite and >= 0, sides >= 0 (both 0 or both set), iscrowd
+    0/1, counts >= 0, line numbers increasing; and that the path tables are UTF-8 without NUL, each
+    path starting on a character boundary and image paths non-empty: what :class:`NormalizedDataset`
+    relies on to never index out of bounds or return what a split file cannot hold.
     """
     for name, (dtype, trailing) in _ARRAYS.items():
         value = arrays.get(name)
@@ -396,22 +476,65 @@ def check_index(arrays: Mapping[str, np.ndarray], categories: int) -> str | None
         ids = arrays[name]
         if len(ids) and (int(ids.min()) < 0 or int(ids.max()) >= categories):
             return f"{name} holds a category id outside 0..{categories - 1}"
-    if records and int(arrays["sizes"].min()) < 0:
-        return "sizes holds a negative side"
+    corners = arrays["boxes"]
+    if boxes:
+        if not bool(np.isfinite(corners).all()) or bool((corners < 0).any()):
+            return "boxes holds a coordinate that is not a finite number >= 0"
+        if bool(((corners[:, 2] < corners[:, 0]) | (corners[:, 3] < corners[:, 1])).any()):
+            return "boxes holds corners out of order"
+        area = arrays["box_area"]
+        if not bool(np.isfinite(area).all()) or bool((area < 0).any()):
+            return "box_area holds an area that is not a finite number >= 0"
+        if int(arrays["box_iscrowd"].max()) > 1:
+            return "box_iscrowd holds a value other than 0 and 1"
+    if len(arrays["count_values"]) and int(arrays["count_values"].min()) < 0:
+        return "count_values holds a negative count"
+    if records:
+        sizes = arrays["sizes"]
+        if int(sizes.min()) < 0 or bool(((sizes[:, 0] == 0) != (sizes[:, 1] == 0)).any()):
+            return "sizes holds a negative side, or one side without the other"
+        lines = arrays["lines"]
+        if int(lines[0]) < 1 or bool((lines[1:] <= lines[:-1]).any()):
+            return "lines are not increasing line numbers"
+        if bool((arrays["image_offsets"][1:] == arrays["image_offsets"][:-1]).any()):
+            return "an image path is empty"
+    for table in ("image", "mask"):
+        problem = _utf8_table_problem(f"{table}_bytes", arrays[f"{table}_bytes"], arrays[f"{table}_offsets"])
+        if problem is not None:
+            return problem
     return None
 
 
-class SplitIndex:
-    """The index arrays of one split, in memory or memory-mapped from a cache directory.
+class _Expected(NamedTuple):
+    """What an index file must have been built from."""
 
-    Pickles small when backed by a cache directory (a spawned worker maps the same files again),
-    with its arrays when it lives in memory only.
+    split_sha256: str
+    split_size: int
+    categories_sha256: str
+    categories: int
+
+
+class SplitIndex:
+    """The index arrays of one split, in memory or memory-mapped from a cache file.
+
+    Pickles small when backed by a cache file (a spawned worker maps the same file again), with its
+    arrays when it lives in memory only.
     """
 
-    def __init__(self, arrays: Mapping[str, np.ndarray], location: Path | None = None, meta: Any = None) -> None:
+    def __init__(
+        self,
+        arrays: Mapping[str, np.ndarray],
+        location: Path | None = None,
+        identity: tuple[int, ...] | None = None,
+        expected: _Expected | None = None,
+    ) -> None:
         self.arrays = dict(arrays)
+        for value in self.arrays.values():
+            value.setflags(write=False)  # as read-only as a memory map: targets copy what they return
+        #: The cache file the arrays are mapped from, its identity when checked, and what it was built from.
         self.location = location
-        self.meta: _CacheMeta | None = meta
+        self.identity = identity
+        self.expected = expected
         # Plain attribute access in __getitem__'s hot path.
         self.box_offsets = self.arrays["box_offsets"]
         self.boxes = self.arrays["boxes"]
@@ -435,8 +558,8 @@ class SplitIndex:
         return len(self.image_ids)
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        if self.location is not None and self.meta is not None:
-            return (_reopen_index, (str(self.location), msgspec.json.encode(self.meta)))
+        if self.location is not None and self.expected is not None:
+            return (_reopen_index, (str(self.location), self.identity, tuple(self.expected)))
         return (SplitIndex, (self.arrays,))
 
     @property
@@ -445,125 +568,55 @@ class SplitIndex:
         return sum(value.nbytes for value in self.arrays.values())
 
 
-def _same_content(first: _CacheMeta, second: _CacheMeta) -> bool:
-    return (first.version, first.split_sha256, first.categories_sha256, first.records, first.boxes) == (
-        second.version,
-        second.split_sha256,
-        second.categories_sha256,
-        second.records,
-        second.boxes,
-    )
-
-
-def _reopen_index(location: str, meta_bytes: bytes) -> SplitIndex:
-    """Unpickle a cache-backed index: map the cache files again, refusing a cache that changed since."""
-    expected = msgspec.json.decode(meta_bytes, type=_CacheMeta)
-    directory = Path(location)
-    loaded = _load_arrays(directory, expected)
-    if loaded is None:
+def _reopen_index(location: str, identity: tuple[int, ...] | None, expected: tuple[Any, ...]) -> SplitIndex:
+    """Unpickle a cache-backed index: map the file again (checked again unless it is the very file checked)."""
+    found, problem = _map_index(Path(location), _Expected(*expected), trusted=identity)
+    if found is None:
         raise AnnonormError(
-            "the index cache changed or vanished since the dataset was opened; open the dataset again",
-            file=directory,
+            f"the index cache changed or vanished since the dataset was opened ({problem or 'gone'}); "
+            "open the dataset again",
+            file=location,
         )
-    return loaded
+    return found
 
 
-def _read_meta(directory: Path) -> _CacheMeta | None:
-    try:
-        return msgspec.json.decode((directory / _META_FILE).read_bytes(), type=_CacheMeta)
-    except (OSError, msgspec.DecodeError):
-        return None
+# ------------------------------------------------------------------------------------- the cache file
+#
+# One file per split content: a 32-byte prefix (magic, layout version, CRC-32 and length of the
+# header), the header (JSON: what the index was built from, and each array's dtype, shape, offset
+# and CRC-32), then the arrays, each at a 64-byte aligned offset from the end of the header.
+
+_MAGIC = b"annonorm-index\n\x00"
+_PREFIX = struct.Struct("<16sIIQ")
+_ALIGN = 64
+_LEFTOVER = re.compile(r"\.(\d+)-\w+\.tmp$")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-def _load_array(path: Path) -> np.ndarray:
-    try:
-        loaded = np.load(path, mmap_mode="r", allow_pickle=False)
-    except ValueError:
-        # numpy cannot map a zero-length array: read it instead (it is empty).
-        loaded = np.load(path, allow_pickle=False)
-    # A plain ndarray view of the map: memmap's subclass overhead would cost on every slice.
-    return np.asarray(loaded)
+class _Layout(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
+    dtype: str
+    shape: list[int]
+    offset: int
+    crc32: int
 
 
-def _load_arrays(directory: Path, meta: _CacheMeta, categories: int | None = None) -> SplitIndex | None:
-    """Map a cache directory's arrays and check them; ``None`` when it is absent, stale or broken."""
-    found = _read_meta(directory)
-    if found is None or not _same_content(found, meta):
-        return None
-    try:
-        arrays = {name: _load_array(directory / f"{name}.npy") for name in _ARRAYS}
-    except (OSError, ValueError, EOFError) as exc:
-        logger.info("index cache %s is unreadable (%s); rebuilding", directory, exc)
-        return None
-    problem = check_index(arrays, categories if categories is not None else _max_category(arrays) + 1)
-    if problem is None and (len(arrays["image_ids"]) != meta.records or len(arrays["box_labels"]) != meta.boxes):
-        problem = "record or box count differs from its meta.json"
-    if problem is not None:
-        logger.info("index cache %s is inconsistent (%s); rebuilding", directory, problem)
-        return None
-    return SplitIndex(arrays, location=directory, meta=found)
+class _Header(msgspec.Struct, forbid_unknown_fields=True):
+    split_sha256: str
+    split_size: int
+    categories_sha256: str
+    categories: int
+    records: int
+    boxes: int
+    arrays: dict[str, _Layout]
 
 
-def _max_category(arrays: Mapping[str, np.ndarray]) -> int:
-    tops = [int(arrays[n].max()) for n in ("box_labels", "label_ids", "count_ids") if n in arrays and len(arrays[n])]
-    return max(tops, default=0)
+def _aligned(position: int) -> int:
+    return -(-position // _ALIGN) * _ALIGN
 
 
-# --------------------------------------------------------------------------------------------- cache
-
-
-def _user_cache_root() -> Path:
-    configured = os.environ.get("ANNONORM_CACHE_DIR")
-    if configured:
-        return Path(configured)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "annonorm"
-
-
-def cache_directories(split_path: Path, split: str, cache: bool | str | Path = True) -> list[Path]:
-    """Where the index cache of a split may live, in order of preference.
-
-    ``cache=True``: beside the split file, then the user cache directory; a path: only under that
-    directory; ``False``: nowhere (the index is built in memory on every open).
-    """
-    if cache is False:
-        return []
-    key = hashlib.sha256(os.fsencode(os.path.abspath(split_path))).hexdigest()[:20]
-    if cache is True:
-        return [split_path.parent / CACHE_DIR_NAME / split, _user_cache_root() / "index" / key / split]
-    return [Path(cache) / key / split]
-
-
-def _fresh(directory: Path, split_path: Path, categories: Sequence[str], categories_sha: str) -> SplitIndex | None:
-    """The cached index in ``directory`` if it matches the split file now on disk, else ``None``."""
-    meta = _read_meta(directory)
-    if meta is None or meta.version != INDEX_VERSION or meta.categories_sha256 != categories_sha:
-        return None
-    try:
-        stat = split_path.stat()
-    except OSError:
-        return None
-    if stat.st_size != meta.split_size:
-        return None
-    trusted = stat.st_mtime_ns == meta.split_mtime_ns and meta.split_mtime_ns + _RACY_WINDOW_NS < meta.verified_ns
-    if not trusted:
-        started = time.time_ns()
-        if file_sha256(split_path) != meta.split_sha256:
-            return None
-        refreshed = msgspec.structs.replace(meta, split_mtime_ns=stat.st_mtime_ns, verified_ns=started)
-        _refresh_meta(directory, refreshed)
-        meta = refreshed
-    return _load_arrays(directory, meta, len(categories))
-
-
-def _refresh_meta(directory: Path, meta: _CacheMeta) -> None:
-    """Record that the split file was re-hashed and found unchanged (best effort)."""
-    temporary = directory / f".{_META_FILE}.{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    try:
-        temporary.write_bytes(msgspec.json.encode(meta))
-        os.replace(temporary, directory / _META_FILE)
-    except OSError:
-        temporary.unlink(missing_ok=True)
+def _identity(info: os.stat_result) -> tuple[int, int, int, int, int]:
+    """What tells one file's state from another's: device, inode, size, mtime_ns and ctime_ns."""
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -571,104 +624,313 @@ def _pid_alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except (PermissionError, OSError):
+    except OSError:
         return True
     return True
 
 
-def _remove_leftovers(parent: Path, name: str) -> None:
-    """Delete temporary directories of writers that died (their pid is in the name)."""
-    for leftover in parent.glob(f".{name}.*-*-*"):
-        pid_text = leftover.name.split(".")[-1].split("-")[1] if leftover.name.count("-") >= 2 else ""
-        if pid_text.isdigit() and int(pid_text) != os.getpid() and not _pid_alive(int(pid_text)):
-            shutil.rmtree(leftover, ignore_errors=True)
+def _remove_leftovers(directory: Path) -> None:
+    """Delete the temporary files of cache writers that died (their pid is in the name)."""
+    for leftover in directory.glob(".*.tmp"):
+        match = _LEFTOVER.search(leftover.name)
+        if match and int(match[1]) != os.getpid() and not _pid_alive(int(match[1])):
+            leftover.unlink(missing_ok=True)
 
 
-def write_cache(directory: Path, arrays: Mapping[str, np.ndarray], meta: _CacheMeta) -> None:
-    """Write the index into ``directory`` atomically: a temporary directory beside it, then a rename.
+def _make_private_directory(directory: Path) -> None:
+    """Create ``directory`` and its missing parents, each readable by its owner only (0700)."""
+    missing = []
+    while not os.path.lexists(directory):
+        missing.append(directory)
+        directory = directory.parent
+    for path in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # a concurrent opener made it
+            path.mkdir(mode=0o700)
 
-    Raises ``OSError`` when the place is not writable. A concurrent writer of the same cache may win
-    the rename; then its (equivalent) cache stays.
-    """
-    parent = directory.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    _remove_leftovers(parent, directory.name)
-    token = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    temporary = parent / f".{directory.name}.tmp-{token}"
-    temporary.mkdir()
+
+def _replace_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Write a file beside ``path`` and rename it over ``path``; raises ``OSError`` when that cannot be done."""
+    _make_private_directory(path.parent)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp")
     try:
-        for name in _ARRAYS:
-            np.save(temporary / f"{name}.npy", arrays[name], allow_pickle=False)
-        (temporary / _META_FILE).write_bytes(msgspec.json.encode(meta))
-        if directory.exists():
-            previous = parent / f".{directory.name}.old-{token}"
-            try:
-                directory.rename(previous)
-            except FileNotFoundError:  # another process moved it first
-                pass
-            else:
-                shutil.rmtree(previous, ignore_errors=True)
-        try:
-            temporary.rename(directory)
-        except OSError:  # another process put its cache in place first
-            shutil.rmtree(temporary, ignore_errors=True)
+        with os.fdopen(descriptor, "wb") as stream:
+            write(stream)
+        os.replace(temporary, path)
     except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
+        Path(temporary).unlink(missing_ok=True)
         raise
 
 
+def write_cache(path: Path, arrays: Mapping[str, np.ndarray], expected: _Expected) -> None:
+    """Write the index arrays as the cache file ``path`` (atomically: a temporary file, then a rename).
+
+    Raises ``OSError`` when the place is not writable. A concurrent writer of the same content may
+    rename last; its file is equivalent.
+    """
+    layout: dict[str, _Layout] = {}
+    blocks: list[tuple[int, memoryview]] = []
+    end = 0
+    for name, (dtype, _) in _ARRAYS.items():
+        value = np.ascontiguousarray(arrays[name], dtype=dtype)
+        data = value.reshape(-1).view(np.uint8).data
+        layout[name] = _Layout(value.dtype.str, list(value.shape), end, zlib.crc32(data))
+        blocks.append((end, data))
+        end = _aligned(end + len(data))
+    header = msgspec.json.encode(
+        _Header(
+            split_sha256=expected.split_sha256,
+            split_size=expected.split_size,
+            categories_sha256=expected.categories_sha256,
+            categories=expected.categories,
+            records=len(arrays["image_ids"]),
+            boxes=len(arrays["box_labels"]),
+            arrays=layout,
+        )
+    )
+    start = _aligned(_PREFIX.size + len(header))
+
+    def write(stream: IO[bytes]) -> None:
+        stream.write(_PREFIX.pack(_MAGIC, INDEX_VERSION, zlib.crc32(header), len(header)))
+        stream.write(header)
+        for offset, data in blocks:
+            stream.seek(start + offset)
+            stream.write(data)
+        stream.truncate(start + end)
+
+    if path.parent.is_dir():
+        _remove_leftovers(path.parent)
+    _replace_atomically(path, write)
+
+
+def _map_index(
+    path: Path, expected: _Expected, trusted: tuple[int, ...] | None = None
+) -> tuple[SplitIndex | None, str | None]:
+    """Map a cache file and check it: ``(index, None)``, ``(None, what is wrong)``, or ``(None, None)`` if absent.
+
+    ``trusted``: the identity of a file already checked; the same file (same inode, size, mtime and
+    ctime: never written in place) is mapped without checking its contents again.
+    """
+    if not os.path.lexists(path):
+        return None, None
+    try:
+        stream = open_regular(path, "index cache file")  # a FIFO or a device is refused, never read
+    except ParseError as exc:
+        return None, exc.message
+    with stream:
+        info = os.fstat(stream.fileno())
+        if info.st_size < _PREFIX.size:
+            return None, "shorter than its header"
+        try:
+            buffer = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError) as exc:
+            return None, f"cannot be mapped ({exc})"
+    identity = _identity(info)
+    check = identity != trusted
+    magic, version, header_crc, header_length = _PREFIX.unpack_from(buffer, 0)
+    if magic != _MAGIC:
+        return None, "not an annonorm index file"
+    if version != INDEX_VERSION:
+        return None, f"layout version {version}, expected {INDEX_VERSION}"
+    header_end = _PREFIX.size + header_length
+    if header_end > len(buffer):
+        return None, "its header is truncated"
+    header_bytes = buffer[_PREFIX.size : header_end]
+    if zlib.crc32(header_bytes) != header_crc:
+        return None, "its header fails its checksum"
+    try:
+        header = msgspec.json.decode(header_bytes, type=_Header)
+    except msgspec.DecodeError as exc:
+        return None, f"its header is unreadable ({exc})"
+    built_from = _Expected(header.split_sha256, header.split_size, header.categories_sha256, header.categories)
+    if built_from != expected:
+        return None, "it was built from another split content or other categories"
+    if set(header.arrays) != set(_ARRAYS):
+        return None, "its arrays are not the index's arrays"
+    start = _aligned(header_end)
+    arrays: dict[str, np.ndarray] = {}
+    for name, (dtype, trailing) in _ARRAYS.items():
+        entry = header.arrays[name]
+        kind = np.dtype(dtype)
+        if entry.dtype != kind.str or len(entry.shape) != 1 + len(trailing) or tuple(entry.shape[1:]) != trailing:
+            return None, f"{name} is {entry.dtype}{entry.shape}, expected {dtype} with trailing shape {trailing}"
+        count = math.prod(entry.shape)
+        begin = start + entry.offset
+        if (
+            min(entry.shape) < 0
+            or entry.offset < 0
+            or entry.offset % _ALIGN
+            or begin + count * kind.itemsize > len(buffer)
+        ):
+            return None, f"{name} lies outside the file"
+        if check and zlib.crc32(memoryview(buffer)[begin : begin + count * kind.itemsize]) != entry.crc32:
+            return None, f"{name} fails its checksum"
+        if count:
+            arrays[name] = np.frombuffer(buffer, dtype=kind, count=count, offset=begin).reshape(entry.shape)
+        else:
+            arrays[name] = np.empty(entry.shape, dtype=kind)
+            arrays[name].setflags(write=False)
+    if check:
+        problem = check_index(arrays, expected.categories)
+        if problem is None and (len(arrays["image_ids"]), len(arrays["box_labels"])) != (header.records, header.boxes):
+            problem = "its record or box count differs from its header"
+        if problem is not None:
+            return None, problem
+    return SplitIndex(arrays, location=path, identity=identity, expected=expected), None
+
+
+# -------------------------------------------------------------------------------------- cache: where, when
+
+
+class _Stamp(msgspec.Struct, forbid_unknown_fields=True):
+    """A split file's state when its content hash was taken."""
+
+    split: str
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    inode: int
+    device: int
+    sha256: str
+    verified_ns: int
+
+
+def user_cache_root() -> Path:
+    """The user's cache directory: ``$ANNONORM_CACHE_DIR``, else ``$XDG_CACHE_HOME/annonorm``, else ``~/.cache``'s."""
+    configured = os.environ.get("ANNONORM_CACHE_DIR")
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "annonorm"
+
+
+def cache_root(cache: bool | str | os.PathLike[str] = True) -> Path | None:
+    """The directory the index cache lives under (``index-v2/`` inside): the user's, the one given, or none.
+
+    ``cache=True``: :func:`user_cache_root`; a path: that directory; ``False``: ``None`` (the index
+    is built in memory on every open).
+    """
+    if cache is False:
+        return None
+    return user_cache_root() if cache is True else Path(cache)
+
+
+def _hash_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open_regular(path, "split file") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _read_stamp(path: Path, split: str) -> _Stamp | None:
+    if not os.path.lexists(path):
+        return None
+    try:
+        stamp = msgspec.json.decode(read_regular_bytes(path, "index stamp"), type=_Stamp)
+    except (ParseError, msgspec.DecodeError) as exc:
+        logger.info("index stamp %s is unusable (%s); hashing the split again", path, exc)
+        return None
+    return stamp if stamp.split == split and _SHA256.fullmatch(stamp.sha256) else None
+
+
+def _vouches(stamp: _Stamp, info: os.stat_result) -> bool:
+    """Whether the stamp describes the split file as it is now, taken late enough to be sure of it."""
+    same = (stamp.device, stamp.inode, stamp.size, stamp.mtime_ns, stamp.ctime_ns) == _identity(info)
+    return same and stamp.verified_ns > max(stamp.mtime_ns, stamp.ctime_ns) + _RACY_WINDOW_NS
+
+
+def _write_stamp(path: Path, split: str, info: os.stat_result, sha: str, verified_ns: int) -> None:
+    device, inode, size, mtime_ns, ctime_ns = _identity(info)
+    stamp = _Stamp(split, size, mtime_ns, ctime_ns, inode, device, sha, verified_ns)
+
+    def write(stream: IO[bytes]) -> None:
+        stream.write(msgspec.json.encode(stamp))
+
+    try:
+        _replace_atomically(path, write)
+    except OSError as exc:  # best effort: the next open hashes again
+        logger.info("cannot write the index stamp %s (%s)", path, exc)
+
+
+def _current_identity(path: Path) -> tuple[int, ...] | None:
+    try:
+        return _identity(os.stat(path))
+    except OSError:
+        return None
+
+
+def _index_file(directory: Path, split_sha: str, categories_sha: str) -> Path:
+    return directory / f"{split_sha[:32]}-{categories_sha[:16]}.idx"
+
+
+def _split_info(split_path: Path) -> os.stat_result:
+    require_regular_file(split_path, "split file")
+    try:
+        return os.stat(split_path)
+    except OSError as exc:
+        raise ParseError(f"cannot read the split file: {exc.strerror}", file=split_path) from None
+
+
 def open_index(
-    split_path: Path, split: str, categories: Sequence[str], cache: bool | str | Path = True
+    split_path: Path, categories: Sequence[str], cache: bool | str | os.PathLike[str] = True
 ) -> tuple[SplitIndex, str]:
-    """The index of a split: from a fresh cache, else built (and cached where possible).
+    """The index of a split: from a checked cache file, else built (and cached where possible).
 
     Returns the index and how it was obtained: ``"cache"``, ``"built"`` (and cached) or ``"memory"``
-    (built, no cache could be written).
+    (built, no cache written). See the module docstring for where the cache lives and how it is checked.
     """
+    info = _split_info(split_path)
+    root = cache_root(cache)
+    if root is None:
+        return SplitIndex(build_index(split_path, categories)[0]), "memory"
+    directory = root / f"index-v{INDEX_VERSION}"
+    split = os.path.abspath(split_path)
+    stamp_file = directory / "stamps" / f"{hashlib.sha256(os.fsencode(split)).hexdigest()[:32]}.json"
+    stamp = _read_stamp(stamp_file, split)
+    if stamp is not None and _vouches(stamp, info):
+        sha = stamp.sha256
+    else:
+        started = time.time_ns()
+        sha = _hash_file(split_path)
+        if _current_identity(split_path) == _identity(info):  # unchanged while it was hashed
+            _write_stamp(stamp_file, split, info, sha, started)
     categories_sha = _categories_sha256(categories)
-    directories = cache_directories(split_path, split, cache)
-    for directory in directories:
-        found = _fresh(directory, split_path, categories, categories_sha)
-        if found is not None:
-            return found, "cache"
-    try:
-        before = split_path.stat()
-    except FileNotFoundError:
-        raise ParseError("split file is missing", file=split_path) from None
-    except OSError as exc:
-        raise ParseError(f"cannot read: {exc.strerror}", file=split_path) from None
+    found, problem = _map_index(
+        _index_file(directory, sha, categories_sha), _Expected(sha, info.st_size, categories_sha, len(categories))
+    )
+    if found is not None:
+        return found, "cache"
+    if problem is not None:
+        logger.warning(
+            "index cache %s is damaged (%s); rebuilding it", _index_file(directory, sha, categories_sha), problem
+        )
     started = time.time_ns()
-    arrays, sha = build_index(split_path, categories)
-    after = split_path.stat()
-    if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
+    arrays, built_sha = build_index(split_path, categories)
+    if _current_identity(split_path) != _identity(info):
         logger.warning("%s changed while it was indexed; not caching the index", split_path)
         return SplitIndex(arrays), "memory"
-    meta = _CacheMeta(
-        version=INDEX_VERSION,
-        split_size=before.st_size,
-        split_mtime_ns=before.st_mtime_ns,
-        split_sha256=sha,
-        categories_sha256=categories_sha,
-        verified_ns=started,
-        records=len(arrays["image_ids"]),
-        boxes=len(arrays["box_labels"]),
-    )
-    for directory in directories:
-        try:
-            write_cache(directory, arrays, meta)
-        except OSError as exc:
-            logger.info("cannot write the index cache in %s (%s); trying the next place", directory, exc)
-            continue
-        mapped = _load_arrays(directory, meta, len(categories))
-        if mapped is not None:
-            return mapped, "built"
-    if directories:
+    if built_sha != sha:  # the file changed in a way its stat did not show: what was indexed counts
+        _write_stamp(stamp_file, split, info, built_sha, started)
+        sha = built_sha
+    if stamp is not None and stamp.sha256 != sha:  # the split changed: its previous content's index goes
+        for previous in directory.glob(f"{stamp.sha256[:32]}-*.idx"):
+            previous.unlink(missing_ok=True)
+    expected = _Expected(sha, info.st_size, categories_sha, len(categories))
+    index_file = _index_file(directory, sha, categories_sha)
+    try:
+        write_cache(index_file, arrays, expected)
+    except OSError as exc:
         warnings.warn(
-            f"no writable place for the index cache of {split_path} (tried {', '.join(map(str, directories))}); "
+            f"no writable place for the index cache of {split_path} (tried {directory}: {exc.strerror or exc}); "
             "the index is rebuilt on every open",
             stacklevel=3,
         )
-    return SplitIndex(arrays), "memory"
+        return SplitIndex(arrays), "memory"
+    mapped, problem = _map_index(index_file, expected)
+    if mapped is None:
+        logger.warning("index cache %s cannot be read back (%s); keeping the index in memory", index_file, problem)
+        return SplitIndex(arrays), "memory"
+    return mapped, "built"
 
 
 # ------------------------------------------------------------------------------------------- dataset
@@ -681,8 +943,71 @@ def _lexically_inside(relative: str) -> bool:
     return ".." not in relative or ".." not in relative.replace("\\", "/").split("/")
 
 
+def _inside(path: str, root: str) -> bool:
+    """Whether a resolved path is ``root`` or below it (both resolved)."""
+    return path == root or path.startswith(root if root.endswith(os.sep) else root + os.sep)
+
+
+def _resolve_below(real_root: str, relative: str) -> str:
+    """``realpath(real_root / relative)`` for a lexically inside ``relative``: one ``lstat`` per component.
+
+    A component that does not exist ends the walk (the rest has no ``..`` and no symlink to follow);
+    a symlink is resolved by ``os.path.realpath`` from there. A symlink loop, a component that
+    cannot be searched and the like raise ``OSError``.
+    """
+    current = real_root if real_root.endswith(os.sep) else real_root + os.sep
+    parts = relative.split("/")
+    last = len(parts) - 1
+    for position, part in enumerate(parts):
+        if part in ("", "."):
+            continue
+        candidate = current + part
+        try:
+            mode = os.lstat(candidate).st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            return os.path.join(candidate, *parts[position + 1 :])
+        if stat.S_ISLNK(mode):
+            target = os.path.join(candidate, *parts[position + 1 :])
+            try:
+                return os.path.realpath(target, strict=True)
+            except (FileNotFoundError, NotADirectoryError):
+                return os.path.realpath(target)  # a dangling link: where it points is what matters
+        current = candidate if position == last else candidate + os.sep
+    return current.rstrip(os.sep) or os.sep
+
+
+def _manifest_file(path: Path) -> Path:
+    """The manifest of a dataset given as its directory or its manifest, refused unless a regular file."""
+    try:
+        mode: int | None = os.stat(path).st_mode
+    except OSError:
+        mode = None
+    if mode is not None and not stat.S_ISDIR(mode):
+        return require_regular_file(path, "manifest")
+    manifest = manifest_path(path)
+    if os.path.lexists(manifest):  # a missing manifest is read_manifest's to word
+        require_regular_file(manifest, "manifest")
+    return manifest
+
+
+def choose_split(splits: Sequence[str], split: str | None, file: Path | None = None) -> str:
+    """The split to open: the one named, else the only one, else ``train``; else a :class:`UsageError`."""
+    if split is not None:
+        if split not in splits:
+            raise UsageError(f"no split {split!r}; this dataset has {', '.join(map(repr, splits))}", file=file)
+        return split
+    if len(splits) == 1:
+        return splits[0]
+    if "train" in splits:
+        return "train"
+    raise UsageError(f"dataset has splits {', '.join(splits)}; name one with split=...", file=file)
+
+
 class NormalizedDataset:
     """One split of a normalized dataset, map-style: ``len(ds)``, ``ds[i] -> (image, target)``, ``ds[a:b]``.
+
+    ``split`` may be left out: the dataset's only split, else ``train`` when there is one, else a
+    :class:`~annonorm.errors.UsageError` listing the splits.
 
     ``image`` is an RGB PIL image (or, with ``load_images=False``, the image's path as a string:
     no file is opened). ``target`` holds numpy arrays in torchvision's detection convention:
@@ -706,23 +1031,25 @@ class NormalizedDataset:
         A record without a mask file gets all-zero planes.
     ``mask`` (``masks=True``, semantic masks)
         uint8 ``(H, W)``: category id + 1, 0 background, 255 void; all 255 for a record without a mask file.
+        A 16-bit file with a value beyond 255 is an :class:`~annonorm.errors.InvalidDataError`, never wrapped.
 
     Options: ``image_root`` overrides the manifest's; ``transforms(image, target) -> (image, target)``
     runs last; ``to_tensor=True`` (needs torch) converts image and target with
     :func:`annonorm.torch.to_tensors` first (torchvision ``tv_tensors`` when torchvision is installed,
     so ``transforms.v2`` moves boxes and masks with the image); ``allow_outside_root`` lets image
-    paths leave ``image_root``; ``on_missing="skip"`` turns a missing, corrupt or wrongly sized image
-    or mask into a :class:`SkippedRecordWarning` and returns the next loadable record instead (wrapping
-    around), ``"raise"`` (default) raises :class:`~annonorm.errors.ParseError` /
+    paths leave ``image_root`` (``..``, absolute paths, symlinks pointing out); ``on_missing="skip"``
+    turns a missing, unreadable, corrupt or wrongly sized image or mask into a
+    :class:`SkippedRecordWarning` and returns the next loadable record instead (wrapping around),
+    ``"raise"`` (default) raises :class:`~annonorm.errors.ParseError` /
     :class:`~annonorm.errors.InvalidDataError` naming the record; ``cache`` says where the index may
-    be cached (see :func:`cache_directories`); ``rev``/``repo``/``remote`` open the dataset as of a
+    be cached (see :func:`cache_root`); ``rev``/``repo``/``remote`` open the dataset as of a
     git/DVC revision (``annonorm[dvc]``, see :func:`annonorm.dvc.open_revision`).
     """
 
     def __init__(
         self,
         path: str | os.PathLike[str],
-        split: str = "train",
+        split: str | None = None,
         *,
         image_root: str | os.PathLike[str] | None = None,
         transforms: Callable[[Any, dict[str, Any]], tuple[Any, dict[str, Any]]] | None = None,
@@ -744,14 +1071,11 @@ class NormalizedDataset:
                 os.fspath(path), rev=rev, repo=None if repo is None else os.fspath(repo), remote=remote, masks=masks
             )
         self._process = os.getpid()  # see __getitem__: a DataLoader worker is another process
-        manifest_file = manifest_path(Path(path))
+        manifest_file = _manifest_file(Path(path))
         manifest = read_manifest(manifest_file)
         self.manifest: Manifest = manifest
         self.root = Path(os.path.abspath(manifest_file.parent))
-        if split not in manifest.splits:
-            raise UsageError(
-                f"no split {split!r}; this dataset has {', '.join(map(repr, manifest.splits))}", file=manifest_file
-            )
+        split = choose_split(list(manifest.splits), split, manifest_file)
         if on_missing not in ("raise", "skip"):
             raise UsageError(f"on_missing must be 'raise' or 'skip', not {on_missing!r}")
         if masks and manifest.mask_kind is None:
@@ -773,19 +1097,17 @@ class NormalizedDataset:
         if to_tensor:
             try:
                 from annonorm.torch import to_tensors
-            except ImportError:
+            except MissingDependency:
                 raise MissingDependency("torch", "torch", "to_tensor=True") from None
             self._converter = to_tensors
-        self._index, self.index_source = open_index(
-            self.split_path, split, self.categories, cache if isinstance(cache, bool) else Path(cache)
-        )
+        self._index, self.index_source = open_index(self.split_path, self.categories, cache)
         self._positions: np.ndarray | None = None
         self._root_str = str(self.image_root)
-        self._real_image_root = self.image_root.resolve()
-        self._real_root = self.root.resolve()
+        self._real_image_root = os.path.realpath(self.image_root)
+        self._real_root = os.path.realpath(self.root)
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], split: str = "train", **options: Any) -> NormalizedDataset:
+    def open(cls, path: str | os.PathLike[str], split: str | None = None, **options: Any) -> NormalizedDataset:
         """Open a split (the same as the constructor).
 
         The place where other storages plug in: a dataset at a DVC revision (``rev=``, ``repo=``)
@@ -875,14 +1197,14 @@ class NormalizedDataset:
     def _image_relative(self, position: int) -> str:
         ix = self._index
         start, end = ix.image_offsets[position : position + 2].tolist()
-        return ix.image_bytes[start:end].tobytes().decode("utf-8", "surrogatepass")
+        return ix.image_bytes[start:end].tobytes().decode("utf-8")
 
     def _mask_relative(self, position: int) -> str | None:
         ix = self._index
         start, end = ix.mask_offsets[position : position + 2].tolist()
         if start == end:
             return None
-        return ix.mask_bytes[start:end].tobytes().decode("utf-8", "surrogatepass")
+        return ix.mask_bytes[start:end].tobytes().decode("utf-8")
 
     def _where(self, position: int) -> str:
         return f"line {int(self._index.lines[position])}"
@@ -936,51 +1258,75 @@ class NormalizedDataset:
             location=self._where(position),
         )
 
-    def _checked_image_path(self, position: int, relative: str) -> Path:
-        joined = self.image_root / relative
-        if self.allow_outside_root:
-            return joined
-        resolved = joined.resolve()
-        if not resolved.is_relative_to(self._real_image_root):
-            raise self._unsafe(position, relative, self.image_root, "image")
+    def _resolved(self, position: int, relative: str, real_root: str, root: Path, what: str) -> str:
+        """The record's file below ``root``, symlinks resolved; :class:`UnsafePathError` when it leaves it."""
+        if not _lexically_inside(relative):
+            raise self._unsafe(position, relative, root, what)
+        try:
+            resolved = _resolve_below(real_root, relative)
+        except (OSError, ValueError) as exc:
+            loop = isinstance(exc, OSError) and exc.errno == errno.ELOOP
+            reason = "is a symlink loop" if loop else f"cannot be resolved ({getattr(exc, 'strerror', None) or exc})"
+            raise ParseError(
+                f"record {position}: {what} path {relative!r} {reason}",
+                file=self.split_path,
+                location=self._where(position),
+            ) from None
+        if not _inside(resolved, real_root):
+            raise self._unsafe(position, relative, root, what)
         return resolved
+
+    def _checked_image_path(self, position: int, relative: str) -> Path:
+        if self.allow_outside_root:
+            return Path(self._root_str, relative)
+        return Path(self._resolved(position, relative, self._real_image_root, self.image_root, "image"))
+
+    def _open(self, position: int, path: Path, what: str) -> IO[bytes]:
+        """A record's image or mask file opened for reading: a regular file, else an error naming the record."""
+        try:
+            return open_regular(path, f"{what} {path}")
+        except ParseError as exc:
+            raise ParseError(
+                f"record {position}: {exc.message}", file=self.split_path, location=self._where(position)
+            ) from None
 
     def _load(self, position: int) -> tuple[Any, dict[str, Any]]:
         target = self._target(position)
         relative = self._image_relative(position)
-        if not self.allow_outside_root and not _lexically_inside(relative):
-            raise self._unsafe(position, relative, self.image_root, "image")
         width, height = self._index.sizes[position].tolist()
         image: Any
         if self.load_images:
             image = self._read_image(position, relative, (width, height) if width else None)
             width, height = image.size
         else:
+            if not self.allow_outside_root:  # the path handed out obeys the same rule
+                self._resolved(position, relative, self._real_image_root, self.image_root, "image")
             image = os.path.join(self._root_str, relative)
         if self.masks:
             self._add_masks(position, target, (width, height) if width else None)
         return image, target
 
+    def _decoding_error(self, position: int, what: str, path: Path, exc: Exception) -> ParseError:
+        return ParseError(
+            f"record {position}: {what} {path} cannot be decoded ({exc})",
+            file=self.split_path,
+            location=self._where(position),
+        )
+
     def _read_image(self, position: int, relative: str, expected: tuple[int, int] | None) -> Image.Image:
         path = self._checked_image_path(position, relative)
-        where = self._where(position)
-        try:
-            with Image.open(path) as opened:
-                image = opened.convert("RGB")  # decodes now, so truncated files fail here
-        except FileNotFoundError:
-            raise ParseError(
-                f"record {position}: image {path} is missing", file=self.split_path, location=where
-            ) from None
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-            raise ParseError(
-                f"record {position}: image {path} cannot be decoded ({exc})", file=self.split_path, location=where
-            ) from None
+        with self._open(position, path, "image") as stream:
+            try:
+                with Image.open(stream) as opened:
+                    image = opened.convert("RGB")  # decodes now, so truncated files fail here
+            except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+                raise self._decoding_error(position, "image", path, exc) from None
         if expected is not None and image.size != expected:
             raise InvalidDataError(
                 f"record {position}: image {path} is {image.size[0]}x{image.size[1]} "
                 f"but the record says {expected[0]}x{expected[1]}",
                 file=self.split_path,
-                location=where,
+                location=self._where(position),
             )
         return image
 
@@ -996,31 +1342,22 @@ class NormalizedDataset:
                 target["mask"] = np.full((height, width), 255, dtype=np.uint8)
             return
         where = self._where(position)
-        joined = self.root / relative
-        resolved = joined.resolve()
-        if not _lexically_inside(relative) or not resolved.is_relative_to(self._real_root):
-            raise self._unsafe(position, relative, self.root, "mask")
-        try:
-            with Image.open(resolved) as opened:
-                pixels = np.asarray(opened)
-        except FileNotFoundError:
-            raise ParseError(
-                f"record {position}: mask {resolved} is missing", file=self.split_path, location=where
-            ) from None
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-            raise ParseError(
-                f"record {position}: mask {resolved} cannot be decoded ({exc})", file=self.split_path, location=where
-            ) from None
+        path = Path(self._resolved(position, relative, self._real_root, self.root, "mask"))
+        with self._open(position, path, "mask") as stream:
+            try:
+                with Image.open(stream) as opened:
+                    pixels = np.asarray(opened)
+            except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+                raise self._decoding_error(position, "mask", path, exc) from None
         if pixels.ndim != 2:
             raise InvalidDataError(
-                f"record {position}: mask {resolved} has {pixels.ndim} dimensions; expected one channel",
+                f"record {position}: mask {path} has {pixels.ndim} dimensions; expected one channel",
                 file=self.split_path,
                 location=where,
             )
         if size is not None and (pixels.shape[1], pixels.shape[0]) != size:
             raise InvalidDataError(
-                f"record {position}: mask {resolved} is {pixels.shape[1]}x{pixels.shape[0]}, "
-                f"the image {size[0]}x{size[1]}",
+                f"record {position}: mask {path} is {pixels.shape[1]}x{pixels.shape[0]}, the image {size[0]}x{size[1]}",
                 file=self.split_path,
                 location=where,
             )
@@ -1028,8 +1365,15 @@ class NormalizedDataset:
             # Pixel value k marks the k-th box (1-based); 0 and the void value match no box.
             planes = pixels[None, :, :] == np.arange(1, boxes + 1, dtype=pixels.dtype)[:, None, None]
             target["masks"] = planes.view(np.uint8)
-        else:
-            target["mask"] = pixels.astype(np.uint8, copy=True)
+            return
+        if pixels.dtype != np.uint8 and pixels.size and not 0 <= int(pixels.min()) <= int(pixels.max()) <= 255:
+            raise InvalidDataError(
+                f"record {position}: semantic mask {path} holds values beyond 0..255 "
+                f"({int(pixels.min())}..{int(pixels.max())}); the loader keeps semantic masks as uint8",
+                file=self.split_path,
+                location=where,
+            )
+        target["mask"] = pixels.astype(np.uint8, copy=True)
 
     def _canvas(self, position: int, image: Any) -> tuple[int, int] | None:
         """``(height, width)`` of the record's image, for tensors that need a canvas size."""

@@ -34,6 +34,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from annonorm.errors import AnnonormError, MissingDependency, ParseError, UsageError
+from annonorm.fsutil import atomic_file
 from annonorm.io import file_sha256, iter_lines, manifest_path, read_manifest
 from annonorm.schemas.manifest import MANIFEST_FILE
 
@@ -231,6 +232,9 @@ def add_stage(
     if not converter.can_read():
         raise UsageError(f"the {format!r} converter can only write, so it cannot be a conversion stage")
     given = {k: v for k, v in (options or {}).items() if v is not None and v != ()}
+    # --classes is one option for every converter (some declare it themselves): written once, its file a dep.
+    classes = classes if classes is not None else given.pop("classes", None)
+    given.pop("classes", None)
     resolved = converter.resolve_options(converter.read_options, given)
     given = {name: resolved[name] for name in given}
     root = find_repo_root(Path(repo) if repo is not None else None)
@@ -306,9 +310,8 @@ def _write_stage(dvc_file: Path, name: str, cmd: str, deps: list[str], outs: lis
     entry["outs"] = CommentedSeq(outs)
     buffer = io.StringIO()
     yaml.dump(document, buffer)
-    temporary = dvc_file.with_name(f".{dvc_file.name}.annonorm-{uuid.uuid4().hex[:8]}")
-    temporary.write_text(buffer.getvalue(), encoding="utf-8")
-    os.replace(temporary, dvc_file)
+    with atomic_file(dvc_file) as temporary:  # nothing left behind when the write fails
+        temporary.write_text(buffer.getvalue(), encoding="utf-8")
     return created
 
 

@@ -99,8 +99,12 @@ class FormatNotDetected(AnnonormError):
     """A converter's sniff says the source is not its format (the dispatcher tries the next one)."""
 
 
-class MissingDependency(AnnonormError):
-    """An optional dependency is needed; the message says what to ``pip install``."""
+class MissingDependency(AnnonormError, ImportError):
+    """An optional dependency is needed; the message says what to ``pip install``.
+
+    It is also an :class:`ImportError`, so ``try: import annonorm.torch except ImportError`` and
+    ``pytest.importorskip`` keep working.
+    """
 
     def __init__(self, package: str, extra: str, purpose: str) -> None:
         super().__init__(f"{purpose} needs {package}: pip install 'annonorm[{extra}]'")

@@ -7,11 +7,9 @@ renamed into place at the end, so an interrupted run leaves either no output or 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import shutil
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -21,7 +19,8 @@ from typing import IO, Any
 import msgspec
 from pydantic import ValidationError
 
-from annonorm.errors import AnnonormError, InvalidDataError, OutputExistsError, ParseError, UnsafePathError, UsageError
+from annonorm.errors import AnnonormError, InvalidDataError, ParseError, UnsafePathError
+from annonorm.fsutil import atomic_output, check_output_free, open_regular, read_regular_bytes, require_regular_file
 from annonorm.schemas.manifest import MANIFEST_FILE, Manifest
 from annonorm.schemas.record import RECORD_KEYS
 from annonorm.schemas.types import COORD_DECIMALS
@@ -31,6 +30,7 @@ __all__ = [
     "NormalizedSource",
     "atomic_output",
     "canonical_record",
+    "check_output_free",
     "encode_record",
     "file_sha256",
     "format_validation_error",
@@ -77,12 +77,16 @@ def manifest_path(dataset: Path) -> Path:
 def read_manifest(dataset: Path) -> Manifest:
     """Read and check ``annonorm.json``; raise :class:`ParseError` or :class:`InvalidDataError` naming the key."""
     path = manifest_path(dataset)
+    if path != dataset and os.path.lexists(dataset) and not dataset.is_dir():
+        require_regular_file(dataset, "manifest")  # a FIFO or a device named as the dataset
     try:
-        raw = path.read_bytes()
+        os.stat(path)
     except FileNotFoundError:
         raise ParseError(f"no {MANIFEST_FILE} here; expected a normalized dataset directory", file=path) from None
-    except OSError as exc:
-        raise ParseError(f"cannot read: {exc.strerror}", file=path) from None
+    except OSError:
+        pass  # worded below
+    # Only a regular file is read: a FIFO would block, /dev/zero never ends (exit 2 before reading).
+    raw = read_regular_bytes(path, "manifest")
     try:
         data = _JSON_DECODER.decode(raw)
     except UNDECODABLE as exc:
@@ -102,21 +106,24 @@ def read_text(path: Path, what: str = "") -> str:
     """A small UTF-8 text file (a byte order mark is dropped); unreadable or non-UTF-8 is a :class:`ParseError`."""
     subject = f"the {what}" if what else "the file"
     try:
-        return path.read_bytes().decode("utf-8-sig")
-    except OSError as exc:
-        raise ParseError(f"cannot read {subject}: {exc.strerror}", file=path) from None
+        # Only a regular file: a FIFO, a device or a directory is refused before reading.
+        return read_regular_bytes(path, what or "file").decode("utf-8-sig")
     except UnicodeDecodeError:
         raise ParseError(f"{subject} is not UTF-8 text", file=path) from None
 
 
 def open_split(path: Path) -> IO[bytes]:
-    """A split file opened for reading; missing or unreadable is a :class:`ParseError`."""
+    """A split file opened for reading; missing, unreadable or not a regular file is a :class:`ParseError`.
+
+    A FIFO, a device or a directory is refused before any byte is read (see :mod:`annonorm.fsutil`).
+    """
     try:
-        return path.open("rb")
+        os.stat(path)
     except FileNotFoundError:
         raise ParseError("split file is missing", file=path) from None
-    except OSError as exc:
-        raise ParseError(f"cannot read: {exc.strerror}", file=path) from None
+    except OSError:
+        pass  # worded by open_regular
+    return open_regular(path, "split file")
 
 
 def iter_lines(path: Path) -> Iterator[tuple[int, bytes]]:
@@ -155,7 +162,10 @@ class NormalizedSource:
     root: Path
     manifest: Manifest
     #: Called with the number of records streamed so far by :meth:`records` (an export's progress bar).
+    #: A writer that streams a split again (COCO's writer makes several passes) grows the bar's total.
     progress: Any = None
+    _passes: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+    _total: list[int] = field(default_factory=list, compare=False, repr=False)
 
     def split_path(self, split: str) -> Path:
         """The JSONL file of a split."""
@@ -177,6 +187,8 @@ class NormalizedSource:
         """Stream a split's records as canonical dicts. Validate the dataset first: this trusts it."""
         path = self.split_path(split)
         pending = 0
+        if self.progress is not None:
+            self._count_pass(split)
         for number, line in iter_lines(path):
             if self.progress is not None:
                 pending += 1
@@ -199,14 +211,28 @@ class NormalizedSource:
         if pending:
             self.progress(pending)
 
-    def count_records(self) -> int:
-        """The number of records in all splits (counted lines; a progress bar's total)."""
+    def count_records(self, split: str | None = None) -> int:
+        """The number of records of ``split`` (default: all splits), by counted lines: a progress bar's total."""
         total = 0
-        for split in self.manifest.splits:
-            with open_split(self.split_path(split)) as stream:
+        for name in [split] if split is not None else self.manifest.splits:
+            with open_split(self.split_path(name)) as stream:
                 for block in iter(lambda: stream.read(1 << 20), b""):
                     total += block.count(b"\n")
         return total
+
+    def set_progress_total(self) -> None:
+        """Tell the progress display the number of records to stream (once per export, before writing)."""
+        set_total = getattr(self.progress, "set_total", None)
+        if set_total is not None:
+            self._total[:] = [self.count_records()]
+            set_total(self._total[0])
+
+    def _count_pass(self, split: str) -> None:
+        passes = self._passes[split] = self._passes.get(split, 0) + 1
+        set_total = getattr(self.progress, "set_total", None)
+        if passes > 1 and set_total is not None and self._total:
+            self._total[0] += self.count_records(split)
+            set_total(self._total[0])
 
 
 #: Records between two progress reports of :meth:`NormalizedSource.records`.
@@ -257,65 +283,6 @@ def encode_record(record: dict[str, Any]) -> bytes:
             value = [_clean_box(box) for box in value]
         out[key] = value
     return _JSON_ENCODER.encode(out) + b"\n"
-
-
-def _remove_stale_temporaries(target: Path) -> None:
-    """Delete temporary directories that an interrupted (killed) earlier run left beside ``target``."""
-    for leftover in target.parent.glob(f".{target.name}.annonorm-*"):
-        pid_text = leftover.name.rsplit("-", 2)[-2] if leftover.name.count("-") >= 2 else ""
-        if pid_text.isdigit() and _process_alive(int(pid_text)):
-            continue
-        shutil.rmtree(leftover, ignore_errors=True)
-
-
-def _process_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def check_output_free(target: Path, force: bool) -> None:
-    """Refuse early when ``target`` exists and ``force`` is not given."""
-    if target.exists() or target.is_symlink():
-        if not force:
-            raise OutputExistsError("output already exists; pass --force to replace it", file=target)
-        if not target.is_dir() or target.is_symlink():
-            raise UsageError("output exists and is not a directory; refusing to replace it", file=target)
-
-
-@contextlib.contextmanager
-def atomic_output(target: Path, *, force: bool = False) -> Iterator[Path]:
-    """Yield a fresh temporary directory beside ``target``; on success rename it to ``target``.
-
-    On any exception the temporary directory is removed and ``target`` is left as it was. An
-    existing ``target`` is replaced only with ``force``; the old one is moved aside first and
-    deleted only after the new one is in place.
-    """
-    target = Path(os.path.abspath(target))
-    check_output_free(target, force)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temporaries(target)
-    temporary = target.parent / f".{target.name}.annonorm-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    temporary.mkdir()
-    try:
-        yield temporary
-        check_output_free(target, force)
-        if target.exists():
-            previous = target.parent / f".{target.name}.annonorm-{os.getpid()}-old{uuid.uuid4().hex[:6]}"
-            target.rename(previous)
-            temporary.rename(target)
-            shutil.rmtree(previous, ignore_errors=True)
-        else:
-            temporary.rename(target)
-    except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise
 
 
 @dataclass

@@ -2,6 +2,8 @@
 
 This is the only annonorm module that imports torch (``pip install 'annonorm[torch]'``); nothing
 imports it unless asked to (``to_tensor=True``, or ``from annonorm.torch import collate_fn``).
+Importing it without torch raises :class:`~annonorm.errors.MissingDependency`, whose message is the
+command that installs it.
 
 * :func:`to_tensors` turns a sample's PIL image / numpy arrays into tensors: the image as uint8
   ``(C, H, W)``, ``boxes`` float32, ``labels`` / ``iscrowd`` int64, ``area`` float32, masks uint8.
@@ -30,8 +32,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import torch
 from PIL import Image
+
+from annonorm.errors import MissingDependency
+
+try:
+    import torch
+except ImportError:
+    raise MissingDependency("torch", "torch", "annonorm.torch") from None
 
 __all__ = ["collate_fn", "has_tv_tensors", "image_to_tensor", "target_to_tensors", "to_tensors"]
 
@@ -52,8 +60,6 @@ def _wrap(wrap: bool | None) -> bool:
     if wrap is None:
         return tv_tensors is not None
     if wrap and tv_tensors is None:
-        from annonorm.errors import MissingDependency
-
         raise MissingDependency("torchvision", "torch", "tv_tensors output")
     return wrap
 

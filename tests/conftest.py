@@ -11,6 +11,12 @@ settings.register_profile("dev", max_examples=30, deadline=None, suppress_health
 settings.register_profile("long", max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
+# The loader's index cache goes to the user cache directory: keep the suite's out of the real one.
+if "ANNONORM_CACHE_DIR" not in os.environ:
+    import tempfile
+
+    os.environ["ANNONORM_CACHE_DIR"] = tempfile.mkdtemp(prefix="annonorm-test-cache-")
+
 
 # ---------------------------------------------------------------------------------------------- peer data
 # Tests that read ../shared/peer_data (third-party datasets) skip, with the reason shown, in a local run

@@ -13,9 +13,10 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from annonorm.api import convert, export, read_class_list
+from annonorm.api import convert, export
 from annonorm.cli import app
-from annonorm.errors import UsageError
+from annonorm.errors import ParseError, UsageError
+from annonorm.sources.classlists import read_class_list
 from annonorm.testing import write_dataset
 
 runner = CliRunner()
@@ -65,10 +66,8 @@ def test_the_same_images_from_four_formats_get_the_same_label_ids_with_classes(t
     for format_name in ("coco", "voc", "yolo", "csv"):
         exported = export(format_name, dataset, tmp_path / f"as-{format_name}")
         out = tmp_path / f"back-{format_name}"
-        done = runner.invoke(
-            app,
-            ["convert", format_name, str(exported), "--images", str(images), "--classes", str(class_file), "-o", str(out)],
-        )
+        arguments = [format_name, str(exported), "--images", str(images), "--classes", str(class_file)]
+        done = runner.invoke(app, ["convert", *arguments, "-o", str(out)])
         assert done.exit_code == 0, (format_name, done.output)
         manifest = json.loads((out / "annonorm.json").read_text())
         assert [c["name"] for c in manifest["categories"]] == CLASSES  # listed order, kite kept without instances
@@ -101,14 +100,25 @@ def test_classes_given_inline_fix_the_order_and_missing_ones_fail_naming_them(tm
 def test_class_list_files_and_bad_lists(tmp_path: Path) -> None:
     yaml_file = tmp_path / "data.yaml"
     yaml_file.write_text("train: images\nnames:\n  0: b\n  1: a\n")
-    assert read_class_list(yaml_file) == ["b", "a"]
-    assert read_class_list("x, y") == ["x", "y"]
+    assert read_class_list(yaml_file).names == ["b", "a"]
+    meta = tmp_path / "dataset_meta.json"
+    meta.write_text(json.dumps({"labels": ["car", "bike"]}))
+    assert read_class_list(meta).names == ["car", "bike"]
+    codes = tmp_path / "classes.csv"
+    codes.write_text("LabelName,DisplayName\n/m/01,Car\n/m/02,Bike\n")
+    listed = read_class_list(codes)
+    assert listed.names == ["Car", "Bike"] and listed.codes == {"/m/01": "Car", "/m/02": "Bike"}
+    assert read_class_list("x, y").names == ["x", "y"]
     with pytest.raises(UsageError, match="listed twice"):
         read_class_list("x,y,x")
     with pytest.raises(UsageError, match="no such class list file"):
         read_class_list("missing.txt")
     with pytest.raises(UsageError, match="no empty name"):
         read_class_list("x,,y")
+    repeated = tmp_path / "twice.txt"
+    repeated.write_text("a\nb\na\n")
+    with pytest.raises(ParseError, match="listed twice"):
+        read_class_list(repeated)
 
 
 def test_dvc_stage_records_a_class_list_file_as_a_dependency(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -224,3 +234,26 @@ def _command(name: str) -> object:
     from annonorm.cli import _convert_command
 
     return _convert_command(name)
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.total: int | None = None
+        self.done = 0
+
+    def __call__(self, records: int) -> None:
+        self.done += records
+
+    def set_total(self, total: int) -> None:
+        self.total = total
+
+
+def test_export_reports_progress_against_a_known_total(tmp_path: Path) -> None:
+    dataset = _shapes_dataset(tmp_path, count=600)
+    recorder = _Recorder()
+    export("coco", dataset, tmp_path / "coco", progress=recorder)
+    lines = (dataset / "train.jsonl").read_bytes().count(b"\n")
+    assert lines == 600
+    # The COCO writer streams the split more than once; each pass grows the total, so the bar never overflows.
+    assert recorder.total is not None and recorder.total % lines == 0
+    assert recorder.done == recorder.total

@@ -12,13 +12,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from PIL import Image
 
-from annonorm.dataset import CACHE_DIR_NAME, NormalizedDataset, SkippedRecordWarning, check_index
+from annonorm.dataset import NormalizedDataset, SkippedRecordWarning, check_index
 from annonorm.errors import AnnonormError, InvalidDataError, ParseError, UnsafePathError, UsageError
 from annonorm.testing import datasets, write_dataset
 
@@ -73,9 +72,9 @@ def _write_lines(directory: Path, lines: list[bytes], split: str = "train") -> P
     return directory / f"{split}.jsonl"
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def user_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Point the user cache directory into the test's tmp dir."""
+    """Point the user cache directory into the test's tmp dir (a cache shared by tests would hide builds)."""
     directory = tmp_path / "user-cache"
     monkeypatch.setenv("ANNONORM_CACHE_DIR", str(directory))
     return directory
@@ -154,8 +153,9 @@ def test_index_reproduces_every_record(spec: Any) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         directory = write_dataset(Path(tmp) / "ds", spec.categories, spec.splits)
         for split, records in spec.splits.items():
-            built = NormalizedDataset(directory, split, load_images=False)
-            cached = NormalizedDataset(directory, split, load_images=False)
+            # a cache per example: hypothesis repeats examples, and the cache is keyed by content
+            built = NormalizedDataset(directory, split, load_images=False, cache=Path(tmp) / "cache")
+            cached = NormalizedDataset(directory, split, load_images=False, cache=Path(tmp) / "cache")
             assert (built.index_source, cached.index_source) == ("built", "cache")
             assert len(cached) == len(records)
             for position, record in enumerate(records):
@@ -205,7 +205,7 @@ def test_missing_image_names_record_and_path(tmp_path: Path) -> None:
     assert caught.value.file == str(directory / "train.jsonl")
     assert caught.value.location == "line 2"
     assert "record 1" in caught.value.message and "img/b.jpg" in caught.value.message
-    assert "missing" in caught.value.message
+    assert "does not exist" in caught.value.message
 
 
 @pytest.mark.parametrize("content", [b"not an image at all", b"truncated"])
@@ -424,74 +424,11 @@ def test_manifest_and_split_problems(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="on_missing"):
         NormalizedDataset(directory, "train", on_missing="ignore")  # type: ignore[arg-type]
     (directory / "train.jsonl").unlink()
-    with pytest.raises(ParseError, match="split file is missing"):
+    with pytest.raises(ParseError, match="split file does not exist"):
         NormalizedDataset(directory, "train")
 
 
-# -------------------------------------------------------------------------------------------- cache
-
-
-def _cache(directory: Path, split: str = "train") -> Path:
-    return directory / CACHE_DIR_NAME / split
-
-
-def test_cache_is_reused_and_rebuilt_when_the_split_changes(tmp_path: Path) -> None:
-    directory = _dataset(tmp_path / "ds")
-    assert NormalizedDataset(directory, "train").index_source == "built"
-    assert (_cache(directory) / "meta.json").is_file()
-    assert NormalizedDataset(directory, "train").index_source == "cache"
-    with (directory / "train.jsonl").open("ab") as stream:
-        stream.write(b'{"image": "img/a.png", "id": 55}\n')
-    ds = NormalizedDataset(directory, "train", load_images=False)
-    assert ds.index_source == "built" and len(ds) == 4 and ds[3][1]["image_id"] == 55
-
-
-def test_same_size_same_mtime_edit_is_caught_by_the_hash(tmp_path: Path) -> None:
-    directory = _dataset(tmp_path / "ds")
-    split = directory / "train.jsonl"
-    NormalizedDataset(directory, "train")
-    stat = split.stat()
-    split.write_bytes(split.read_bytes().replace(b'"id":101', b'"id":909'))
-    os.utime(split, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # the edit hides in the same timestamp
-    ds = NormalizedDataset(directory, "train")
-    assert ds.index_source == "built" and ds.target(0)["image_id"] == 909
-
-
-def test_category_change_invalidates_the_cache(tmp_path: Path) -> None:
-    directory = _dataset(tmp_path / "ds")
-    NormalizedDataset(directory, "train")
-    manifest = msgspec.json.decode((directory / "annonorm.json").read_bytes())
-    manifest["categories"] = [{"id": k, "name": n} for k, n in enumerate(["bird", "dog", "cat"])]
-    (directory / "annonorm.json").write_bytes(msgspec.json.encode(manifest))
-    ds = NormalizedDataset(directory, "train", load_images=False)
-    assert ds.index_source == "built" and ds.target(0)["labels"].tolist() == [2, 1]
-
-
-@pytest.mark.parametrize(
-    "damage",
-    ["decreasing offsets", "wrong dtype", "truncated array", "garbage meta", "label out of range", "missing array"],
-)
-def test_damaged_cache_is_rebuilt_not_trusted(tmp_path: Path, damage: str) -> None:
-    directory = _dataset(tmp_path / "ds")
-    NormalizedDataset(directory, "train")
-    cache = _cache(directory)
-    if damage == "decreasing offsets":
-        np.save(cache / "box_offsets.npy", np.array([0, 2, 1, 3], np.int64))
-    elif damage == "wrong dtype":
-        np.save(cache / "boxes.npy", np.load(cache / "boxes.npy").astype(np.float64))
-    elif damage == "truncated array":
-        data = (cache / "box_labels.npy").read_bytes()
-        (cache / "box_labels.npy").write_bytes(data[:-3])
-    elif damage == "garbage meta":
-        (cache / "meta.json").write_bytes(b"{not json")
-    elif damage == "label out of range":
-        np.save(cache / "box_labels.npy", np.array([0, 1, 7], np.int32))
-    else:
-        (cache / "image_bytes.npy").unlink()
-    ds = NormalizedDataset(directory, "train", load_images=False)
-    assert ds.index_source == "built"
-    assert ds.target(0)["labels"].tolist() == [0, 1]
-    assert NormalizedDataset(directory, "train").index_source == "cache"
+# ------------------------------------------------------------------------------- cache (more: test_loader_cache.py)
 
 
 def test_check_index_reports_inconsistencies(tmp_path: Path) -> None:
@@ -501,35 +438,6 @@ def test_check_index_reports_inconsistencies(tmp_path: Path) -> None:
     assert check_index(arrays, 1) == "box_labels holds a category id outside 0..0"
     arrays["mask_offsets"] = np.array([0, 0, 0], np.int64)
     assert check_index(arrays, len(CATEGORIES)) == "mask_offsets does not span mask_bytes"
-
-
-def test_unwritable_dataset_falls_back_to_the_user_cache(tmp_path: Path, user_cache: Path) -> None:
-    directory = _dataset(tmp_path / "ds")
-    (directory / CACHE_DIR_NAME).write_bytes(b"")  # a file where the cache directory should go
-    assert NormalizedDataset(directory, "train").index_source == "built"
-    assert list(user_cache.glob("index/*/train/meta.json"))
-    assert NormalizedDataset(directory, "train").index_source == "cache"
-
-
-def test_no_writable_cache_keeps_the_index_in_memory(tmp_path: Path, user_cache: Path) -> None:
-    directory = _dataset(tmp_path / "ds")
-    (directory / CACHE_DIR_NAME).write_bytes(b"")
-    user_cache.write_bytes(b"")
-    with pytest.warns(UserWarning, match="no writable place"):
-        ds = NormalizedDataset(directory, "train")
-    assert ds.index_source == "memory" and ds[0][1]["image_id"] == 101
-    restored = pickle.loads(pickle.dumps(ds))
-    assert restored[0][1]["image_id"] == 101
-
-
-def test_cache_false_and_explicit_cache_directory(tmp_path: Path) -> None:
-    directory = _dataset(tmp_path / "ds")
-    assert NormalizedDataset(directory, "train", cache=False).index_source == "memory"
-    assert not (directory / CACHE_DIR_NAME).exists()
-    chosen = tmp_path / "chosen"
-    assert NormalizedDataset(directory, "train", cache=chosen).index_source == "built"
-    assert NormalizedDataset(directory, "train", cache=chosen).index_source == "cache"
-    assert not (directory / CACHE_DIR_NAME).exists()
 
 
 def test_pickles_small_and_remaps_the_cache(tmp_path: Path) -> None:

@@ -76,13 +76,14 @@ def test_atomic_output_leaves_nothing_on_failure(tmp_path: Path) -> None:
 def test_existing_output_needs_force_and_survives_a_failed_replacement(tmp_path: Path) -> None:
     target = tmp_path / "out"
     target.mkdir()
+    (target / "annonorm.json").write_text("{}")  # a previous annonorm output: the only kind --force replaces
     (target / "old.txt").write_text("old")
     with pytest.raises(OutputExistsError), atomic_output(target):
         pass
     with pytest.raises(RuntimeError), atomic_output(target, force=True) as temporary:
         (temporary / "new.txt").write_text("new")
         raise RuntimeError("interrupted")
-    assert [p.name for p in target.iterdir()] == ["old.txt"]
+    assert sorted(p.name for p in target.iterdir()) == ["annonorm.json", "old.txt"]
     with atomic_output(target, force=True) as temporary:
         (temporary / "new.txt").write_text("new")
     assert [p.name for p in target.iterdir()] == ["new.txt"]

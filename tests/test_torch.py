@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,14 @@ def _records() -> list[dict[str, Any]]:
         record = {"image": f"img/{k:02d}.{'png' if k % 2 else 'jpg'}", "width": width, "height": height}
         records.append({**record, "labels": list(counts), "counts": counts, "boxes": boxes, "id": 1000 + k})
     return records
+
+
+@pytest.fixture(scope="module", autouse=True)
+def user_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Keep the index cache of these tests out of the real user cache directory."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ANNONORM_CACHE_DIR", str(tmp_path_factory.mktemp("user-cache")))
+        yield
 
 
 @pytest.fixture(scope="module")

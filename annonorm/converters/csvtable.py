@@ -42,6 +42,12 @@ Rules this reader applies (each documented where the option is declared):
 - The delimiter is sniffed (``csv.Sniffer`` over the first 16 KiB, among ``, ; tab | space``) unless
   ``--delimiter`` is given. Cells are stripped of surrounding spaces. A UTF-8 byte order mark is
   dropped; bytes that are not UTF-8 are a :class:`~annonorm.errors.ParseError` naming the row.
+- Numbers have a decimal point unless ``--decimal ,``: then a decimal comma (``0,3580246914``, as a
+  European locale writes it, between ``;`` or in quoted ``,`` cells), and a point is refused (it
+  may be a thousands mark). A cell that reads only with the other mark says so in its error.
+- A source that holds no table of annotations (no data row under the header, JSON, XML or binary
+  bytes, a folder without ``.csv``) is a :class:`~annonorm.errors.ParseError` starting "no CSV
+  annotations here", never an empty dataset. A CSV file must be a regular file (not a FIFO or device).
 - ``--header auto``: the first row is a header when the mapping names a column by its header name
   (a preset's layout is chosen by the names the first row holds); with a mapping by index only,
   when a numeric column's first cell is not a number, else when ``csv.Sniffer.has_header`` says so.
@@ -69,14 +75,13 @@ from __future__ import annotations
 import csv
 import errno
 import io
-import json
 import math
 import os
 import re
 import shutil
 import stat
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from itertools import chain, compress, groupby, islice, repeat
@@ -88,10 +93,12 @@ import numpy as np
 
 from annonorm.converters.base import Converter, Option, ReadResult, make_record
 from annonorm.errors import AnnonormError, InvalidDataError, ParseError, UnsafePathError, UsageError
+from annonorm.fsutil import open_regular, require_regular_file
 from annonorm.images import read_image_size
-from annonorm.io import DatasetWriter, NormalizedSource, SplitSummary, read_text
+from annonorm.io import DatasetWriter, NormalizedSource, SplitSummary
 from annonorm.parallel import default_workers, pool_context
 from annonorm.schemas.types import COORD_DECIMALS, check_relative_path, round_coord
+from annonorm.sources.classlists import ClassList, read_class_list
 
 __all__ = [
     "PRESETS",
@@ -145,6 +152,12 @@ CHUNK_BYTES = 64 * 1024
 BLOCK_ROWS = 2048
 #: Files at least this large are streamed in two halves by two processes, when there are two cores.
 PARALLEL_MIN_BYTES = 8 << 20
+#: Decimal marks of ``--decimal``: a European locale writes ``0,35`` (with ``;`` cells, or quoted ``,`` ones).
+DECIMALS = (".", ",")
+DECIMAL_HINT = " (use --decimal , for decimal commas)"
+#: How a source that holds no CSV table of annotations is refused, and what was expected instead.
+NOT_CSV = "no CSV annotations here: "
+EXPECTED_TABLE = "expected a delimited table, one row per box or image (e.g. filename,class,xmin,ymin,xmax,ymax)"
 
 #: Writer layouts: (header, record field) pairs. Field names are record keys or box corner names.
 LAYOUTS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -289,26 +302,58 @@ def sniff_delimiter(sample: str) -> str:
 # ---------------------------------------------------------------------------------------------- mapping functions
 
 
-def bbox_cell_to_values(*, text: str) -> tuple[float, float, float, float] | None:
+def bbox_cell_to_values(*, text: str, decimal: str = ".") -> tuple[float, float, float, float] | None:
     """Parse a cell holding 4 numbers (``"[0,1,1,2]"``, ``"1, 2, 3, 3"``, ``"0 0 1 1"``); ``None`` when empty.
 
-    Raises :class:`ValueError` when the cell holds anything but 4 finite numbers.
+    With ``decimal=","`` the numbers have decimal commas and are separated by ``;`` or spaces
+    (``"0,1; 0,2; 0,5; 0,6"``). Raises :class:`ValueError` when the cell holds anything but 4 finite numbers.
     """
     inner = text.strip().strip("[]()").strip()
     if not inner:
         return None
-    parts = [p for p in re.split(r"[,;\s]+", inner) if p]
+    parts = [p for p in re.split(r"[,;\s]+" if decimal == "." else r"[;\s]+", inner) if p]
     if len(parts) != 4:
         raise ValueError(f"expected 4 numbers, found {len(parts)}")
-    values = tuple(_finite(p) for p in parts)
+    values = tuple(_finite(p, decimal) for p in parts)
     return values[0], values[1], values[2], values[3]
 
 
-def _finite(text: str) -> float:
-    value = float(text)
+def _comma_float(text: str) -> float:
+    """``float`` of a number with a decimal comma (``"0,35"``); one with a ``.`` (a thousands mark?) is refused."""
+    if "." in text:
+        raise ValueError(f"{text!r} has a '.' but the decimal mark is ','")
+    return float(text.replace(",", "."))
+
+
+#: The parser of one number cell, per decimal mark (``float`` ignores surrounding spaces, as stripping does).
+_PARSE_NUMBER: dict[str, Callable[[str], float]] = {".": float, ",": _comma_float}
+
+
+def _finite(text: str, decimal: str = ".") -> float:
+    value = _PARSE_NUMBER[decimal](text)
     if not math.isfinite(value):
         raise ValueError(f"{text!r} is not a finite number")
     return value
+
+
+def _is_number(text: str, decimal: str = ".") -> bool:
+    try:
+        _PARSE_NUMBER[decimal](text)
+    except ValueError:
+        return False
+    return True
+
+
+def _decimal_hint(text: str, decimal: str, bbox: bool = False) -> str:
+    """For a cell that is no number with ``decimal`` but reads with the other mark, a hint that says so; else ``""``."""
+    other = "," if decimal == "." else "."
+    if other not in text:
+        return ""
+    try:
+        bbox_cell_to_values(text=text, decimal=other) if bbox else _finite(text, other)
+    except ValueError:
+        return ""
+    return DECIMAL_HINT if other == "," else " (--decimal , is given: expected a decimal comma)"
 
 
 def csv_box_to_corners(
@@ -390,10 +435,7 @@ def _decoded_lines(stream: IO[bytes]) -> Iterator[str]:
 
 def _iter_rows(path: Path, delimiter: str) -> Iterator[tuple[int, list[str]]]:
     """Yield ``(row number, stripped cells)``, 1-based, counting every row (the header and blank ones)."""
-    try:
-        stream = path.open("rb")
-    except OSError as exc:
-        raise ParseError(f"cannot read: {exc.strerror}", file=path) from None
+    stream = open_regular(path, "CSV file")
     row = 0
     with stream:
         reader = csv.reader(_decoded_lines(stream), delimiter=delimiter, quotechar='"', skipinitialspace=True)
@@ -403,8 +445,8 @@ def _iter_rows(path: Path, delimiter: str) -> Iterator[tuple[int, list[str]]]:
                 yield row, [cell.strip() for cell in cells]
         except _DecodeFailure as exc:
             raise ParseError(
-                f"line {exc.line} is not UTF-8 (byte {exc.error.object[exc.error.start]:#04x} "
-                f"at offset {exc.error.start}); expected a UTF-8 text file",
+                f"{NOT_CSV if exc.line == 1 else ''}line {exc.line} is not UTF-8 (byte "
+                f"{exc.error.object[exc.error.start]:#04x} at offset {exc.error.start}); expected a UTF-8 text file",
                 file=path,
                 location=f"row {row + 1}",
             ) from None
@@ -420,11 +462,7 @@ def _text_chunks(path: Path, start: int = 0, stop: int | None = None, line: int 
     as :func:`_iter_rows` drops it; bytes that are not UTF-8 raise ``UnicodeDecodeError`` (the
     caller has :func:`_iter_rows` name the row).
     """
-    try:
-        stream = path.open("rb")
-    except OSError as exc:
-        raise ParseError(f"cannot read: {exc.strerror}", file=path) from None
-    with stream:
+    with open_regular(path, "CSV file") as stream:
         if start == 0 and stream.read(3) != b"\xef\xbb\xbf":
             stream.seek(0)  # no UTF-8 byte order mark (Excel writes one)
         elif start:
@@ -467,11 +505,11 @@ def _simple_lines(text: str, delimiter: str) -> list[str] | None:
 
 
 def _read_sample(path: Path) -> str:
-    try:
-        with path.open("rb") as stream:
+    with open_regular(path, "CSV file") as stream:
+        try:
             raw = stream.read(SNIFF_BYTES)
-    except OSError as exc:
-        raise ParseError(f"cannot read: {exc.strerror}", file=path) from None
+        except OSError as exc:
+            raise ParseError(f"cannot read the CSV file: {exc.strerror}", file=path) from None
     if len(raw) == SNIFF_BYTES and b"\n" in raw:
         raw = raw[: raw.rindex(b"\n") + 1]  # the sniffer must not see a cut line
     return raw.decode("utf-8-sig", errors="replace")
@@ -483,61 +521,17 @@ def _split_from_name(path: Path) -> str | None:
 
 
 def _source_files(source: Path) -> list[Path]:
+    """The CSV files of ``source``, each a regular file (a FIFO or a device named ``x.csv`` is refused)."""
+    files = [source]
     if source.is_dir():
-        files = sorted(p for p in source.iterdir() if p.suffix.lower() == ".csv" and p.is_file())
+        files = sorted(p for p in source.iterdir() if p.suffix.lower() == ".csv" and not p.is_dir())
         if not files:
-            raise ParseError("no .csv file in this directory; expected a CSV file or a directory of them", file=source)
-        return files
-    return [source]
-
-
-# ---------------------------------------------------------------------------------------------- reading: classes
-
-
-@dataclass
-class _Classes:
-    """Categories given up front: names in order, and source codes mapped to names."""
-
-    names: list[str] = field(default_factory=list)
-    codes: dict[str, str] = field(default_factory=dict)  # source code (or the name itself) -> name
-    source_ids: dict[str, str] = field(default_factory=dict)  # name -> source code
-
-
-def _load_classes(path: Path) -> _Classes:
-    """Read ``--classes``: a ``dataset_meta.json``, a ``code,name`` CSV, or one name per line."""
-    text = read_text(path, "class list")
-    classes = _Classes()
-    if path.suffix.lower() == ".json":
-        try:
-            meta = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ParseError(f"not valid JSON ({exc.msg})", file=path, location=f"line {exc.lineno}") from None
-        labels = meta.get("labels", meta.get("label_names")) if isinstance(meta, dict) else None
-        if not isinstance(labels, list) or not all(isinstance(n, str) and n.strip() for n in labels):
-            raise ParseError('expected {"labels": ["name", ...]} (a list of class names)', file=path, location="labels")
-        pairs = [(name.strip(), name.strip()) for name in labels]
-    elif path.suffix.lower() == ".csv":
-        pairs = []
-        for number, cells in _iter_rows(path, sniff_delimiter(text[:SNIFF_BYTES])):
-            if not any(cells):
-                continue
-            if len(cells) < 2 or not cells[0] or not cells[1]:
-                raise ParseError("expected two cells: a class code and its name", file=path, location=f"row {number}")
-            if number == 1 and cells[0].lower() in {"labelname", "code", "id", "label", "class"}:
-                continue  # a header row (Open Images v6 writes LabelName,DisplayName)
-            pairs.append((cells[0], cells[1]))
-    else:
-        pairs = [(line.strip(), line.strip()) for line in text.splitlines() if line.strip()]
-    for position, (code, name) in enumerate(pairs):
-        if name in classes.names:
-            raise ParseError(f"class {name!r} is listed twice", file=path, location=f"entry {position + 1}")
-        classes.names.append(name)
-        classes.codes[code] = name
-        if code != name:
-            classes.source_ids[name] = code
-    if not classes.names:
-        raise ParseError("the class list is empty", file=path)
-    return classes
+            raise ParseError(
+                f"{NOT_CSV}no .csv file in this directory; expected a CSV file or a folder of them", file=source
+            )
+    for path in files:
+        require_regular_file(path, "CSV file")
+    return files
 
 
 # ---------------------------------------------------------------------------------------------- reading: the table
@@ -576,6 +570,7 @@ class _Table:
     count_columns: list[tuple[str, int]]
     label_columns: list[tuple[str, int]]
     default_split: str
+    decimal: str = "."  # the decimal mark of number cells
 
     def column_name(self, index: int) -> str:
         """How messages name a column: its header name, else its 0-based index."""
@@ -640,14 +635,6 @@ def _resolve_column(spec: str | int, header: list[str] | None, path: Path, role:
     )
 
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 def _first_rows(path: Path, delimiter: str) -> list[list[str]]:
     rows = []
     for _, cells in _iter_rows(path, delimiter):
@@ -672,6 +659,7 @@ def _decide_header(
     columns: Mapping[str, str | int],
     extra_named: Sequence[str],
     sample: str,
+    decimal: str,
 ) -> bool:
     """Whether the first row is a header (see the module docstring for the ``auto`` rule)."""
     if option != "auto":
@@ -681,7 +669,7 @@ def _decide_header(
         return True  # columns named by header names, or '*' taking class names from the header
     numeric = [int(c) for role, c in columns.items() if role in NUMERIC_ROLES]
     if numeric:
-        return any(i < len(first) and first[i] and not _is_number(first[i]) for i in numeric)
+        return any(i < len(first) and first[i] and not _is_number(first[i], decimal) for i in numeric)
     try:
         return csv.Sniffer().has_header(sample)
     except csv.Error:
@@ -700,6 +688,14 @@ def _split_extra_columns(values: Sequence[str]) -> list[tuple[str | None, str]]:
 def _open_table(path: Path, options: Mapping[str, Any]) -> _Table:
     """Sniff the dialect, decide the header and resolve the column mapping of one CSV file."""
     sample = _read_sample(path)
+    first_line = next((line for line in sample.splitlines() if line.strip()), "")
+    if "\x00" in first_line or first_line.lstrip()[:1] in ("{", "[", "<"):
+        shape = (
+            "binary data or UTF-16 text (NUL bytes), not UTF-8 text"
+            if "\x00" in first_line
+            else f"a line starting with {first_line.lstrip()[:1]!r} (JSON or XML)"
+        )
+        raise ParseError(f"{NOT_CSV}the file holds {shape}; {EXPECTED_TABLE}", file=path, location="row 1")
     delimiter = options.get("delimiter") or sniff_delimiter(sample)
     if delimiter == "\\t":
         delimiter = "\t"
@@ -707,7 +703,8 @@ def _open_table(path: Path, options: Mapping[str, Any]) -> _Table:
         raise UsageError(f"--delimiter {delimiter!r}: expected one character")
     first_rows = _first_rows(path, delimiter)
     if not first_rows:
-        raise ParseError("the file holds no row", file=path)
+        raise ParseError(f"{NOT_CSV}the file holds no row; {EXPECTED_TABLE}", file=path)
+    decimal = options.get("decimal") or "."
     explicit = _parse_column_options(options.get("column") or ())
     count_specs = _split_extra_columns(options.get("count_columns") or ())
     label_specs = _split_extra_columns(options.get("label_columns") or ())
@@ -730,7 +727,7 @@ def _open_table(path: Path, options: Mapping[str, Any]) -> _Table:
             normalized = variant.normalized
         if not label_specs and not count_specs:
             label_specs = [(None, c) for c in variant.label_columns]
-    has_header = _decide_header(header_option, first_rows, columns, extra_named, sample)
+    has_header = _decide_header(header_option, first_rows, columns, extra_named, sample, decimal)
     header = first_rows[0] if has_header else None
     width = len(first_rows[0])
 
@@ -758,6 +755,7 @@ def _open_table(path: Path, options: Mapping[str, Any]) -> _Table:
         count_columns=counts,
         label_columns=labels,
         default_split=split,
+        decimal=decimal,
     )
 
 
@@ -794,7 +792,8 @@ def _choose_variant(
     shown = ", ".join(first)
     if preset_name == "auto":
         raise ParseError(
-            f"cannot tell the columns from the first row ({shown}); pass --preset or --column ROLE=COLUMN",
+            f"{NOT_CSV}cannot tell the columns from the first row ({shown}); expected the header of a known "
+            f"layout ({', '.join(PRESETS)}), or pass --preset or --column ROLE=COLUMN",
             file=path,
             location="row 1",
         )
@@ -942,6 +941,7 @@ class _Pending:
     width: int | None
     height: int | None
     row: int  # its first row
+    key: str = ""  # its image cell, as the source names it (skipped.jsonl lists it)
     size_text: tuple[str, str] = ("", "")  # the width and height cells of the first row
     boxes: list[dict[str, Any]] = field(default_factory=list)
     labels: dict[str, None] = field(default_factory=dict)
@@ -1092,7 +1092,7 @@ class _TableReader:
         writer: DatasetWriter,
         *,
         image_root: Path,
-        classes: _Classes | None,
+        classes: ClassList | None,
         options: Mapping[str, Any],
         emitted: dict[str, tuple[str, str]],
     ) -> None:
@@ -1115,6 +1115,7 @@ class _TableReader:
         self.has_counts = "count" in columns or bool(table.count_columns)
         self.size_columns = (columns.get("width"), columns.get("height"))
         self.path_text = str(table.path)
+        self.parse_number = _PARSE_NUMBER[table.decimal]
         self.finder = _ImageFinder(image_root)
         self.single_pass = False
         self.forked = False  # streaming the second half of the file in a forked process
@@ -1174,7 +1175,7 @@ class _TableReader:
                     self._add_row(state, number, cells)
                 except AnnonormError as error:
                     state.failed = True
-                    self._problem(error)
+                    self._problem(error, key)
             if last[key] == number:
                 state.complete = True
             while pending:
@@ -1197,7 +1198,10 @@ class _TableReader:
             return None
         table = self.table
         try:
-            with table.path.open("rb") as raw, io.TextIOWrapper(raw, encoding="utf-8-sig", newline="\n") as text:
+            with (
+                open_regular(table.path, "CSV file") as raw,
+                io.TextIOWrapper(raw, encoding="utf-8-sig", newline="\n") as text,
+            ):
                 # The dialect of _iter_rows; newline="\n" cuts lines where iterating over bytes does.
                 rows = csv.reader(text, delimiter=table.delimiter, quotechar='"', skipinitialspace=True)
                 if table.header is not None:
@@ -1290,7 +1294,7 @@ class _TableReader:
         size = path.stat().st_size
         if size < PARALLEL_MIN_BYTES:
             return None
-        with path.open("rb") as stream:
+        with open_regular(path, "CSV file") as stream:
             stream.seek(size // 2)
             stream.readline()  # the end of the line the middle falls in
             first = ""
@@ -1387,7 +1391,7 @@ class _TableReader:
                     self._add_row(state, number, cells)
                 except AnnonormError as error:
                     state.failed = True
-                    self._problem(error)
+                    self._problem(error, key)
         if state is not None:
             self._emit(state)
 
@@ -1413,7 +1417,7 @@ class _TableReader:
         names = self._fast_names(columns, count)
         try:
             cells = chain.from_iterable(columns[i] for i in self.box_columns)
-            values = np.fromiter(map(float, cells), np.float64, 4 * count).reshape(4, count)
+            values = np.fromiter(map(self.parse_number, cells), np.float64, 4 * count).reshape(4, count)
         except ValueError:
             # An empty cell, or not a number (float() ignores no space that str.strip() keeps).
             raise _Irregular from None
@@ -1458,7 +1462,7 @@ class _TableReader:
             claimed.add(keys[start])
             earlier = emitted.get(image)
             if earlier is not None:
-                self._problem(self._described_twice(image, earlier, block.numbers[start]))
+                self._problem(self._described_twice(image, earlier, block.numbers[start]), keys[start])
                 continue
             emitted[image] = (path_text, split)
             counts: dict[str, int] = {}
@@ -1510,7 +1514,7 @@ class _TableReader:
             if not first_rows.issuperset(compress(range(1, len(column)), map(ne, column[1:], column[:-1]))):
                 raise _Irregular  # a size cell differs from the row above inside an image: _add_row compares
             try:
-                values = [float(column[start]) for start in starts]
+                values = [self.parse_number(column[start]) for start in starts]
             except ValueError:
                 raise _Irregular from None
             if not (all(map(float.is_integer, values)) and min(values) > 0):  # is_integer: finite too
@@ -1568,9 +1572,12 @@ class _TableReader:
     def _file_changed(self) -> NoReturn:
         raise ParseError("the file changed while it was being read; expected it to stay as it is", file=self.table.path)
 
-    def _problem(self, error: AnnonormError) -> None:
-        """Report an image's problem. When it would stop the conversion (``--on-error fail``) while
-        streaming, a problem of the file anywhere in it is raised instead, as the two-pass reader does."""
+    def _problem(self, error: AnnonormError, image: str) -> None:
+        """Report a problem of the image the source names ``image``. When it would stop the conversion
+        (``--on-error fail``) while streaming, a problem of the file anywhere in it is raised instead, as
+        the two-pass reader does."""
+        if error.image is None:
+            error.image = image
         if self.forked:
             raise _GiveUp  # the parent reads this half again and reports it in order
         if self.single_pass and self.writer.on_error != "skip":
@@ -1582,7 +1589,7 @@ class _TableReader:
     def _start(self, key: str, number: int, cells: list[str]) -> _Pending:
         table = self.table
         split = table.default_split
-        state = _Pending(image=key, split=split, width=None, height=None, row=number)
+        state = _Pending(image=key, split=split, width=None, height=None, row=number, key=key)
         try:
             if "split" in table.columns and cells[table.columns["split"]]:
                 split = cells[table.columns["split"]]
@@ -1619,7 +1626,7 @@ class _TableReader:
                     state.width, state.height = size
         except AnnonormError as error:
             state.failed = True
-            self._problem(error)
+            self._problem(error, key)
         return state
 
     def _size_text(self, cells: list[str]) -> tuple[str, str]:
@@ -1633,12 +1640,13 @@ class _TableReader:
         if index is None or not cells[index]:
             return None
         try:
-            value = float(cells[index])
+            value = self.parse_number(cells[index])
         except ValueError:
             value = math.nan
         if not (math.isfinite(value) and value > 0 and value == int(value)):
             raise ParseError(
-                f"expected the image {role} as a positive whole number of pixels, found {cells[index]!r}",
+                f"expected the image {role} as a positive whole number of pixels, found {cells[index]!r}"
+                + _decimal_hint(cells[index], self.table.decimal),
                 file=self.table.path,
                 location=self.table.where(number, index),
             )
@@ -1646,10 +1654,10 @@ class _TableReader:
 
     def _number(self, cells: list[str], number: int, index: int) -> float:
         try:
-            return _finite(cells[index])
+            return _finite(cells[index], self.table.decimal)
         except ValueError:
             raise ParseError(
-                f"expected a number, found {cells[index]!r}",
+                f"expected a number, found {cells[index]!r}" + _decimal_hint(cells[index], self.table.decimal),
                 file=self.table.path,
                 location=self.table.where(number, index),
             ) from None
@@ -1724,10 +1732,12 @@ class _TableReader:
         if len(self.box_columns) == 1:
             index = self.box_columns[0]
             try:
-                parsed = bbox_cell_to_values(text=cells[index])
+                parsed = bbox_cell_to_values(text=cells[index], decimal=table.decimal)
             except ValueError as exc:
                 raise ParseError(
-                    f"{exc} in the bbox cell {cells[index]!r}", file=table.path, location=table.where(number, index)
+                    f"{exc} in the bbox cell {cells[index]!r}" + _decimal_hint(cells[index], table.decimal, bbox=True),
+                    file=table.path,
+                    location=table.where(number, index),
                 ) from None
             if parsed is None:
                 return None
@@ -1790,7 +1800,7 @@ class _TableReader:
         text = cells[index].lower()
         if text in ("", "0", "0.0", "false", "no"):
             return False
-        if text in ("true", "yes") or (_is_number(text) and float(text) != 0):
+        if text in ("true", "yes") or (_is_number(text, self.table.decimal) and self.parse_number(text) != 0):
             return True
         raise ParseError(
             f"expected a one-hot cell (0/1, true/false), found {cells[index]!r}",
@@ -1809,7 +1819,7 @@ class _TableReader:
             return
         earlier = self.emitted.get(state.image)
         if earlier is not None:
-            self._problem(self._described_twice(state.image, earlier, state.row))
+            self._problem(self._described_twice(state.image, earlier, state.row), state.key)
             return
         self.emitted[state.image] = (self.path_text, state.split)
         record = make_record(
@@ -1858,6 +1868,7 @@ class CsvConverter(Converter):
         ),
         Option("header", "Whether the first row is a header", default="auto", choices=("auto", "yes", "no")),
         Option("delimiter", "Cell delimiter (default: sniffed among , ; tab | space; write \\t for tab)"),
+        Option("decimal", "Decimal mark of numbers: , for a European locale's 0,35 (default: .)", choices=DECIMALS),
         Option(
             "count_columns",
             "Count columns, one per class: COLUMN or CLASS=COLUMN (repeatable); '*' = every unmapped column",
@@ -1871,8 +1882,7 @@ class CsvConverter(Converter):
         Option("label_delimiter", "Split a label cell into several classes at this string (per-image rows)"),
         Option(
             "classes",
-            "Class list fixing the category order: one name per line, dataset_meta.json, or a code,name CSV",
-            type=Path,
+            "Class list fixing the category order: A,B,C, one name per line, dataset_meta.json, or a code,name CSV",
         ),
         Option("split", "Split of rows without a split column (default: a split name in the file name, else train)"),
         Option("default_class", "Class of boxes when no label column is mapped", default="object"),
@@ -1911,16 +1921,24 @@ class CsvConverter(Converter):
         image_root = images if images is not None else (source if source.is_dir() else source.parent)
         classes = None
         if options.get("classes") is not None:
-            classes_path = Path(options["classes"])
-            classes = _load_classes(classes_path)
+            classes = read_class_list(options["classes"])
             for name in classes.names:
                 writer.category(name, source_id=classes.source_ids.get(name))
-            writer.add_source_file(classes_path)
+            if classes.file is not None:
+                writer.add_source_file(classes.file)
         emitted: dict[str, tuple[str, str]] = {}
         for path in files:
             table = _open_table(path, options)
             writer.add_source_file(path)
             _TableReader(table, writer, image_root=image_root, classes=classes, options=options, emitted=emitted).run()
+        if not emitted and not writer.skipped:  # every data row gives an image or a problem: there is none
+            header = ", ".join(table.header or ())
+            found = (
+                f"its {len(files)} .csv files have no data row"
+                if len(files) > 1
+                else f"no row under the header ({header})"
+            )
+            raise ParseError(f"{NOT_CSV}{found}; {EXPECTED_TABLE}", file=source)
         name = source.name if source.is_dir() else source.stem
         return ReadResult(name=name or "csv", image_root=image_root)
 

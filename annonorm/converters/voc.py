@@ -22,12 +22,13 @@ Conventions applied here (and undone by the writer):
   split named ``default`` (the name Datumaro uses), in sorted file order.
 * Layouts. The devkit layout; relaxed layouts (``annotations/`` + ``images/``, or XML next to the
   images in one directory); and one directory per split holding XML next to images (Roboflow).
-* Classes. Without ``labelmap.txt`` the category table is the 20 VOC classes in the VOC order,
-  all of them even when unused, so ids and mask indexes are the same for every VOC dataset. With
-  a Datumaro/CVAT ``labelmap.txt`` (``name:r,g,b:parts:actions``) its order is used. In both,
-  ``background`` (index 0) and ``ignored`` (the void label, 255) are not categories; a category's
-  ``source_id`` is its VOC index. Classes found in the XML but not in the table are appended in
-  reading order (splits by name, images in list order).
+* Classes are the data's, never a built-in list. The category table is, in this order of
+  preference: a Datumaro/CVAT ``labelmap.txt`` (``name:r,g,b:parts:actions`` lines, ``#``
+  comments), in its order, each category's ``source_id`` its labelmap index; else the class names
+  of the per-class lists ``ImageSets/Main/<class>_<split>.txt``, sorted by name; else the classes
+  the XML files use, sorted by name. ``background`` (index 0) and ``ignored`` (the void label,
+  255) are not categories. Classes found in the XML but not in a labelmap or class-list table are
+  appended, sorted by name. (``--classes`` fixes the table instead; the dataset writer applies it.)
 * Attributes. ``difficult``, ``truncated``, ``occluded`` (0/1 -> bool), ``pose``, ``actions``
   (name -> bool), ``part`` (a list of named boxes, converted like boxes), ``point`` (0-based) and
   CVAT's ``<attributes>`` go to the box attributes; ``segmented`` (bool), ``depth``, ``folder``,
@@ -35,12 +36,17 @@ Conventions applied here (and undone by the writer):
   Values without a known type are typed from their text (``true``/``false``, integers, floats).
 * Masks (option ``masks``). ``instance``: ``SegmentationObject`` pixel k is the k-th object of the
   XML, 255 void; ``semantic``: ``SegmentationClass`` pixel is the VOC class index, 0 background,
-  255 void. Palette (``P``), gray (``L``) and RGB PNGs (colors looked up in the VOC palette or the
-  labelmap) are read, checked, and copied into the output's ``masks/`` as plain ``L`` PNGs (16-bit
-  ``I;16`` for an instance mask of more than 254 objects, void 65535).
+  255 void (without a labelmap, index k is the k-th of the 20 VOC classes, as the devkit defines
+  it, and must be a class of the dataset). Palette (``P``), gray (``L``) and RGB PNGs (colors
+  looked up in the VOC palette or the labelmap) are read, checked, and copied into the output's
+  ``masks/`` as plain ``L`` PNGs (16-bit ``I;16`` for an instance mask of more than 254 objects,
+  void 65535).
 
 XML is parsed with defusedxml: entity declarations and external references are refused, so a
-billion-laughs or XXE file is a :class:`~annonorm.errors.ParseError`, never expanded.
+billion-laughs or XXE file is a :class:`~annonorm.errors.ParseError`, never expanded. Every input
+file (XML, split and class lists, labelmap, mask PNG) is opened only when it is a regular file: a
+FIFO or a device named ``a.xml`` is refused, never read. A folder without VOC XML is refused with
+"no VOC annotations here", never read as an empty dataset.
 """
 
 from __future__ import annotations
@@ -65,6 +71,7 @@ import numpy as np
 
 from annonorm.converters.base import Converter, Option, ReadResult, make_record
 from annonorm.errors import AnnonormError, InvalidDataError, ParseError, UnsafePathError, UsageError
+from annonorm.fsutil import open_regular, read_regular_bytes, require_regular_file
 from annonorm.images import read_image_size
 from annonorm.io import DatasetWriter, NormalizedSource
 from annonorm.schemas.manifest import Category
@@ -120,6 +127,11 @@ VOID = 255
 VOID_16 = 65535
 MAX_8BIT_INSTANCES = 254
 DEFAULT_SPLIT = "default"
+NOT_VOC = "no VOC annotations here"
+EXPECTED_LAYOUT = (
+    "expected Annotations/*.xml (or annotations/), *.xml next to the images, or one directory of *.xml per split, "
+    "each rooted at <annotation>"
+)
 ANNOTATION_DIRS = ("Annotations", "annotations")
 IMAGE_DIRS = ("JPEGImages", "images", "Images")
 IMAGESET_DIRS = ("Main", "Segmentation")
@@ -127,6 +139,8 @@ LABELMAP = "labelmap.txt"
 SEGMENTATION_DIRS = {"instance": "SegmentationObject", "semantic": "SegmentationClass"}
 #: Image suffixes tried when looking an image up by stem, most usual first.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
+#: How many XML files (by name) sniffing and the "is this VOC at all" check look at.
+SNIFF_FILES = 5
 #: Below this many XML files a process pool costs more than it saves.
 PARALLEL_MIN_FILES = 2000
 CHUNK_SIZE = 128
@@ -161,38 +175,59 @@ def voc_palette() -> list[tuple[int, int, int]]:
 
 
 def _root_tag(path: Path) -> str | None:
-    """The name of an XML file's first element, from its first 4 KiB (None if unreadable)."""
+    """The name of an XML file's first element, from its first 4 KiB (None if unreadable or not a regular file)."""
     try:
-        with path.open("rb") as stream:
+        with open_regular(path, "annotation XML") as stream:
             prefix = stream.read(4096)
-    except OSError:
+    except (OSError, AnnonormError):
         return None
     match = _ROOT_TAG.search(_PROLOG.sub(b"", prefix))
     return match.group(1).decode("ascii", "replace") if match else None
 
 
-def _xml_files(directory: Path) -> Iterator[Path]:
+def _entries(directory: Path) -> list[os.DirEntry[str]]:
+    """The entries of ``directory`` (none when it does not exist); a folder that cannot be listed is a ParseError."""
     try:
-        entries = list(os.scandir(directory))
-    except OSError:
-        return
-    for entry in entries:
-        if entry.name.lower().endswith(".xml") and entry.is_file():
-            yield Path(entry.path)
+        with os.scandir(directory) as iterator:
+            return list(iterator)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except OSError as exc:
+        raise ParseError(f"cannot list the folder: {exc.strerror}", file=directory) from None
+
+
+def _xml_files(directory: Path) -> list[Path]:
+    """The ``*.xml`` entries of ``directory``, by name.
+
+    Whatever they are: a FIFO, a device or a directory named ``x.xml`` is kept here, so that reading
+    it refuses it by name instead of leaving the image out silently.
+    """
+    return sorted((Path(e.path) for e in _entries(directory) if e.name.lower().endswith(".xml")), key=lambda p: p.name)
+
+
+def _not_voc_reason(files: Sequence[Path]) -> str | None:
+    """Why ``files`` are not VOC annotations (their first few all have another root element), else None."""
+    sample = files[:SNIFF_FILES]
+    tags = [_root_tag(path) for path in sample]
+    if not sample or any(tag is None or tag == "annotation" for tag in tags):
+        return None
+    return f"{sample[0].name} starts with <{tags[0]}>, expected <annotation>"
 
 
 def _has_voc_xml(directory: Path) -> bool:
-    first = next(_xml_files(directory), None)
-    return first is not None and _root_tag(first) == "annotation"
+    return any(_root_tag(path) == "annotation" for path in _xml_files(directory)[:SNIFF_FILES])
 
 
 def sniff_voc(source: Path) -> bool:
     """Whether ``source`` is a directory of VOC annotations (devkit, relaxed or per-split layout)."""
-    if not source.is_dir():
+    try:
+        if not source.is_dir():
+            return False
+        if any(_has_voc_xml(source / name) for name in ANNOTATION_DIRS) or _has_voc_xml(source):
+            return True
+        return any(_has_voc_xml(Path(e.path)) for e in sorted(_entries(source), key=lambda e: e.name) if e.is_dir())
+    except AnnonormError:
         return False
-    if any(_has_voc_xml(source / name) for name in ANNOTATION_DIRS) or _has_voc_xml(source):
-        return True
-    return any(_has_voc_xml(child) for child in sorted(source.iterdir()) if child.is_dir())
 
 
 # ---------------------------------------------------------------------------------------------- mapping
@@ -406,6 +441,7 @@ def _mask_indices(path: Path, colors: Mapping[int, int]) -> np.ndarray:
     """A mask PNG as its index array (palette indices, gray values, or RGB colors looked up in ``colors``)."""
     from PIL import Image, UnidentifiedImageError
 
+    require_regular_file(path, "mask PNG")
     try:
         with Image.open(path) as image:
             mode = image.mode
@@ -485,6 +521,8 @@ class _Layout:
     lists: list[Path]
     labelmap: Path | None
     segmentation: dict[str, Path]
+    #: The classes that ``ImageSets/Main/<class>_<split>.txt`` name, sorted (empty without such lists).
+    class_names: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -517,11 +555,7 @@ def _image_index(directory: Path) -> dict[str, str]:
     """Stem -> image file name in ``directory`` (the most usual suffix wins)."""
     rank = {suffix: position for position, suffix in enumerate(IMAGE_SUFFIXES)}
     found: dict[str, tuple[int, str]] = {}
-    try:
-        entries = list(os.scandir(directory))
-    except OSError:
-        return {}
-    for entry in entries:
+    for entry in _entries(directory):
         stem, dot, suffix = entry.name.rpartition(".")
         position = rank.get(f"{dot}{suffix}".lower())
         if stem and position is not None and (stem not in found or position < found[stem][0]):
@@ -542,55 +576,81 @@ def _list_is_class_list(path: Path, names: set[str]) -> bool:
     prefix, underscore, suffix = path.stem.rpartition("_")
     if underscore and prefix and suffix in names:
         return True
-    try:
-        with path.open("r", encoding="utf-8", errors="replace") as stream:
-            for line in stream:
-                tokens = line.split("#", 1)[0].split()
+    with open_regular(path, "image set list") as stream:
+        try:
+            for raw in stream:
+                tokens = raw.decode("utf-8", "replace").split("#", 1)[0].split()
                 if tokens:
                     return len(tokens) == 2 and tokens[1] in ("-1", "0", "1")
-    except OSError as exc:
-        raise ParseError(f"cannot read: {exc.strerror}", file=path) from None
+        except OSError as exc:
+            raise ParseError(f"cannot read the image set list: {exc.strerror}", file=path) from None
     return False
 
 
-def _split_lists(imagesets: Path) -> list[Path]:
-    """The pure split lists of ``ImageSets/Main`` (else ``ImageSets/Segmentation``), sorted by name."""
+def _list_files(directory: Path) -> list[Path]:
+    """The ``*.txt`` entries of an ``ImageSets`` folder that are not directories, by name (see :func:`_xml_files`)."""
+    return sorted(
+        (Path(e.path) for e in _entries(directory) if e.name.endswith(".txt") and not e.is_dir()),
+        key=lambda p: p.name,
+    )
+
+
+def _split_lists(imagesets: Path) -> tuple[list[Path], list[str]]:
+    """The pure split lists of ``ImageSets/Main`` (else ``ImageSets/Segmentation``), sorted by name, and the
+    class names that the per-class lists ``ImageSets/Main/<class>_<split>.txt`` name, sorted."""
+    pure: list[Path] = []
+    classes: set[str] = set()
     for name in IMAGESET_DIRS:
-        directory = imagesets / name
-        if not directory.is_dir():
-            continue
-        files = sorted(p for p in directory.iterdir() if p.suffix == ".txt" and p.is_file())
-        stems = {p.stem for p in files}
-        pure = [p for p in files if not _list_is_class_list(p, stems)]
         if pure:
-            return pure
-    return []
+            break
+        files = _list_files(imagesets / name)
+        stems = {p.stem for p in files}
+        kinds = [(p, _list_is_class_list(p, stems)) for p in files]
+        if name == IMAGESET_DIRS[0]:
+            for path, is_class_list in kinds:
+                prefix, underscore, _ = path.stem.rpartition("_")
+                if is_class_list and underscore and prefix and prefix not in (BACKGROUND, IGNORED):
+                    classes.add(prefix)
+        pure = [p for p, is_class_list in kinds if not is_class_list]
+    return pure, sorted(classes)
 
 
 def _read_split_list(path: Path) -> Iterator[tuple[int, str]]:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular_bytes(path, "image set list").decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ParseError(f"not UTF-8 text ({exc.reason})", file=path) from None
-    except OSError as exc:
-        raise ParseError(f"cannot read: {exc.strerror}", file=path) from None
     for number, line in enumerate(text.splitlines(), start=1):
         tokens = line.split("#", 1)[0].split()
         if tokens:
             yield number, tokens[0]
 
 
+def _exists(path: Path) -> bool:
+    """Whether anything (a file, a FIFO, a dangling symlink...) is at ``path``: reading it decides if it is usable."""
+    return os.path.lexists(path)
+
+
+def _annotation_dir(source: Path) -> Path | None:
+    """Where the XML files are: ``Annotations/`` (or ``annotations/``) holding XML, else ``source`` itself."""
+    for name in ANNOTATION_DIRS:
+        if (source / name).is_dir() and _xml_files(source / name):
+            return source / name
+    return source if _xml_files(source) else None
+
+
 def _find_layout(source: Path, images: Path | None) -> _Layout:
     """Work out where annotations, images, split lists and masks are."""
     if not source.is_dir():
         raise ParseError("expected the VOC root directory (Annotations/, ImageSets/, JPEGImages/)", file=source)
-    labelmap = source / LABELMAP if (source / LABELMAP).is_file() else None
+    labelmap = source / LABELMAP if _exists(source / LABELMAP) else None
     segmentation = {kind: source / name for kind, name in SEGMENTATION_DIRS.items() if (source / name).is_dir()}
-    annotations = _first_dir(source, ANNOTATION_DIRS)
-    if annotations is None and next(_xml_files(source), None) is not None:
-        annotations = source
+    annotations = _annotation_dir(source)
     if annotations is None:
         return _per_split_layout(source, images, labelmap, segmentation)
+    reason = _not_voc_reason(_xml_files(annotations))
+    if reason is not None:
+        raise ParseError(f"{NOT_VOC}: {reason} ({EXPECTED_LAYOUT})", file=source)
     if images is not None:
         image_dir = images
     elif (found := _first_dir(source, IMAGE_DIRS)) is not None:
@@ -599,7 +659,7 @@ def _find_layout(source: Path, images: Path | None) -> _Layout:
         image_dir = source  # XML next to the images
     else:
         image_dir = source / IMAGE_DIRS[0]
-    lists = _split_lists(source / "ImageSets")
+    lists, class_names = _split_lists(source / "ImageSets")
     splits = []
     if lists:
         for path in lists:
@@ -609,9 +669,9 @@ def _find_layout(source: Path, images: Path | None) -> _Layout:
                 split.items.append(_Item(stem, xml, image_dir, "", listed_in=path, line=number))
             splits.append(split)
     else:
-        items = [_Item(p.stem, p, image_dir, "") for p in sorted(_xml_files(annotations), key=lambda p: p.name)]
+        items = [_Item(p.stem, p, image_dir, "") for p in _xml_files(annotations)]
         splits.append(_Split(DEFAULT_SPLIT, items))
-    return _Layout(source, image_dir, splits, lists, labelmap, segmentation)
+    return _Layout(source, image_dir, splits, lists, labelmap, segmentation, class_names)
 
 
 def _per_split_layout(
@@ -620,25 +680,30 @@ def _per_split_layout(
     """One directory per split, XML next to the images (Roboflow's VOC export)."""
     image_root = images if images is not None else source
     splits = []
-    for child in sorted(p for p in source.iterdir() if p.is_dir()):
-        xml_files = sorted(_xml_files(child), key=lambda p: p.name)
+    xml_seen: list[Path] = []
+    for entry in sorted(_entries(source), key=lambda e: e.name):
+        if not entry.is_dir():
+            continue
+        child = Path(entry.path)
+        xml_files = _xml_files(child)
         if not xml_files:
             continue
+        xml_seen += xml_files[:SNIFF_FILES]
         image_dir = image_root / child.name
         splits.append(_Split(child.name, [_Item(p.stem, p, image_dir, f"{child.name}/") for p in xml_files]))
     if not splits:
-        raise ParseError(
-            "no VOC annotations here; expected Annotations/*.xml, *.xml, or one directory of *.xml per split",
-            file=source,
-        )
-    return _Layout(source, image_root, splits, [], labelmap, segmentation)
+        raise ParseError(f"{NOT_VOC}: no *.xml file found ({EXPECTED_LAYOUT})", file=source)
+    reason = _not_voc_reason(xml_seen)
+    if reason is not None:
+        raise ParseError(f"{NOT_VOC}: {reason} ({EXPECTED_LAYOUT})", file=source)
+    return _Layout(source, image_root, splits, [], labelmap, segmentation, [])
 
 
 def _read_labelmap(path: Path) -> list[dict[str, Any]]:
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ParseError(f"cannot read the labelmap: {exc}", file=path) from None
+        lines = read_regular_bytes(path, "labelmap").decode("utf-8-sig").splitlines()
+    except UnicodeDecodeError as exc:
+        raise ParseError(f"the labelmap is not UTF-8 text ({exc.reason})", file=path) from None
     entries = []
     seen: dict[str, int] = {}
     for number, line in enumerate(lines, start=1):
@@ -656,13 +721,44 @@ def _read_labelmap(path: Path) -> list[dict[str, Any]]:
     return entries
 
 
-def _declare_categories(writer: DatasetWriter, entries: list[dict[str, Any]], kind: str | None) -> _Context:
-    """Declare the class table; build the color lookups and the semantic index table."""
+def _xml_class_names(layout: _Layout) -> list[str]:
+    """The classes the XML files use, sorted (a pre-pass, needed only when semantic masks index a table
+    that only the XML can tell). A file that does not parse is left to the main pass to report."""
+    names: set[str] = set()
+    for xml in sorted({item.xml for split in layout.splits for item in split.items if item.xml is not None}):
+        if not _exists(xml):
+            continue
+        try:
+            root = _parse_xml(str(xml))
+        except AnnonormError:
+            continue
+        names.update(name for name in ((o.findtext("name") or "").strip() for o in root.findall("object")) if name)
+    return sorted(names)
+
+
+def _declare_categories(writer: DatasetWriter, layout: _Layout, kind: str | None) -> _Context:
+    """Declare the class table (see the module docstring); build the mask color lookups and index table.
+
+    With a labelmap, mask index k is its k-th line; without one it is the k-th VOC class (the devkit's
+    own numbering), whichever categories the dataset has.
+    """
+    if layout.labelmap is not None:
+        entries = _read_labelmap(layout.labelmap)
+        for index, entry in enumerate(entries):
+            if entry["name"] not in (BACKGROUND, IGNORED):
+                attributes: dict[str, Any] = {k: entry[k] for k in ("color", "parts", "actions") if k in entry}
+                writer.category(entry["name"], source_id=index, attributes=attributes or None)
+        mask_entries = entries
+    else:
+        names = layout.class_names or (_xml_class_names(layout) if kind == "semantic" else [])
+        for name in names:
+            writer.category(name)
+        mask_entries = _standard_entries()
     palette = voc_palette()
     lut = [-1] * 256
     lut[VOID] = VOID
     class_colors: dict[int, int] = {}
-    for index, entry in enumerate(entries):
+    for index, entry in enumerate(mask_entries):
         color = entry.get("color")
         if index < 256 and color is not None:
             class_colors.setdefault((color[0] << 16) | (color[1] << 8) | color[2], index)
@@ -670,9 +766,10 @@ def _declare_categories(writer: DatasetWriter, entries: list[dict[str, Any]], ki
             value = 0
         elif entry["name"] == IGNORED:
             value = VOID
+        elif writer.has_category(entry["name"]):
+            value = writer.category(entry["name"]) + 1
         else:
-            attributes: dict[str, Any] = {k: entry[k] for k in ("color", "parts", "actions") if k in entry}
-            value = writer.category(entry["name"], source_id=index, attributes=attributes or None) + 1
+            value = -1  # a VOC class the dataset does not have: a pixel of it is an error
         if index < 256:
             lut[index] = value
     void_color = palette[VOID]
@@ -685,15 +782,20 @@ def _declare_categories(writer: DatasetWriter, entries: list[dict[str, Any]], ki
 
 
 def _standard_entries() -> list[dict[str, Any]]:
+    """The devkit's mask numbering (background, the 20 VOC classes): what mask indices mean without a labelmap."""
     palette = voc_palette()
     names = (BACKGROUND, *VOC_CLASSES)
     return [{"name": name, "color": list(palette[index])} for index, name in enumerate(names)]
 
 
 def _parse_xml(path: str) -> ET.Element:
-    """Parse with defusedxml; every refusal becomes a :class:`ParseError` saying why."""
+    """Parse with defusedxml; every refusal becomes a :class:`ParseError` saying why.
+
+    The bytes are read first, from a regular file only (a FIFO named ``a.xml`` would block forever).
+    """
+    data = read_regular_bytes(Path(path), "annotation XML")
     try:
-        tree = SafeET.parse(path, forbid_dtd=False, forbid_entities=True, forbid_external=True)
+        root: ET.Element = SafeET.fromstring(data, forbid_dtd=False, forbid_entities=True, forbid_external=True)
     except defusedxml.EntitiesForbidden as exc:
         kind = f"external entity {exc.sysid!r}" if exc.sysid else "entity"
         raise ParseError(
@@ -711,9 +813,7 @@ def _parse_xml(path: str) -> ET.Element:
     except ET.ParseError as exc:
         line, column = exc.position
         raise ParseError(f"not well-formed XML ({exc})", file=path, location=f"line {line}, column {column}") from None
-    except OSError as exc:
-        raise ParseError(f"cannot read: {exc.strerror}", file=path) from None
-    return tree.getroot()
+    return root
 
 
 def _resolve_image(task: _Task, filename: str | None, xml: str) -> str:
@@ -752,18 +852,40 @@ def _write_mask(task: _Task, context: _Context, objects: int, size: tuple[int, i
     return True
 
 
+def _task_image(task: _Task) -> str:
+    """The image a task is about, as far as it is known without its XML (``skipped.jsonl`` names it)."""
+    return task.image_prefix + (task.stem_image or task.stem)
+
+
 def _read_task(task: _Task, context: _Context) -> dict[str, Any]:
-    """Read one image: parse its XML, resolve image and size, copy its mask; return the record dict."""
-    if task.xml is not None:
-        parsed = voc_annotation_to_record(root=_parse_xml(task.xml), file=task.xml)
-        image = _resolve_image(task, parsed["filename"], task.xml)
-    else:
-        parsed = {"width": None, "height": None, "boxes": [], "attributes": {}}
-        image = task.image_prefix + (task.stem_image or f"{task.stem}.jpg")
+    """Read one image: parse its XML, resolve image and size, copy its mask; return the record dict.
+
+    An error names the image (the record's image path once ``<filename>`` is read, else the image
+    found by stem, else the stem).
+    """
+    image = _task_image(task)
+    try:
+        if task.xml is not None:
+            root = _parse_xml(task.xml)
+            filename = (root.findtext("filename") or "").strip() or None
+            image = _resolve_image(task, filename, task.xml)
+            parsed = voc_annotation_to_record(root=root, file=task.xml)
+        else:
+            parsed = {"width": None, "height": None, "boxes": [], "attributes": {}}
+            image = task.image_prefix + (task.stem_image or f"{task.stem}.jpg")
+        return _finish_task(task, context, parsed, image)
+    except AnnonormError as error:
+        if error.image is None:
+            error.image = image
+        raise
+
+
+def _finish_task(task: _Task, context: _Context, parsed: dict[str, Any], image: str) -> dict[str, Any]:
     width, height = parsed["width"], parsed["height"]
     if width is None:
-        relative = image[len(task.image_prefix) :]
-        size = read_image_size(Path(task.image_dir) / relative)
+        relative = Path(task.image_dir) / image[len(task.image_prefix) :]
+        # Only a regular file's header is read (a FIFO named a.jpg would block): else the size stays unknown.
+        size = read_image_size(relative) if relative.is_file() else None
         if size is not None:
             width, height = size
     mask = None
@@ -788,14 +910,14 @@ _ERRORS: dict[str, type[AnnonormError]] = {
 
 
 def _read_chunk(tasks: Sequence[_Task], context: _Context) -> list[tuple[str, Any]]:
-    """Read tasks in order; an error becomes a picklable ``("error", (class, message, file, location))``."""
+    """Read tasks in order; an error becomes a picklable ``("error", (class, message, file, location, image))``."""
     outcomes: list[tuple[str, Any]] = []
     for task in tasks:
         try:
             outcomes.append(("ok", _read_task(task, context)))
         except AnnonormError as exc:
             name = type(exc).__name__ if type(exc).__name__ in _ERRORS else "AnnonormError"
-            outcomes.append(("error", (name, exc.message, exc.file, exc.location)))
+            outcomes.append(("error", (name, exc.message, exc.file, exc.location, exc.image or _task_image(task))))
     return outcomes
 
 
@@ -1014,15 +1136,14 @@ class VocConverter(Converter):
         Option(
             "masks",
             "Which segmentation PNGs to copy: instance (SegmentationObject), semantic (SegmentationClass), "
-            "none, or auto (instance if present, else semantic)",
-            default="auto",
+            "none, or auto (the default: instance if present, else semantic)",
             choices=("auto", "instance", "semantic", "none"),
         ),
         Option(
             "workers",
-            f"Processes parsing XML; 0 = auto (a pool above {PARALLEL_MIN_FILES} files with 3+ cores), 1 = none",
+            f"Processes parsing XML; 0 = auto, the default (a pool above {PARALLEL_MIN_FILES} files with 3+ cores), "
+            "1 = none",
             type=int,
-            default=0,
             affects_output=False,
         ),
     )
@@ -1039,12 +1160,11 @@ class VocConverter(Converter):
         """Stream a VOC root into ``writer``: categories, one record per listed image, masks."""
         layout = _find_layout(source, images)
         kind = _choose_masks(str(options.get("masks") or "auto"), layout)
-        entries = _read_labelmap(layout.labelmap) if layout.labelmap is not None else _standard_entries()
-        context = _declare_categories(writer, entries, kind)
+        context = _declare_categories(writer, layout, kind)
         for path in [*([layout.labelmap] if layout.labelmap else []), *layout.lists]:
             writer.add_source_file(path)
         mask_dir = layout.segmentation.get(kind) if kind is not None else None
-        mask_stems = {p.stem for p in mask_dir.glob("*.png")} if mask_dir is not None else set()
+        mask_stems = {e.name[:-4] for e in _entries(mask_dir) if e.name.endswith(".png")} if mask_dir else set()
         unique_files = len({item.xml for split in layout.splits for item in split.items})
         workers = _worker_count(int(options.get("workers") or 0), unique_files)
         pool = None
@@ -1052,10 +1172,13 @@ class VocConverter(Converter):
             method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
             pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
         try:
-            self._read_splits(layout, writer, context, mask_dir, mask_stems, pool, workers)
+            found = self._read_splits(layout, writer, context, mask_dir, mask_stems, pool, workers)
         finally:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
+        # Classes the table does not hold (all of them without a labelmap or class lists), sorted by name.
+        for name in sorted(found):
+            writer.category(name)
         return ReadResult(name=source.resolve().name or "voc", image_root=layout.image_root)
 
     def _read_splits(
@@ -1067,7 +1190,9 @@ class VocConverter(Converter):
         mask_stems: set[str],
         pool: concurrent.futures.Executor | None,
         workers: int,
-    ) -> None:
+    ) -> set[str]:
+        """Add every split's records; return the class names their boxes use."""
+        found: set[str] = set()
         image_indexes: dict[Path, dict[str, str]] = {}
         sources_named: set[str] = set()
         masks_written: set[str] = set()
@@ -1089,7 +1214,7 @@ class VocConverter(Converter):
                 tasks.append(
                     _Task(
                         stem=item.stem,
-                        xml=str(item.xml) if item.xml is not None and item.xml.is_file() else None,
+                        xml=str(item.xml) if item.xml is not None and _exists(item.xml) else None,
                         image_dir=str(item.image_dir),
                         image_prefix=item.image_prefix,
                         stem_image=index.get(item.stem),
@@ -1101,11 +1226,10 @@ class VocConverter(Converter):
                 )
             for task, (status, payload) in zip(tasks, _run(tasks, context, pool, workers), strict=True):
                 if status == "error":
-                    name, message, file, location = payload
-                    writer.problem(_ERRORS[name](message, file=file, location=location))
+                    name, message, file, location, image = payload
+                    writer.problem(_ERRORS[name](message, file=file, location=location, image=image))
                     continue
-                for box in payload["boxes"]:
-                    writer.category(box["name"])
+                found.update(box["name"] for box in payload["boxes"])
                 if payload.get("mask") is not None:
                     writer.mask_kind = context.kind
                     masks_written.add(task.stem)
@@ -1114,6 +1238,7 @@ class VocConverter(Converter):
                         sources_named.add(path)
                         writer.add_source_file(Path(path))
                 writer.add(split.name, payload)
+        return found
 
     @staticmethod
     def _item_ok(item: _Item, index: dict[str, str], seen: dict[str, int | None], writer: DatasetWriter) -> bool:
@@ -1125,16 +1250,18 @@ class VocConverter(Converter):
                     f"{item.stem!r} is listed again (first on line {seen[item.stem]}); expected each image once",
                     file=item.listed_in or item.xml,
                     location=where,
+                    image=item.image_prefix + index.get(item.stem, item.stem),
                 )
             )
             return False
         seen[item.stem] = item.line
-        if item.xml is not None and not item.xml.is_file() and item.stem not in index:
+        if item.xml is not None and not _exists(item.xml) and item.stem not in index:
             writer.problem(
                 InvalidDataError(
                     f"lists {item.stem!r} but there is no {item.xml} and no image of that stem in {item.image_dir}",
                     file=item.listed_in,
                     location=f"line {item.line}",
+                    image=item.image_prefix + item.stem,
                 )
             )
             return False

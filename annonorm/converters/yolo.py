@@ -8,15 +8,27 @@ Class names live in ``classes.txt`` / ``obj.names`` (one per line, line k = clas
 ``names:`` of an Ultralytics ``data.yaml``. Converting the fractions to pixels needs the image
 size, which the format does not store: it is read from each image file's header.
 
-Layouts read (SOURCE is the dataset directory, or its ``data.yaml``):
+Layouts read (SOURCE is the dataset directory, its ``data.yaml`` or its ``obj.data``):
 
 - ``images/<split>/`` + ``labels/<split>/`` (Ultralytics), each sub-directory of ``labels/`` a split;
 - flat ``images/`` + ``labels/`` (label files directly in ``labels/``): one split, ``--split`` (train);
-- ``<split>/images/`` + ``<split>/labels/`` (Roboflow's YOLO export).
+  Datumaro's ``Images/`` + ``Annotations/`` likewise;
+- ``<split>/images/`` + ``<split>/labels/`` (Roboflow's YOLO export);
+- Darknet (CVAT, Datumaro): ``obj.data`` (``key = value``) names the class list (``names``) and one
+  image list per split (every key but ``classes``, ``names``, ``backup``, ``eval``, ``results``); a
+  label file sits beside its image. Darknet resolves these paths against its own working directory,
+  so they carry prefixes that are not on disk (``data/obj_train_data/1.jpg``): leading folders are
+  dropped until the rest exists under SOURCE.
+
+A folder with none of these layouts, or with no label file at all, is refused with "no YOLO
+annotations here", never read as an empty dataset. Every input file (label files, class lists,
+``obj.data`` and its lists) is opened only when it is a regular file: a FIFO or a link to
+``/dev/zero`` named ``x.txt`` is refused by name; a folder that cannot be listed is an error.
 
 ``--images DIR`` says where the images are when they are not beside the labels; an image is looked
 up as ``DIR/<split>/<path>``, ``DIR/<split>/images/<path>`` then ``DIR/<path>``, with any common
-image extension. The classes come from ``--classes``, else ``data.yaml``/``dataset.yaml``,
+image extension. The classes come from ``--classes`` (a class list file or ``A,B,C``), else the
+``data.yaml`` given as SOURCE or the ``names`` of ``obj.data``, else ``data.yaml``/``dataset.yaml``,
 ``classes.txt`` or ``obj.names`` in SOURCE or ``SOURCE/labels``. The ``data.yaml`` is read by a
 small parser that understands only ``names:`` as a flow list (``[a, 'b c']``), a block list
 (``- a``), or a block or flow mapping of indices (``0: a``); no PyYAML is needed. Its ``train:`` /
@@ -27,10 +39,16 @@ A label line with more than 5 numbers and an odd count is an Ultralytics segment
 0..1 (as Ultralytics checks them); corners that a box centre and size put outside the image are
 clipped to it, as Ultralytics does when it loads labels.
 
-The writer produces ``labels/<split>/<image path>.txt`` (an empty file for an image without boxes),
-``classes.txt`` and a ``data.yaml``, with fractions at 6 decimals. Images are not copied unless
-``--images symlink`` or ``--images copy``. YOLO has no place for image-level labels without a box,
-counts beyond the boxes, attributes or masks: they are not written; records need a known size.
+The writer produces what an Ultralytics trainer reads: ``labels/<split>/<path>.txt`` (an empty
+file for an image without boxes) for the image ``images/<split>/<path>``, ``classes.txt``, and a
+``data.yaml`` with ``train:`` and ``val:`` always (a dataset without a validation split names its
+train split for both, and says so in a comment), ``test:`` when there is a test split, ``names`` as
+a mapping ``{0: name, ...}``, and no ``path:`` (see :func:`_iter_data_yaml`). ``<path>`` is the
+record's image path without a leading ``<split>/`` folder and without anything up to its last
+``images/`` folder (:func:`export_image_path`). Fractions are written at 6 decimals. Images are not
+copied unless ``--images symlink`` or ``--images copy``. YOLO has no place for image-level labels
+without a box, counts beyond the boxes, attributes or masks: they are not written; records need a
+known size.
 """
 
 from __future__ import annotations
@@ -40,142 +58,76 @@ import math
 import os
 import shutil
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from annonorm.converters.base import Converter, Option, ReadResult, make_record
-from annonorm.converters.csvtable import IMAGE_EXTENSIONS
 from annonorm.errors import AnnonormError, InvalidDataError, ParseError
+from annonorm.fsutil import read_regular_bytes, require_regular_file
 from annonorm.images import read_image_size
-from annonorm.io import DatasetWriter, NormalizedSource, read_text
+from annonorm.io import DatasetWriter, NormalizedSource
 from annonorm.schemas.types import round_coord
+from annonorm.sources.classlists import class_list_file, read_class_list
 
-__all__ = ["YoloConverter", "box_to_yolo_line", "data_yaml_to_names", "yolo_line_to_box"]
+__all__ = [
+    "YoloConverter",
+    "box_to_yolo_line",
+    "darknet_data_to_entries",
+    "export_image_path",
+    "yolo_line_to_box",
+]
 
 # ---------------------------------------------------------------------------------------------- constants
 
 CLASS_FILES = ("classes.txt", "obj.names")
 YAML_FILES = ("data.yaml", "dataset.yaml", "data.yml")
+#: Darknet's dataset file (CVAT and Datumaro write it too): ``key = value`` lines naming the class list and split lists.
+DARKNET_DATA = "obj.data"
+#: ``obj.data`` keys that are not splits (Darknet's own); every other key names a split's image list.
+DARKNET_KEYS = frozenset({"classes", "names", "backup", "eval", "results"})
+#: A label folder and its image folder: Ultralytics' labels/ + images/; Datumaro's Annotations/ + Images/.
+FOLDER_PAIRS = (("labels", "images"), ("Annotations", "Images"))
 DEFAULT_SPLIT = "train"
+#: Split names an Ultralytics ``val:`` key is written for, in order of preference.
+VAL_SPLITS = ("val", "valid", "validation")
 #: Fractions are written with this many decimals.
 DECIMALS = 6
 #: A fraction may leave 0..1 by this much (rounding in the exporting tool) before it is an error.
 FRACTION_SLACK = 1e-6
+#: Image suffixes looked up for a label file's stem, most usual first.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".JPG", ".JPEG", ".PNG")
 _IMAGE_SUFFIXES = frozenset(e.lower() for e in IMAGE_EXTENSIONS)
+NOT_YOLO = "no YOLO annotations here"
+EXPECTED_LAYOUT = (
+    "expected labels/<split>/*.txt, labels/*.txt, <split>/labels/*.txt or a Darknet obj.data with its image lists"
+)
 
 # ---------------------------------------------------------------------------------------------- sniff
 
 
+def _entries(directory: Path) -> list[os.DirEntry[str]]:
+    """The entries of ``directory``, by name (none if it does not exist); an unlistable one is a ParseError."""
+    try:
+        with os.scandir(directory) as iterator:
+            return sorted(iterator, key=lambda e: e.name)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except OSError as exc:
+        raise ParseError(f"cannot list the folder: {exc.strerror}", file=directory) from None
+
+
 def _find_yaml(root: Path) -> Path | None:
-    return next((root / n for n in YAML_FILES if (root / n).is_file()), None)
+    return next((root / n for n in YAML_FILES if os.path.lexists(root / n)), None)
 
 
 def _has_labels(root: Path) -> bool:
-    if (root / "labels").is_dir():
+    if (root / FOLDER_PAIRS[0][0]).is_dir() or (root / DARKNET_DATA).is_file():
         return True
-    return any((d / "labels").is_dir() for d in root.iterdir() if d.is_dir())
+    return any((Path(e.path) / "labels").is_dir() for e in _entries(root) if e.is_dir())
 
 
 # ---------------------------------------------------------------------------------------------- mapping functions
-
-
-def _unquote(text: str) -> str:
-    """A YAML scalar without its quotes and trailing comment."""
-    text = text.strip()
-    if text.startswith('"'):
-        end = 1
-        while end < len(text) and text[end] != '"':
-            end += 2 if text[end] == "\\" else 1
-        return str(json.loads(text[: end + 1]))
-    if text.startswith("'"):
-        end = 1
-        while end < len(text):
-            if text[end] == "'" and text[end + 1 : end + 2] == "'":
-                end += 2
-            elif text[end] == "'":
-                break
-            else:
-                end += 1
-        return text[1:end].replace("''", "'")
-    comment = text.find(" #")
-    return (text[:comment] if comment >= 0 else text).strip()
-
-
-def _split_flow(text: str) -> list[str]:
-    """Split the inside of a YAML flow collection at top-level commas, respecting quotes."""
-    parts: list[str] = []
-    current: list[str] = []
-    quote = ""
-    for char in text:
-        if quote:
-            quote = "" if char == quote else quote
-        elif char in "'\"":
-            quote = char
-        elif char == ",":
-            parts.append("".join(current))
-            current = []
-            continue
-        current.append(char)
-    parts.append("".join(current))
-    return [p for p in parts if p.strip()]
-
-
-def data_yaml_to_names(*, text: str) -> list[str]:
-    """Class names from the ``names:`` of an Ultralytics ``data.yaml`` (list or index mapping).
-
-    Raises :class:`ValueError` (its message says which line) when ``names`` is missing or malformed.
-    """
-    lines = text.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.startswith("names:")), None)
-    if start is None:
-        raise ValueError("no top-level 'names:' key")
-    value = lines[start][len("names:") :].strip()
-    items: list[tuple[str | None, str]] = []
-    if value.startswith(("[", "{")):
-        closing = "]" if value[0] == "[" else "}"
-        flow, index = value, start
-        while _unquote(flow).rstrip()[-1:] != closing and index + 1 < len(lines):
-            index += 1
-            flow += " " + lines[index].strip()
-        body = _unquote(flow).strip()
-        if not body.endswith(closing):
-            raise ValueError(f"line {start + 1}: names: {value[0]} is never closed")
-        for part in _split_flow(body[1:-1]):
-            key, sep, rest = part.partition(":") if closing == "}" else (None, "", part)
-            items.append((key.strip() if sep and key is not None else None, rest))
-    elif value and not value.startswith("#"):
-        raise ValueError(f"line {start + 1}: expected a list or mapping after names:, found {value!r}")
-    else:
-        for number in range(start + 1, len(lines)):
-            line = lines[number]
-            if not line.strip() or line.lstrip().startswith("#"):
-                continue
-            if not line[0].isspace() and not line.startswith("-"):
-                break
-            entry = line.strip()
-            if entry.startswith("- ") or entry == "-":
-                items.append((None, entry[1:]))
-            elif ":" in entry:
-                key, _, rest = entry.partition(":")
-                items.append((key.strip(), rest))
-            else:
-                raise ValueError(f"line {number + 1}: expected '- name' or 'index: name', found {entry!r}")
-    names = [_unquote(raw) for _, raw in items]
-    keys = [key for key, _ in items]
-    if all(key is not None for key in keys):
-        try:
-            order = [int(_unquote(key)) for key in keys if key is not None]
-        except ValueError:
-            raise ValueError(f"line {start + 1}: names: keys must be class indices 0, 1, ...") from None
-        if sorted(order) != list(range(len(order))):
-            raise ValueError(f"line {start + 1}: names: indices must be 0..{len(order) - 1}, found {sorted(order)}")
-        names = [name for _, name in sorted(zip(order, names, strict=True))]
-    elif any(key is not None for key in keys):
-        raise ValueError(f"line {start + 1}: names: mixes list items and index keys")
-    if not names or not all(names):
-        raise ValueError(f"line {start + 1}: names: is empty or holds an empty name")
-    return names
 
 
 def yolo_line_to_box(*, values: Sequence[float], width: int, height: int) -> tuple[float, float, float, float]:
@@ -212,74 +164,194 @@ def box_to_yolo_line(*, class_id: int, box: Mapping[str, Any], width: int, heigh
     return f"{class_id} " + " ".join(f"{round(v, DECIMALS) + 0.0:.{DECIMALS}f}" for v in values)
 
 
-# ---------------------------------------------------------------------------------------------- reading
+# ---------------------------------------------------------------------------------------------- layout
+
+
+def _walk(directory: Path, suffixes: frozenset[str], *, labels: bool) -> dict[str, Path]:
+    """Files under ``directory`` with one of ``suffixes``, by their relative path without suffix.
+
+    Symlinked folders are not followed (a link to ``..`` would loop). Label files are kept whatever
+    they are (a FIFO or a link to ``/dev/zero`` named ``x.txt`` is refused when read, by name, instead
+    of being left out silently); images only when they are regular files.
+    """
+    found: dict[str, Path] = {}
+    pending = [(directory, "")]
+    while pending:
+        folder, prefix = pending.pop()
+        for entry in _entries(folder):
+            if entry.is_dir(follow_symlinks=False):
+                pending.append((Path(entry.path), f"{prefix}{entry.name}/"))
+                continue
+            stem, dot, suffix = entry.name.rpartition(".")
+            if not dot or not stem or f".{suffix.lower()}" not in suffixes or entry.name in CLASS_FILES:
+                continue
+            if labels or entry.is_file():
+                found[prefix + stem] = Path(entry.path)
+    return found
+
+
+def _folder_pair(root: Path) -> tuple[Path, Path] | None:
+    """The label folder of ``root`` and its image folder (``labels/`` + ``images/``, ``Annotations/`` + ``Images/``)."""
+    for labels, images in FOLDER_PAIRS:
+        if (root / labels).is_dir():
+            image_dir = next((root / n for n in (images, *(i for _, i in FOLDER_PAIRS)) if (root / n).is_dir()), None)
+            return root / labels, image_dir or root / images
+    return None
+
+
+def _darknet_relative(root: Path, text: str) -> str | None:
+    """A path written in a Darknet file, as a path below ``root`` that exists (None if none does).
+
+    Darknet resolves these paths against its own working directory, so they usually carry a prefix
+    that is not on disk (``data/obj_train_data/1.jpg``): leading folders are dropped until the rest
+    exists below ``root``. A path climbing with ``..`` is never followed.
+    """
+    parts = [part for part in PurePosixPath(text.strip().replace("\\", "/")).parts if part not in ("/", ".")]
+    if not parts or ".." in parts:
+        return None
+    for start in range(len(parts)):
+        candidate = "/".join(parts[start:])
+        if os.path.lexists(root / candidate):
+            return candidate
+    return None
+
+
+def darknet_data_to_entries(*, text: str) -> dict[str, tuple[int, str]]:
+    """The ``key = value`` entries of a Darknet ``obj.data`` (with their line numbers).
+
+    Raises :class:`ValueError` naming the line when a line is not ``key = value``.
+    """
+    entries: dict[str, tuple[int, str]] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        body = line.split("#", 1)[0].strip()
+        if not body:
+            continue
+        key, sep, value = body.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"line {number}: expected 'key = value', found {body!r}")
+        entries[key.strip()] = (number, value.strip())
+    return entries
 
 
 @dataclass(frozen=True)
 class _Split:
-    """One split of a YOLO tree: its label directory and where its images may be."""
+    """One split of a YOLO tree: its label directory (or Darknet list) and where its images may be."""
 
     name: str
     labels: Path
     #: Prefixes (relative to the image root, ending in "/" or empty) under which images are looked up.
-    prefixes: tuple[str, ...]
+    prefixes: tuple[str, ...] = ("",)
+    #: A Darknet split list (one image path per line) instead of a label directory.
+    listed: bool = False
 
 
-def _load_names(root: Path, classes: Path | None) -> tuple[list[str], Path]:
-    """The class names and the file they came from."""
-    candidates: list[Path] = [classes] if classes is not None else []
-    if classes is None:
-        for directory in (root, root / "labels"):
-            found = _find_yaml(directory)
-            candidates += [found] if found else []
-            candidates += [directory / n for n in CLASS_FILES if (directory / n).is_file()]
-    if not candidates:
-        raise ParseError(
-            f"no class list: expected {', '.join(CLASS_FILES)} or data.yaml with names (or pass --classes)",
-            file=root,
-        )
-    path = candidates[0]
-    text = read_text(path, "class list")
-    if path.suffix.lower() in (".yaml", ".yml"):
-        try:
-            return data_yaml_to_names(text=text), path
-        except ValueError as exc:
-            raise ParseError(str(exc), file=path, location="names") from None
-    names = [line.strip() for line in text.splitlines() if line.strip()]  # line k names class k
-    if not names:
-        raise ParseError("the class list is empty; expected one class name per line", file=path)
-    if len(set(names)) != len(names):
-        duplicate = next(n for n in names if names.count(n) > 1)
-        raise ParseError(f"class {duplicate!r} is listed twice", file=path)
-    return names, path
+@dataclass
+class _Layout:
+    root: Path
+    image_root: Path
+    splits: list[_Split]
+    #: The class list the layout itself names (``names =`` of a Darknet ``obj.data``).
+    names_file: Path | None = None
+    #: Layout files (``obj.data``, split lists) whose hashes go into the manifest.
+    files: list[Path] = field(default_factory=list)
 
 
-def _splits(root: Path, split_option: str | None) -> list[_Split]:
-    labels = root / "labels"
-    if labels.is_dir():
-        if any(p.suffix == ".txt" and p.name not in CLASS_FILES for p in labels.iterdir() if p.is_file()):
-            return [_Split(split_option or DEFAULT_SPLIT, labels, ("",))]
-        return [
-            _Split(d.name, d, (f"{d.name}/", f"{d.name}/images/", ""))
-            for d in sorted(labels.iterdir())
-            if d.is_dir() and (split_option is None or d.name == split_option)
+def _darknet_layout(root: Path, config: Path, images: Path | None) -> _Layout:
+    """Darknet / CVAT / Datumaro: ``obj.data`` naming ``obj.names`` and one image list per split."""
+    try:
+        entries = darknet_data_to_entries(text=_read_text(config, "obj.data"))
+    except ValueError as exc:
+        raise ParseError(str(exc).partition(": ")[2], file=config, location=str(exc).partition(":")[0]) from None
+    layout = _Layout(root, images if images is not None else root, [], files=[config])
+    if "names" in entries:
+        found = _darknet_relative(root, entries["names"][1])
+        layout.names_file = root / found if found is not None else None
+    for key, (number, value) in entries.items():
+        if key in DARKNET_KEYS:
+            continue
+        found = _darknet_relative(root, value)
+        if found is None:
+            raise ParseError(
+                f"split {key!r} names the image list {value!r}, which is not under {root}",
+                file=config,
+                location=f"line {number}",
+            )
+        layout.splits.append(_Split(key, root / found, listed=True))
+        layout.files.append(root / found)
+    if not layout.splits:
+        raise ParseError(f"{NOT_YOLO}: obj.data names no split list (train = ..., valid = ...)", file=config)
+    return layout
+
+
+def _find_layout(root: Path, images: Path | None, split_option: str | None) -> _Layout:
+    """Work out the layout (see the module docstring); a folder with none of them is not YOLO."""
+    if os.path.lexists(root / DARKNET_DATA):
+        layout = _darknet_layout(root, root / DARKNET_DATA, images)
+    elif (pair := _folder_pair(root)) is not None:
+        labels, image_dir = pair
+        flat = any(e.name.endswith(".txt") and e.name not in CLASS_FILES and not e.is_dir() for e in _entries(labels))
+        if flat:
+            splits = [_Split(split_option or DEFAULT_SPLIT, labels, ("",))]
+        else:
+            splits = [
+                _Split(e.name, Path(e.path), (f"{e.name}/", f"{e.name}/images/", ""))
+                for e in _entries(labels)
+                if e.is_dir()
+            ]
+        if not splits:
+            raise ParseError(f"{NOT_YOLO}: no label file (*.txt) in {labels} ({EXPECTED_LAYOUT})", file=root)
+        layout = _Layout(root, images if images is not None else image_dir, splits)
+    else:
+        splits = [
+            _Split(e.name, Path(e.path) / "labels", (f"{e.name}/images/", f"{e.name}/", ""))
+            for e in _entries(root)
+            if e.is_dir() and (Path(e.path) / "labels").is_dir()
         ]
-    return [
-        _Split(d.name, d / "labels", (f"{d.name}/images/", f"{d.name}/", ""))
-        for d in sorted(root.iterdir())
-        if (d / "labels").is_dir() and (split_option is None or d.name == split_option)
-    ]
+        if not splits:
+            raise ParseError(f"{NOT_YOLO}: no label folder ({EXPECTED_LAYOUT})", file=root)
+        layout = _Layout(root, images if images is not None else root, splits)
+    flat = len(layout.splits) == 1 and layout.splits[0].prefixes == ("",) and not layout.splits[0].listed
+    if split_option is not None and not flat:
+        found = [s.name for s in layout.splits]
+        layout.splits = [s for s in layout.splits if s.name == split_option]
+        if not layout.splits:
+            raise ParseError(f"no split {split_option!r} here; the splits are {', '.join(found) or 'none'}", file=root)
+    return layout
 
 
-def _stems(directory: Path, suffixes: frozenset[str]) -> dict[str, Path]:
-    """Files under ``directory`` with one of ``suffixes``, by their relative path without suffix."""
-    if not directory.is_dir():
-        return {}
-    found = {}
-    for path in directory.rglob("*"):
-        if path.suffix.lower() in suffixes and path.is_file() and path.name not in CLASS_FILES:
-            found[path.relative_to(directory).with_suffix("").as_posix()] = path
-    return found
+def _read_text(path: Path, what: str) -> str:
+    try:
+        return read_regular_bytes(path, what).decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ParseError(f"the {what} is not UTF-8 text", file=path) from None
+
+
+def _load_names(root: Path, option: str | None, first: Path | None) -> tuple[list[str], Path | None]:
+    """The class names the label files' ids index, and the file they came from (None for ``A,B,C``).
+
+    The source's own list wins: ``first`` (the ``data.yaml`` given as SOURCE, or the ``names`` of
+    ``obj.data``), else the first of ``data.yaml``, ``classes.txt``, ``obj.names`` in SOURCE or
+    ``SOURCE/labels``. Only a source without one takes ``--classes`` (a class list file or names
+    ``A,B,C``) as that list: where the source has its list, ``--classes`` orders the categories
+    (through the writer) and never renames the ids the label files were written with.
+    """
+    candidates: list[Path] = [first] if first is not None else []
+    for directory in (root, root / "labels"):
+        found = _find_yaml(directory)
+        candidates += [found] if found else []
+        candidates += [directory / n for n in CLASS_FILES if os.path.lexists(directory / n)]
+    if candidates:
+        return class_list_file(candidates[0]).names, candidates[0]
+    if option is not None:
+        listed = read_class_list(option)
+        return listed.names, listed.file
+    raise ParseError(
+        f"no class list: expected {', '.join(CLASS_FILES)} or data.yaml with names (or pass --classes)",
+        file=root,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- reading
 
 
 def _find_image(image_root: Path, prefixes: Sequence[str], stem: str) -> str | None:
@@ -293,7 +365,7 @@ def _find_image(image_root: Path, prefixes: Sequence[str], stem: str) -> str | N
 
 def _parse_label_file(path: Path, names: Sequence[str], width: int, height: int) -> list[dict[str, Any]]:
     """The boxes of one label file; raises :class:`ParseError`/:class:`InvalidDataError` naming the line."""
-    text = read_text(path, "label file")
+    text = _read_text(path, "label file")
     boxes = []
     for number, line in enumerate(text.splitlines(), start=1):
         tokens = line.split()
@@ -325,13 +397,15 @@ def _parse_label_file(path: Path, names: Sequence[str], width: int, height: int)
     return boxes
 
 
-def _read_split(
-    split: _Split, image_root: Path, names: Sequence[str], writer: DatasetWriter, image_dir: Path | None
-) -> None:
-    """Pair each label file with its image, add the split's images that have none, write sorted records."""
-    writer.declare_split(split.name)
-    entries: dict[str, Path | None] = {}  # image path (relative to the image root) -> its label file
-    for stem, label_file in sorted(_stems(split.labels, frozenset({".txt"})).items()):
+def _folder_entries(
+    split: _Split, labels: Mapping[str, Path], image_root: Path, writer: DatasetWriter
+) -> dict[str, Path | None]:
+    """Image path (relative to the image root) -> its label file, for a split with a label folder.
+
+    ``labels`` are the split's label files by relative path without suffix (:func:`_walk`).
+    """
+    entries: dict[str, Path | None] = {}
+    for stem, label_file in sorted(labels.items()):
         image = _find_image(image_root, split.prefixes, stem)
         if image is None:
             writer.problem(
@@ -339,20 +413,66 @@ def _read_split(
                     f"no image for this label file: looked for {stem}.{{jpg,png,...}} under {image_root} "
                     f"(prefixes {', '.join(repr(p) for p in split.prefixes)}); pass --images DIR",
                     file=label_file,
+                    image=stem,
                 )
             )
         elif image in entries:
             writer.problem(
-                InvalidDataError(f"image {image} already has the label file {entries[image]}", file=label_file)
+                InvalidDataError(
+                    f"image {image} already has the label file {entries[image]}", file=label_file, image=image
+                )
             )
         else:
             entries[image] = label_file
+    image_dir = next(
+        (image_root / p for p in split.prefixes if p and (image_root / p).is_dir()),
+        image_root if split.prefixes == ("",) else None,
+    )
     if image_dir is not None:
         # An image without a label file is an image without objects.
-        for path in _stems(image_dir, _IMAGE_SUFFIXES).values():
+        for path in _walk(image_dir, _IMAGE_SUFFIXES, labels=False).values():
             entries.setdefault(path.relative_to(image_root).as_posix(), None)
-    for image, label in sorted(entries.items()):
+    return dict(sorted(entries.items()))
+
+
+def _listed_entries(split: _Split, layout: _Layout, writer: DatasetWriter) -> dict[str, Path | None]:
+    """Image path -> its label file, for a Darknet split list: the label sits beside the image (or in the
+    ``labels`` folder that replaces the path's last ``images`` folder); an image without one has no object."""
+    entries: dict[str, Path | None] = {}
+    for number, line in enumerate(_read_text(split.labels, "image list").splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        image = _darknet_relative(layout.image_root, line)
+        if image is None:
+            writer.problem(
+                InvalidDataError(
+                    f"lists {line.strip()!r}, which is not an image under {layout.image_root}",
+                    file=split.labels,
+                    location=f"line {number}",
+                    image=line.strip(),
+                )
+            )
+            continue
+        parts = list(PurePosixPath(image).with_suffix(".txt").parts)
+        candidates = ["/".join(parts)]
+        if "images" in parts[:-1]:
+            last = len(parts) - 2 - parts[-2::-1].index("images")
+            candidates.append("/".join([*parts[:last], "labels", *parts[last + 1 :]]))
+        label = next(
+            (base / c for c in candidates for base in (layout.root, layout.image_root) if os.path.lexists(base / c)),
+            None,
+        )
+        entries.setdefault(image, label)
+    return entries
+
+
+def _add_records(
+    split: str, entries: Mapping[str, Path | None], image_root: Path, names: Sequence[str], writer: DatasetWriter
+) -> None:
+    """One record per image, in ``entries`` order; a broken image goes to ``writer.problem`` naming it."""
+    for image, label in entries.items():
         try:
+            require_regular_file(image_root / image, "image")
             size = read_image_size(image_root / image)
             if size is None:
                 raise InvalidDataError(
@@ -361,9 +481,11 @@ def _read_split(
                 )
             boxes = _parse_label_file(label, names, *size) if label is not None else []
         except AnnonormError as error:
+            if error.image is None:
+                error.image = image
             writer.problem(error)
             continue
-        writer.add(split.name, make_record(image=image, width=size[0], height=size[1], boxes=boxes))
+        writer.add(split, make_record(image=image, width=size[0], height=size[1], boxes=boxes))
 
 
 # ---------------------------------------------------------------------------------------------- writing
@@ -371,6 +493,23 @@ def _read_split(
 
 def _yaml_string(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)  # a JSON string is a valid double-quoted YAML scalar
+
+
+def export_image_path(*, image: str, split: str) -> str:
+    """Where a record's image goes below ``images/<split>/`` (its label: the same path below ``labels/<split>/``).
+
+    The record's path loses a leading ``<split>/`` folder (a YOLO or Roboflow tree read back keeps one,
+    and ``images/train/train/...`` would follow) and everything up to its last ``images/`` folder:
+    Ultralytics finds an image's label by replacing the last ``/images/`` of its path with ``/labels/``,
+    so an ``images`` folder below ``images/<split>/`` would send it looking in the wrong place.
+    """
+    parts = list(PurePosixPath(image.replace("\\", "/")).parts)
+    if len(parts) > 1 and parts[0] == split:
+        parts = parts[1:]
+    folders = parts[:-1]
+    if "images" in folders:
+        parts = parts[len(folders) - folders[::-1].index("images") :]
+    return "/".join(parts)
 
 
 def _label_path(image: str) -> str:
@@ -391,17 +530,19 @@ def _write_split(dataset: NormalizedSource, split: str, out: Path, ids: Mapping[
     split_file = dataset.split_path(split)
     label_root = out / "labels" / split
     label_root.mkdir(parents=True, exist_ok=True)
-    written: set[str] = set()
+    written: dict[str, str] = {}
     for index, record in enumerate(dataset.records(split)):
         where = f"{split_file.name} record {index + 1}"
-        relative = _label_path(record["image"])
+        placed = export_image_path(image=record["image"], split=split)
+        relative = _label_path(placed)
         if relative in written:
             raise InvalidDataError(
-                f"two images of split {split!r} share the label file {relative}; YOLO pairs them by name",
+                f"images {written[relative]!r} and {record['image']!r} of split {split!r} would share "
+                f"labels/{split}/{relative}; YOLO pairs an image and its label file by name",
                 file=split_file,
                 location=f"record {index + 1}",
             )
-        written.add(relative)
+        written[relative] = record["image"]
         width, height = record.get("width") or 0, record.get("height") or 0
         boxes = record.get("boxes") or ()
         if boxes and not (width and height):
@@ -415,14 +556,43 @@ def _write_split(dataset: NormalizedSource, split: str, out: Path, ids: Mapping[
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8", newline="")
         if images != "none":
-            _place_image(dataset.image_path(record["image"]), out / "images" / split / record["image"], images, where)
+            _place_image(dataset.image_path(record["image"]), out / "images" / split / placed, images, where)
 
 
-def _iter_names_yaml(names: Sequence[str], splits: Sequence[str]) -> Iterator[str]:
-    yield "# Written by annonorm. Paths are relative to this file's directory.\n"
-    yield "path: .\n"
-    for split in splits:
-        yield f"{split}: images/{split}\n"
+def _ultralytics_splits(splits: Sequence[str]) -> dict[str, str]:
+    """The Ultralytics keys (``train``, ``val``, ``test``) and the split each one names.
+
+    ``train`` and ``val`` are always there (Ultralytics requires both): without a validation split
+    (``val``, ``valid``, ``validation``) ``val`` names the train split.
+    """
+    val = next((s for s in VAL_SPLITS if s in splits), None)
+    test = "test" if "test" in splits else None
+    train = "train" if "train" in splits else next((s for s in splits if s not in (val, test)), splits[0])
+    keys = {"train": train, "val": val if val is not None and val != train else train}
+    if test is not None and test not in keys.values():
+        keys["test"] = test
+    return keys
+
+
+def _iter_data_yaml(names: Sequence[str], splits: Sequence[str], images_placed: bool) -> Iterator[str]:
+    # No `path:` key, on purpose. Ultralytics takes the dataset root from `path:` when there is one and
+    # resolves a relative one against the working directory (else its datasets_dir), so `path: .` works only
+    # when training is started from this folder; an absolute path breaks when the folder is moved or copied.
+    # Without `path:` the root is the folder of this data.yaml itself, wherever it is.
+    keys = _ultralytics_splits(splits)
+    yield "# Written by annonorm for Ultralytics YOLO. No 'path:' on purpose: the dataset root is this file's\n"
+    yield "# folder, and train/val/test are relative to it.\n"
+    if not images_placed:
+        yield "# The images were not exported (--images none): put them in images/<split>/ beside labels/<split>/.\n"
+    for key, split in keys.items():
+        note = ""
+        if key == "val" and split == keys["train"]:
+            one = len(splits) == 1
+            note = "  # one split only: val is the train split" if one else "  # no validation split: val is train"
+        yield f"{key}: images/{split}{note}\n"
+    others = [s for s in splits if s not in keys.values()]
+    if others:
+        yield f"# Splits without an Ultralytics key (labels/<split>, images/<split>): {', '.join(others)}\n"
     yield f"nc: {len(names)}\n"
     yield "names:\n"
     for index, name in enumerate(names):
@@ -436,9 +606,13 @@ class YoloConverter(Converter):
     """YOLO label folders (Darknet / Ultralytics / Roboflow layouts), both ways."""
 
     name = "yolo"
-    summary = "YOLO txt labels (class cx cy w h, normalized) with classes.txt / obj.names / data.yaml"
+    summary = "YOLO txt labels (class cx cy w h, normalized) with classes.txt / obj.names / data.yaml / obj.data"
     read_options = (
-        Option("classes", "Class list (classes.txt, obj.names or data.yaml) when not in SOURCE", type=Path),
+        Option(
+            "classes",
+            "The classes and their order (a classes.txt, obj.names or data.yaml file, or names A,B,C); the label "
+            "files' indices index SOURCE's own list when it has one, else this one",
+        ),
         Option("split", "The split of a flat images/ + labels/ tree; for split trees, read only this split"),
     )
     write_options = (
@@ -452,42 +626,47 @@ class YoloConverter(Converter):
 
     @classmethod
     def sniff(cls, source: Path) -> bool:
-        """A ``data.yaml``, or a directory with ``labels/`` (or ``<split>/labels/``) and a class list."""
-        if source.is_file():
-            return source.name in YAML_FILES
-        if not source.is_dir() or not _has_labels(source):
+        """A ``data.yaml``; a directory with ``labels/`` (or ``<split>/labels/``) and a class list; ``obj.data``."""
+        try:
+            if source.is_file():
+                return source.name in YAML_FILES
+            if not source.is_dir() or not _has_labels(source):
+                return False
+            names = (*CLASS_FILES, *YAML_FILES, DARKNET_DATA)
+            return any((d / n).is_file() for d in (source, source / "labels") for n in names)
+        except (OSError, AnnonormError):
             return False
-        return any((d / n).is_file() for d in (source, source / "labels") for n in (*CLASS_FILES, *YAML_FILES))
 
     def read(
         self, source: Path, writer: DatasetWriter, *, images: Path | None, options: Mapping[str, Any]
     ) -> ReadResult:
-        """Read a YOLO tree (its directory or its ``data.yaml``) into ``writer``."""
-        root = source.parent if source.is_file() else source
-        classes = Path(options["classes"]) if options.get("classes") is not None else None
-        if source.is_file() and classes is None:
-            classes = source
-        names, names_file = _load_names(root, classes)
+        """Read a YOLO tree (its directory, its ``data.yaml`` or its ``obj.data``) into ``writer``."""
+        given_file = not source.is_dir()  # a data.yaml or obj.data (refused below unless a regular file)
+        root = source.parent if given_file else source
+        layout = _find_layout(root, images, options.get("split"))
+        listed = source if given_file and source.name != DARKNET_DATA else layout.names_file
+        # Label files first: a tree without any is not YOLO (before "no class list" and per-image problems).
+        labels = {s.name: _walk(s.labels, frozenset({".txt"}), labels=True) for s in layout.splits if not s.listed}
+        if labels and not any(labels.values()) and all(not s.listed for s in layout.splits):
+            folders = ", ".join(str(s.labels) for s in layout.splits)
+            raise ParseError(f"{NOT_YOLO}: no label file (*.txt) in {folders} ({EXPECTED_LAYOUT})", file=root)
+        option = options.get("classes")
+        names, names_file = _load_names(root, str(option) if option is not None else None, listed)
         for index, name in enumerate(names):
             writer.category(name, source_id=index)
-        writer.add_source_file(names_file)
-        splits = _splits(root, options.get("split"))
-        if not splits:
-            raise ParseError(
-                "no label folder: expected labels/<split>/*.txt, labels/*.txt or <split>/labels/*.txt", file=root
-            )
-        roboflow = not (root / "labels").is_dir()
-        image_root = images if images is not None else (root if roboflow else root / "images")
-        for split in splits:
-            image_dir = next(
-                (image_root / p for p in split.prefixes if p and (image_root / p).is_dir()),
-                image_root if split.prefixes == ("",) else None,
-            )
-            _read_split(split, image_root, names, writer, image_dir)
-        return ReadResult(name=root.resolve().name or "yolo", image_root=image_root)
+        for path in [*([names_file] if names_file is not None else []), *layout.files]:
+            writer.add_source_file(path)
+        for split in layout.splits:
+            writer.declare_split(split.name)
+            if split.listed:
+                entries = _listed_entries(split, layout, writer)
+            else:
+                entries = _folder_entries(split, labels[split.name], layout.image_root, writer)
+            _add_records(split.name, entries, layout.image_root, names, writer)
+        return ReadResult(name=root.resolve().name or "yolo", image_root=layout.image_root)
 
     def write(self, dataset: NormalizedSource, out: Path, *, options: Mapping[str, Any]) -> None:
-        """Write ``labels/<split>/``, ``classes.txt`` and ``data.yaml`` (and images when asked)."""
+        """Write ``labels/<split>/``, ``classes.txt`` and an Ultralytics ``data.yaml`` (and images when asked)."""
         names = dataset.manifest.category_names
         if any("\n" in n or "\r" in n or n != n.strip() for n in names):
             raise InvalidDataError(
@@ -497,7 +676,9 @@ class YoloConverter(Converter):
             )
         ids = {name: index for index, name in enumerate(names)}
         splits = list(dataset.manifest.splits)
+        images = options.get("images") or "none"
         for split in splits:
-            _write_split(dataset, split, out, ids, options.get("images") or "none")
+            _write_split(dataset, split, out, ids, images)
         (out / "classes.txt").write_text("".join(f"{n}\n" for n in names), encoding="utf-8", newline="")
-        (out / "data.yaml").write_text("".join(_iter_names_yaml(names, splits)), encoding="utf-8", newline="")
+        data_yaml = "".join(_iter_data_yaml(names, splits, images != "none"))
+        (out / "data.yaml").write_text(data_yaml, encoding="utf-8", newline="")

@@ -31,6 +31,7 @@ from annonorm.io import DatasetWriter, open_dataset
 from annonorm.testing import datasets, write_dataset
 from annonorm.validation import validate_dataset
 
+assert PEER_DATA is not None  # peer.py types its fallback as optional
 PEER = PEER_DATA
 KAGGLE = PEER / "kaggle_dataset"
 OPEN_IMAGES = PEER / "open_images_dataset"
@@ -522,6 +523,20 @@ def test_bbox_cell_to_values_refuses_anything_but_four_numbers(text: str) -> Non
         bbox_cell_to_values(text=text)
 
 
+@pytest.mark.parametrize(
+    ("text", "values"),
+    [("[0,5; 1; 2,5; 3]", (0.5, 1.0, 2.5, 3.0)), ("0,5 1 2,5 3", (0.5, 1.0, 2.5, 3.0)), ("1;2;3;4", (1, 2, 3, 4))],
+)
+def test_bbox_cell_to_values_with_decimal_commas(text: str, values: tuple[float, ...]) -> None:
+    assert bbox_cell_to_values(text=text, decimal=",") == values
+
+
+@pytest.mark.parametrize("text", ["[0,5,1,2,5,3]", "0.5 1 2.5 3", "1,000.5;1;2;3"])
+def test_bbox_cell_with_decimal_commas_refuses_points_and_comma_separators(text: str) -> None:
+    with pytest.raises(ValueError):
+        bbox_cell_to_values(text=text, decimal=",")
+
+
 def test_bbox_cell_empty_means_no_box() -> None:
     assert bbox_cell_to_values(text="") is None
     assert bbox_cell_to_values(text="[]") is None
@@ -910,6 +925,66 @@ def test_a_large_file_read_by_two_processes_is_the_file_read_by_one(
     assert two == one
     assert [c["name"] for c in two[1]] == ["person", "car", "dog"]
     assert set(two[0]) == {"train.jsonl", "val.jsonl"}  # no part file left behind
+
+
+def _with_decimal_commas(text: str, delimiter: str) -> str:
+    """``text`` (a comma-separated table) as a European locale writes it: decimal commas, ``delimiter`` between
+    cells, cells holding the delimiter quoted."""
+
+    def cell(text: str) -> str:
+        try:
+            float(text)
+        except ValueError:
+            return text
+        return text.replace(".", ",")
+
+    rows = [[cell(c) for c in line.split(",")] for line in text.splitlines()]
+    return "".join(delimiter.join(f'"{c}"' if delimiter in c else c for c in row) + "\n" for row in rows)
+
+
+@pytest.mark.parametrize("delimiter", [";", ","])
+def test_every_reading_strategy_reads_decimal_commas_as_the_file_with_points(tmp_path: Path, delimiter: str) -> None:
+    text = _tensorflow_rows(300)
+    assert "10.5" in text
+    with_points = write(tmp_path / "points.csv", text)
+    with_commas = write(tmp_path / "commas.csv", _with_decimal_commas(text, delimiter))
+    assert ("10,5" if delimiter == ";" else '"10,5"') in with_commas.read_text()
+    options = {"preset": "tensorflow", "column": ["split=part"]}
+    reference = read_with(STRATEGIES["two passes"], with_points, options, "fail")
+    assert isinstance(reference, tuple) and len(reference) == 3 and reference[2] == []
+    for name, strategy in STRATEGIES.items():
+        assert read_with(strategy, with_commas, {**options, "decimal": ","}, "fail") == reference, name
+
+
+@pytest.mark.parametrize("on_error", ["fail", "skip"])
+@pytest.mark.parametrize("delimiter", [";", ","])
+def test_every_reading_strategy_reports_decimal_comma_problems_alike(
+    tmp_path: Path, delimiter: str, on_error: str
+) -> None:
+    lines = _with_decimal_commas(_tensorflow_rows(300), delimiter).splitlines()
+    assert "13,5" in lines[40] and "640" in lines[-3]
+    lines[40] = lines[40].replace("13,5", "13.5")  # a point where the table has decimal commas
+    lines[-3] = lines[-3].replace("640", '"640,5"' if delimiter == "," else "640,5")  # not a whole number
+    source = write(tmp_path / "commas.csv", "\n".join(lines) + "\n")
+    options = {"preset": "tensorflow", "column": ["split=part"], "decimal": ","}
+    results = {name: read_with(strategy, source, options, on_error) for name, strategy in STRATEGIES.items()}
+    reference = results.pop("two passes")
+    for name, result in results.items():
+        assert result == reference, name
+    first = ("ParseError", f"{source}:row 41, column 'xmax': expected a number, found '13.5' "
+             "(--decimal , is given: expected a decimal comma)", "row 41, column 'xmax'")  # fmt: skip
+    if on_error == "fail":
+        assert reference == first
+    else:
+        assert reference[2] == [
+            first,
+            (
+                "ParseError",
+                f"{source}:row {len(lines) - 2}, column 'width': expected the image width as a positive whole "
+                "number of pixels, found '640,5'",
+                f"row {len(lines) - 2}, column 'width'",
+            ),
+        ]
 
 
 def _recorded(method: Callable[..., Any], calls: list[Any]) -> Callable[..., Any]:

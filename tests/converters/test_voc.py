@@ -162,6 +162,7 @@ def test_peer_boxes_follow_the_corner_convention_and_keep_flags(case: str, tmp_p
 def test_voc_dataset1_details(tmp_path: Path) -> None:
     result = convert("voc", PEER / "voc_dataset/voc_dataset1", tmp_path / "out")
     assert list(result.manifest.splits) == ["test", "train"]  # pure lists only, not <class>_train.txt
+    # Its ImageSets/Main has a <class>_train.txt for each of the 20 Pascal classes: they are the table.
     assert result.manifest.category_names == list(VOC_CLASSES)
     assert result.manifest.mask_kind == "instance"
     by_id = {r["id"]: r for r in read_records(result.out)}

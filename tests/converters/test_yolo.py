@@ -13,9 +13,10 @@ from PIL import Image
 
 from annonorm.api import convert, export
 from annonorm.converters.base import make_record
-from annonorm.converters.yolo import YoloConverter, box_to_yolo_line, data_yaml_to_names, yolo_line_to_box
+from annonorm.converters.yolo import YoloConverter, box_to_yolo_line, yolo_line_to_box
 from annonorm.errors import InvalidDataError, ParseError
 from annonorm.io import open_dataset
+from annonorm.sources.classlists import data_yaml_to_names
 from annonorm.testing import datasets, write_dataset
 from annonorm.validation import validate_dataset
 
