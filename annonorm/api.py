@@ -105,7 +105,7 @@ def convert(
                 info = converter_class().read(source_path, writer, images=images_path, options=resolved)
         finally:
             writer.close()
-        if not writer.summary and writer.skipped:
+        if writer.skipped and not any(summary.records for summary in writer.summary.values()):
             raise InvalidDataError(
                 f"every image is broken ({len(writer.skipped)} skipped), nothing to write; first: {writer.skipped[0]}",
                 file=source_path,

@@ -484,7 +484,9 @@ def stats(
 @app.command()
 def preview(
     dataset: Annotated[Path, typer.Argument(help="The normalized dataset directory (or its annonorm.json).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="PNG file to write.")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Image file to write: .png, .jpg or .jpeg (the suffix chooses).")
+    ],
     split: Annotated[str | None, typer.Option(help="Split to show (default: the first).")] = None,
     count: Annotated[int, typer.Option(help="Show the first N records of the split.")] = 16,
     index: Annotated[list[int] | None, typer.Option(help="Show the record at this index (repeatable).")] = None,
@@ -493,6 +495,10 @@ def preview(
     columns: Annotated[int | None, typer.Option(help="Tiles per row (default: a square grid).")] = None,
     image_root: Annotated[Path | None, typer.Option(help="Resolve images here, not at the manifest's.")] = None,
     stats_plot: Annotated[Path | None, typer.Option(help="Also draw a per-class box histogram PNG.")] = None,
+    labels: Annotated[
+        bool, typer.Option("--labels/--no-labels", help="Write each box's class name on it (--no-labels: boxes only).")
+    ] = True,
+    force: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
 ) -> None:
     """Draw images with their boxes, class names and masks into one PNG, to check a conversion at a glance."""
     from annonorm.preview import render_class_histogram, render_preview
@@ -509,6 +515,8 @@ def preview(
             tile_size=tile,
             columns=columns,
             image_root=image_root,
+            labels=labels,
+            force=force,
         )
     )
     for drawn in result.tiles:
@@ -516,7 +524,7 @@ def preview(
             typer.echo(f"annonorm: #{drawn.index} {drawn.image}: {drawn.note}", err=True)
     typer.echo(f"wrote {result.path} ({len(result.tiles)} records of split {result.split})")
     if stats_plot is not None:
-        _run(lambda: render_class_histogram(compute_stats(dataset), stats_plot))
+        _run(lambda: render_class_histogram(compute_stats(dataset), stats_plot, force=force))
         typer.echo(f"wrote {stats_plot}")
 
 
@@ -602,6 +610,7 @@ def run() -> None:
     Click would print "Aborted!" (exit 1) for an interrupt that lands outside :func:`_run` (while a
     command resolves or prints its result); here it is "annonorm: interrupted" with 128 + the signal.
     """
+
     def kinds(error: BaseException) -> set[str]:  # typer may vendor its own click: compare by class name
         return {kind.__name__ for kind in type(error).__mro__}
 

@@ -6,6 +6,10 @@ class's color with the class name on a tag, and a caption (record index, image p
 A missing or unreadable image becomes a grey tile with a note, its boxes still drawn at the
 record's size, so a broken image root is visible rather than fatal.
 
+The sheet is a PNG or a JPEG, as the output's suffix says (``.png``, ``.jpg``, ``.jpeg``). It is
+written atomically (a temporary file beside it, renamed into place), never replaces an existing
+file without ``force``, never a directory, and never a file of the dataset or of its image folder.
+
 Colors are stable per category id (golden-ratio hues, never Python's per-process salted
 ``hash``), so the same class has the same color in every preview of every run. Everything is drawn
 with Pillow and its built-in font: no matplotlib, no font download.
@@ -17,8 +21,11 @@ with Pillow and its built-in font: no matplotlib, no font download.
 from __future__ import annotations
 
 import colorsys
+import contextlib
 import math
 import os
+import stat
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,11 +34,12 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 
-from annonorm.errors import UsageError
+from annonorm.errors import OutputExistsError, UsageError
+from annonorm.fsutil import OutputError, check_overlap
 from annonorm.io import NormalizedSource, open_dataset
 from annonorm.stats import DatasetStats, malformed, trusted_records
 
-__all__ = ["Preview", "Tile", "class_color", "render_class_histogram", "render_preview"]
+__all__ = ["IMAGE_FORMATS", "Preview", "Tile", "class_color", "render_class_histogram", "render_preview"]
 
 #: Hue step between consecutive category ids: the golden ratio spreads any number of hues evenly.
 GOLDEN_RATIO_CONJUGATE = 0.618033988749895
@@ -46,6 +54,9 @@ VOID_ALPHA = 90
 PADDING = 8
 DEFAULT_COUNT = 16
 DEFAULT_TILE = 256
+#: Output suffix (lower case) -> Pillow format.
+IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
+JPEG_QUALITY = 90
 
 
 def class_color(category_id: int) -> tuple[int, int, int]:
@@ -89,6 +100,67 @@ class Preview:
     split: str
     size: tuple[int, int]
     tiles: list[Tile]
+
+
+# ---------------------------------------------------------------------------------------------- output
+
+
+def _output_format(out: Path, force: bool) -> str:
+    """The Pillow format ``out`` asks for; refuse a directory, an unknown suffix, an existing file without force."""
+    if out.is_dir():
+        raise UsageError(f"{out} is a directory; expected an image file name ending in .png, .jpg or .jpeg")
+    image_format = IMAGE_FORMATS.get(out.suffix.lower())
+    if image_format is None:
+        found = f"the suffix {out.suffix!r}" if out.suffix else "no suffix"
+        raise UsageError(f"-o {out}: {found}; expected .png, .jpg or .jpeg (the suffix chooses the format)")
+    if os.path.lexists(out):
+        if not force:
+            raise OutputExistsError("exists; pass --force to replace it", file=out)
+        if not out.is_symlink() and not stat.S_ISREG(os.lstat(out).st_mode):
+            raise OutputError(f"{out} exists and is not a regular file; remove it yourself")
+    return image_format
+
+
+def _check_inputs(out: Path, dataset: Path, image_root: Path) -> None:
+    """The preview never writes into the dataset, nor over a file of its image folder (symlinks resolved)."""
+    check_overlap(out, [dataset])
+    resolved, root = os.path.realpath(out), os.path.realpath(image_root)
+    if os.path.lexists(out) and os.path.commonpath([resolved, root]) == root:
+        raise UsageError(f"output {out} is a file in the dataset's image folder {image_root}; choose another -o")
+
+
+def _save(image: Image.Image, out: Path, image_format: str) -> None:
+    """Write ``image`` to a temporary file beside ``out`` and rename it into place (nothing left on failure)."""
+    parent = out.parent
+    created: list[Path] = []
+    try:
+        missing = [p for p in (parent, *parent.parents) if not p.exists() and not p.is_symlink()]
+        for directory in reversed(missing):
+            directory.mkdir()
+            created.append(directory)
+        temporary = parent / f".annonorm-preview-{uuid.uuid4().hex[:12]}.tmp"
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+    except OSError as exc:
+        for directory in reversed(created):
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+        raise OutputError(f"cannot write the preview: {exc.strerror}", file=out) from None
+    try:
+        with os.fdopen(descriptor, "wb") as stream:
+            if image_format == "JPEG":
+                image.convert("RGB").save(stream, format="JPEG", quality=JPEG_QUALITY)
+            else:
+                image.save(stream, format=image_format)
+        os.replace(temporary, out)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        for directory in reversed(created):
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+        if isinstance(exc, OSError):
+            raise OutputError(f"cannot write the preview: {exc.strerror}", file=out) from None
+        raise
 
 
 # ---------------------------------------------------------------------------------------------- selection
@@ -197,8 +269,11 @@ def _fit(text: str, font: Any, width: int, draw: ImageDraw.ImageDraw) -> str:
 class _Sheet:
     """The canvas and the drawing of tiles, captions and the legend."""
 
-    def __init__(self, tile: int, columns: int, rows: int, title: str, legend: list[tuple[int, str]]) -> None:
+    def __init__(
+        self, tile: int, columns: int, rows: int, title: str, legend: list[tuple[int, str]], labels: bool = True
+    ) -> None:
         self.tile = tile
+        self.labels = labels
         self.font = _font(max(10, tile // 20))
         probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
         self.line = int(probe.textbbox((0, 0), "Ag", font=self.font)[3]) + 3
@@ -267,7 +342,8 @@ class _Sheet:
             left, top, right, bottom = _box_pixels(box, *scale)
             color = class_color(category)
             self.draw.rectangle((x + left, y + top, x + right, y + bottom), outline=color, width=self.outline)
-            tags.append((x + left, y + top, color, names[category]))
+            if self.labels:
+                tags.append((x + left, y + top, color, names[category]))
         for left, top, color, name in tags:  # tags after all outlines, so no outline crosses a name
             self._tag(name, left, top, color, y)
         caption = f"#{index} {record.get('image', '?')}"
@@ -326,16 +402,25 @@ def render_preview(
     tile_size: int = DEFAULT_TILE,
     columns: int | None = None,
     image_root: str | Path | None = None,
+    labels: bool = True,
+    force: bool = False,
 ) -> Preview:
-    """Draw the first ``count`` records of ``split`` (or those at ``indices``) into a PNG at ``out``.
+    """Draw the first ``count`` records of ``split`` (or those at ``indices``) into an image at ``out``.
 
+    ``out`` ends in ``.png`` or ``.jpg``/``.jpeg``, which chooses the format; an existing file is
+    replaced only with ``force``; a directory, a file of the dataset or of its image folder never.
     ``split`` defaults to the manifest's first split. ``masks`` blends each record's mask over
-    its image. ``image_root`` overrides the manifest's. Problems with single images or masks
-    become notes on their tiles; a bad split, index or dataset raises an AnnonormError.
+    its image. ``labels=False`` draws the boxes without their class names (the legend stays).
+    ``image_root`` overrides the manifest's. Problems with single images or masks become notes on
+    their tiles; a bad split, index, output or dataset raises an AnnonormError.
     """
     if not 16 <= tile_size <= 2048:
         raise UsageError(f"tile size must be between 16 and 2048 pixels, not {tile_size}")
+    out_path = Path(out)
+    image_format = _output_format(out_path, force)
     source = open_dataset(Path(dataset))
+    root = Path(os.path.abspath(image_root)) if image_root is not None else source.image_root()
+    _check_inputs(out_path, source.root, root)
     manifest = source.manifest
     chosen_split = split or next(iter(manifest.splits))
     if chosen_split not in manifest.splits:
@@ -363,18 +448,14 @@ def render_preview(
         raise UsageError(f"columns must be at least 1, not {columns}")
     rows = max(1, math.ceil(len(selected) / columns))
     title = f"{manifest.name} · split {chosen_split} · {len(selected)} records"
-    sheet = _Sheet(tile_size, min(columns, max(1, len(selected))), rows, title, legend)
-    root = Path(os.path.abspath(image_root)) if image_root is not None else source.image_root()
+    sheet = _Sheet(tile_size, min(columns, max(1, len(selected))), rows, title, legend, labels)
     tiles = []
     for position, (index, record) in enumerate(selected):
         try:
             tiles.append(_draw_record(sheet, source, root, position, index, record, tile_size, masks, ids, names))
         except (KeyError, TypeError, AttributeError, ValueError) as exc:  # the preview trusts the data
             raise malformed(exc, source.split_path(chosen_split), index + 1) from None
-    out_path = Path(out)
-    if out_path.parent != Path():
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-    sheet.image.save(out_path, format="PNG")
+    _save(sheet.image, out_path, image_format)
     return Preview(path=out_path, split=chosen_split, size=sheet.image.size, tiles=tiles)
 
 
@@ -407,10 +488,17 @@ def _draw_record(
 # ---------------------------------------------------------------------------------------------- histogram
 
 
-def render_class_histogram(stats: DatasetStats, out: str | Path, *, metric: str = "boxes") -> Path:
-    """Draw per-class ``boxes`` (or ``images``) counts as horizontal bars, one per split, into a PNG."""
+def render_class_histogram(stats: DatasetStats, out: str | Path, *, metric: str = "boxes", force: bool = False) -> Path:
+    """Draw per-class ``boxes`` (or ``images``) counts as horizontal bars, one per split, into a PNG or JPEG.
+
+    The output follows the rules of :func:`render_preview` (suffix, ``force``, atomic write).
+    """
     if metric not in ("boxes", "images"):
         raise UsageError(f"metric must be 'boxes' or 'images', not {metric!r}")
+    out_path = Path(out)
+    image_format = _output_format(out_path, force)
+    dataset = Path(stats.dataset)
+    check_overlap(out_path, [dataset.parent if dataset.is_file() else dataset])
     font = _font(12)
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     line = int(probe.textbbox((0, 0), "Ag", font=font)[3]) + 4
@@ -443,8 +531,5 @@ def render_class_histogram(stats: DatasetStats, out: str | Path, *, metric: str 
             if length:
                 draw.rectangle((left, row + 2, left + length - 1, row + line - 3), fill=color)
             draw.text((left + length + 4, row), str(value), fill=TEXT, font=font)
-    out_path = Path(out)
-    if out_path.parent != Path():
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(out_path, format="PNG")
+    _save(image, out_path, image_format)
     return out_path

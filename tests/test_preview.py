@@ -193,14 +193,14 @@ def test_records_are_chosen_by_count_or_index(tmp_path: Path) -> None:
     records = [make_record(image=f"{i}.png", width=20, height=20) for i in range(5)]
     dataset = _dataset(tmp_path / "ds", records, images={f"{i}.png": Image.new("RGB", (20, 20)) for i in range(5)})
     assert [t.index for t in render_preview(dataset, tmp_path / "p.png", count=3).tiles] == [0, 1, 2]
-    chosen = render_preview(dataset, tmp_path / "p.png", indices=[4, 1])
+    chosen = render_preview(dataset, tmp_path / "p.png", indices=[4, 1], force=True)
     assert [(t.index, t.image) for t in chosen.tiles] == [(4, "4.png"), (1, "1.png")]
     with pytest.raises(UsageError, match="index 7 is out of range: split 'train' has 5 records"):
-        render_preview(dataset, tmp_path / "p.png", indices=[1, 7])
+        render_preview(dataset, tmp_path / "p.png", indices=[1, 7], force=True)
     with pytest.raises(UsageError, match="no split 'val'"):
-        render_preview(dataset, tmp_path / "p.png", split="val")
+        render_preview(dataset, tmp_path / "p.png", split="val", force=True)
     with pytest.raises(UsageError, match="no masks"):
-        render_preview(dataset, tmp_path / "p.png", masks=True)
+        render_preview(dataset, tmp_path / "p.png", masks=True, force=True)
 
 
 def _longest_run(image: Image.Image, color: tuple[int, int, int]) -> int:
@@ -255,7 +255,7 @@ def test_a_malformed_record_or_mask_is_named_not_a_crash(tmp_path: Path) -> None
     with (dataset / "train.jsonl").open("a") as stream:
         stream.write('{"image": "x.png", "width": 5, "height": 5, "boxes": [{"x1": 0}]}\n')
     with pytest.raises(InvalidDataError, match="record is malformed") as caught:
-        render_preview(dataset, tmp_path / "p.png")
+        render_preview(dataset, tmp_path / "p.png", force=True)
     assert caught.value.location == "line 2"
 
 

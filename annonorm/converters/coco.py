@@ -19,14 +19,17 @@ Conventions and how they map:
   its COCO name in the category attribute ``name``, which the writer restores.
 - ``segmentation`` is either polygons (a list of flat ``[x1, y1, x2, y2, ...]`` lists in pixel-edge
   coordinates) or a run-length encoding (``{"size": [h, w], "counts": ...}``, column-major, counts a
-  list of ints ("uncompressed", as COCO ships its crowds) or pycocotools' compressed string). Every
-  form is rasterized with pycocotools only (``frPyObjects`` + ``merge`` + ``decode``), on reading
-  and on writing, so the pixels never depend on a second rasterizer. A polygon of exactly 4 numbers
-  (two points) would be taken for a box by ``frPyObjects``; it is padded with its first point into
-  a degenerate triangle instead. The polygons of one image become one instance mask PNG
-  ``masks/<split>/<file_name without extension>.png`` (pixel k = k-th box, 1-based, painted in
-  annotation order so a later instance covers an earlier one; 8-bit when the image has <= 254 boxes,
-  16-bit above). ``masks=False`` (``--no-masks``) skips the segmentations entirely.
+  list of ints ("uncompressed", as COCO ships its crowds) or pycocotools' compressed string). The
+  pixels are pycocotools' (``frPyObjects`` + ``merge`` + ``decode``) exactly, on reading and on
+  writing: a polygon becomes pycocotools' run-length encoding of the image, in time proportional
+  to its outline, and only its bounding box is decoded (see "masks" below: the cost follows the
+  masks, not the image). A polygon of exactly 4 numbers (two points) would be taken for a box by
+  ``frPyObjects``; it is padded with its first point into a degenerate triangle instead. The
+  polygons of one image become one instance mask PNG ``masks/<split>/<file_name without
+  extension>.png`` (pixel k = k-th box, 1-based, painted in annotation order so a later instance
+  covers an earlier one; 8-bit when the image has <= 254 boxes, 16-bit above; a folder or file name
+  over 255 bytes is shortened with a digest). ``masks=False`` (``--no-masks``) skips the
+  segmentations entirely; the option not given means masks are drawn.
 - Everything else is kept: annotation ``id``, ``area``, ``iscrowd`` (as a boolean), ``keypoints``,
   ``num_keypoints`` and any other annotation key go into box attributes; image fields other than
   ``id``/``file_name``/``width``/``height`` (``license``, ``coco_url``, ``date_captured``...) into
@@ -36,7 +39,17 @@ Conventions and how they map:
   Annotations without ``bbox`` (the ``labels_*`` task) name a class present in the image: they go
   into the record's ``labels`` and are not written back (COCO tools expect a ``bbox``).
 - Refused with a :class:`~annonorm.errors.ParseError` that names the task: captions
-  (``caption`` annotations) and panoptic (``segments_info`` with PNG segment maps) files.
+  (``caption`` annotations) and panoptic (``segments_info`` with PNG segment maps) files. What is
+  no COCO document at all (a folder or JSON without ``images``, a file listing no image) is "no
+  COCO annotations here: expected ..." (exit 2), never an empty dataset; a COCO results list
+  (``[{image_id, category_id, bbox, score}, ...]``) is named as one, not readable yet.
+- Image ``file_name`` s are kept as they are (newlines inside, emoji, combining accents, leading
+  dashes, names of dots only). Refused, naming the image (``--on-error skip`` skips it): what
+  cannot be a path inside the image root (absolute, ``..``, surrounding spaces, empty) and the name
+  of a folder (``.``, ``a/.``, a trailing ``/``). Every per-image problem carries the image's name.
+- Inputs are opened only when they are regular files (the JSON files, the mask PNGs an export
+  reads, an image whose header gives a missing size): a FIFO, a device, a socket or a folder,
+  directly or through a symlink, is refused before reading (exit 2).
 
 Sources: an instances JSON file (split = the file name without ``instances_`` or another task
 prefix, so ``instances_val2017.json`` is split ``val2017``; the parent directory for a Roboflow
@@ -59,6 +72,8 @@ per instance and are not exported (``segmentation`` is ``[]``).
 from __future__ import annotations
 
 import codecs
+import errno
+import hashlib
 import itertools
 import math
 import os
@@ -78,8 +93,14 @@ from msgspec import UNSET, UnsetType
 
 from annonorm.converters.base import Converter, Option, ReadResult
 from annonorm.errors import AnnonormError, InvalidDataError, ParseError, UnsafePathError
+from annonorm.fsutil import OutputError, open_regular, read_regular_bytes, require_regular_file
 from annonorm.images import read_image_size
 from annonorm.io import DatasetWriter, NormalizedSource, SplitSummary
+from annonorm.masks import (
+    instance_mask_to_coco_rles,
+    instance_windows,
+    write_instance_mask_png,
+)
 from annonorm.parallel import pool_context
 from annonorm.schemas.types import COORD_DECIMALS, check_relative_path, round_coord
 
@@ -93,12 +114,9 @@ __all__ = [
     "coco_bbox_to_corners",
     "coco_bboxes_to_corners",
     "coco_categories_to_names",
+    "coco_file_name_problem",
     "coco_path_to_split",
-    "coco_rle_string_total",
-    "coco_segmentation_to_rle",
     "coco_task_files",
-    "instance_mask_to_coco_rle",
-    "render_instance_mask",
 ]
 
 #: Task prefixes of the files COCO ships that this converter reads, best first for one split.
@@ -106,9 +124,6 @@ TASK_PREFIXES = ("instances_", "person_keypoints_", "stuff_", "labels_", "image_
 #: COCO tasks of another shape, refused with a message naming them.
 UNSUPPORTED_PREFIXES = {"captions_": "captions", "panoptic_": "panoptic"}
 ROBOFLOW_FILE = "_annotations.coco.json"
-#: Most boxes an 8-bit instance mask holds: 0 is background and 255 is void.
-MAX_8BIT_INSTANCES = 254
-MAX_16BIT_INSTANCES = 65534
 #: Below this many masks a process pool costs more to start than it saves.
 POOL_MIN_MASKS = 64
 #: Splits with at least this many images build their records in one process per core (without masks).
@@ -220,9 +235,9 @@ def _sniff_file(path: Path) -> bool:
     if path.suffix.lower() != ".json" or not path.is_file():
         return False
     try:
-        with path.open("rb") as stream:
+        with open_regular(path, "COCO JSON file") as stream:
             head = stream.read(SNIFF_BYTES)
-    except OSError:
+    except (AnnonormError, OSError):
         return False
     # COCO puts "images" before "annotations"; in a big file only "images" fits in the first KBs.
     head = head.removeprefix(codecs.BOM_UTF8).lstrip()
@@ -310,141 +325,12 @@ def coco_categories_to_names(*, categories: Sequence[tuple[int | str, str]]) -> 
     return names
 
 
-def coco_rle_string_total(*, counts: str) -> int:
-    """Number of pixels a compressed COCO RLE string covers (the sum of its run lengths).
-
-    The string stores each run length in 5-bit groups, least significant first, as characters offset
-    by 48; bit 0x20 says another group follows and bit 0x10 of the last group is the sign. From the
-    third run on, the value is stored as a difference to the run two places before.
-    """
-    runs: list[int] = []
-    value = shift = 0
-    for character in counts:
-        chunk = ord(character) - 48
-        if not 0 <= chunk < 64:
-            raise InvalidDataError(f"RLE counts string holds the invalid character {character!r}")
-        value |= (chunk & 0x1F) << shift
-        shift += 5
-        if chunk & 0x20:
-            continue
-        if chunk & 0x10:
-            value -= 1 << shift  # sign-extend the last group
-        if len(runs) > 2:
-            value += runs[-2]
-        runs.append(value)
-        value = shift = 0
-    if shift:
-        raise InvalidDataError("RLE counts string ends in the middle of a number")
-    if any(run < 0 for run in runs):
-        raise InvalidDataError("RLE counts string decodes to a negative run length")
-    return sum(runs)
-
-
-def coco_segmentation_to_rle(*, segmentation: Any, height: int, width: int) -> dict[str, Any] | None:
-    """A COCO ``segmentation`` (polygons or RLE) -> one pycocotools RLE of the image size, or ``None`` if empty.
-
-    Raises :class:`InvalidDataError` (without a file; the caller adds it) for a malformed value.
-    """
-    from pycocotools import mask as mask_utils
-
-    if isinstance(segmentation, list):
-        if not segmentation:
-            return None
-        polygons = []
-        for index, polygon in enumerate(segmentation):
-            if not isinstance(polygon, list) or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in polygon
-            ):
-                raise InvalidDataError(f"polygon [{index}]: expected a list of numbers")
-            if len(polygon) % 2 or len(polygon) < 4:
-                raise InvalidDataError(f"polygon [{index}]: expected an even count of at least 4 numbers (x, y pairs)")
-            if not all(math.isfinite(v) for v in polygon):
-                raise InvalidDataError(f"polygon [{index}]: coordinates must be finite")
-            # frPyObjects takes a 4-number list for a box: repeat the first point (a degenerate triangle).
-            polygons.append([*polygon, polygon[0], polygon[1]] if len(polygon) == 4 else polygon)
-        return dict(mask_utils.merge(mask_utils.frPyObjects(polygons, height, width)))
-    if isinstance(segmentation, dict):
-        size, counts = segmentation.get("size"), segmentation.get("counts")
-        if (
-            not isinstance(size, list)
-            or len(size) != 2
-            or not all(isinstance(v, int) and not isinstance(v, bool) for v in size)
-        ):
-            raise InvalidDataError("RLE size: expected [height, width]")
-        if size != [height, width]:
-            raise InvalidDataError(f"RLE size {size} differs from the image size [{height}, {width}]")
-        if isinstance(counts, list):
-            if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in counts):
-                raise InvalidDataError("RLE counts: expected non-negative integers")
-            if sum(counts) != height * width:
-                raise InvalidDataError(
-                    f"RLE counts cover {sum(counts)} pixels; expected height x width = {height * width}"
-                )
-            # Uncompressed ("list") counts, as COCO ships its crowds: pycocotools compresses them first.
-            return dict(mask_utils.frPyObjects({"size": size, "counts": counts}, height, width))
-        if isinstance(counts, str):
-            total = coco_rle_string_total(counts=counts)
-            if total != height * width:
-                raise InvalidDataError(f"RLE counts cover {total} pixels; expected height x width = {height * width}")
-            return {"size": size, "counts": counts.encode("ascii")}
-        raise InvalidDataError("RLE counts: expected a list of integers or a compressed string")
-    raise InvalidDataError(f"expected a list of polygons or an RLE object, got {type(segmentation).__name__}")
-
-
-def render_instance_mask(*, segmentations: Sequence[Any], height: int, width: int) -> np.ndarray:
-    """Paint segmentation k (1-based, in order; a later one covers an earlier one) with value k.
-
-    ``None`` entries (boxes without segmentation) paint nothing. The array is ``uint8`` for up to 254
-    instances and ``uint16`` above, so the dtype's maximum stays free for void. A malformed
-    segmentation raises :class:`InvalidDataError` whose ``location`` is its 0-based index.
-    """
-    from pycocotools import mask as mask_utils
-
-    if len(segmentations) > MAX_16BIT_INSTANCES:
-        raise InvalidDataError(f"{len(segmentations)} instances do not fit a 16-bit mask (at most 65534)")
-    dtype = np.uint8 if len(segmentations) <= MAX_8BIT_INSTANCES else np.uint16
-    canvas = np.zeros((height, width), dtype=dtype)
-    for index, segmentation in enumerate(segmentations, start=1):
-        if segmentation is None:
-            continue
-        try:
-            rle = coco_segmentation_to_rle(segmentation=segmentation, height=height, width=width)
-        except InvalidDataError as exc:
-            raise InvalidDataError(exc.message, location=str(index - 1)) from None
-        if rle is None:
-            continue
-        # Paint only inside the RLE's bounding box: a full-image boolean index per instance dominates otherwise.
-        x, y, w, h = (int(v) for v in mask_utils.toBbox(rle))
-        if w and h:
-            region = canvas[y : y + h, x : x + w]
-            region[mask_utils.decode(rle)[y : y + h, x : x + w] != 0] = index
-    return canvas
-
-
-def instance_mask_to_coco_rle(*, mask: np.ndarray, index: int) -> dict[str, Any] | None:
-    """The pixels equal to ``index`` as a compressed COCO RLE (string counts), or ``None`` when there are none."""
-    from pycocotools import mask as mask_utils
-
-    binary = mask == index
-    if not binary.any():
-        return None
-    # pycocotools.encode reads the buffer column-major: it needs a Fortran-ordered uint8 array.
-    rle = mask_utils.encode(np.asfortranarray(binary, dtype=np.uint8))
-    return {"size": [int(mask.shape[0]), int(mask.shape[1])], "counts": rle["counts"].decode("ascii")}
-
-
 # --------------------------------------------------------------------------------------------- reading
 
 
 def _read_bytes(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise ParseError("file does not exist; expected a COCO JSON file", file=path) from None
-    except IsADirectoryError:
-        raise ParseError("is a directory; expected a COCO JSON file", file=path) from None
-    except OSError as exc:
-        raise ParseError(f"cannot read: {exc.strerror}", file=path) from None
+    """The whole file, refusing FIFOs, devices, sockets and directories before reading (exit 2)."""
+    return read_regular_bytes(path, "COCO JSON file")
 
 
 def _describe(value: Any) -> str:
@@ -479,6 +365,50 @@ def _task_of(raw: bytes) -> str | None:
         if "caption" in first:
             return "captions"
     return None
+
+
+#: What a COCO document is, said when a file is something else.
+EXPECTED_DOCUMENT = 'a JSON object with an "images" array (and "annotations", "categories")'
+#: Keys every COCO results (detections) entry has.
+_RESULT_KEYS = frozenset({"image_id", "category_id"})
+
+
+def _results_list(value: Any) -> bool:
+    """Whether ``value`` is a COCO results list: ``[{image_id, category_id, bbox | segmentation, score}, ...]``."""
+    if not isinstance(value, list) or not value:
+        return False
+    return all(
+        isinstance(item, dict) and item.keys() >= _RESULT_KEYS and ("bbox" in item or "segmentation" in item)
+        for item in value[:100]
+    )
+
+
+def _results_error(path: Path, entries: int) -> ParseError:
+    return ParseError(
+        f"this is a COCO results list ({entries} entries of image_id, category_id, bbox, score; no images or "
+        "categories); reading COCO results is not supported yet: convert the ground-truth annotations file "
+        "the results were computed on",
+        file=path,
+    )
+
+
+def _foreign_shape(path: Path, raw: bytes) -> ParseError | None:
+    """The error for valid JSON that is no COCO document at all (a results list, another format), else ``None``."""
+    try:
+        top = _ANY_DECODER.decode(raw)
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    if _results_list(top):
+        return _results_error(path, len(top))
+    if isinstance(top, dict) and "images" in top:
+        return None
+    if isinstance(top, dict):
+        found = f"an object with the keys {', '.join(sorted(top)[:8])}" if top else "an empty object"
+        if "shapes" in top and "imagePath" in top:
+            found += " (a LabelMe file?)"
+    else:
+        found = _describe(top)
+    return ParseError(f"no COCO annotations here: expected {EXPECTED_DOCUMENT}, found {found}", file=path)
 
 
 def _shape_error(path: Path, raw: bytes, error: msgspec.ValidationError) -> ParseError:
@@ -543,6 +473,9 @@ def _decode_coco_file(path: Path, raw: bytes) -> _Parsed:
         strict_error = exc
     except msgspec.DecodeError as exc:
         raise ParseError(f"not valid JSON ({exc})", file=path) from None
+    foreign = _foreign_shape(path, raw)
+    if foreign is not None:
+        raise foreign
     detected = _task_of(raw)
     if detected is not None:
         raise ParseError(
@@ -599,9 +532,9 @@ def _split_dir_names(split: str) -> list[str]:
 def _first_file_name(raw_path: Path) -> str | None:
     """The first image's ``file_name`` from the beginning of a COCO file (cheap, no full decode)."""
     try:
-        with raw_path.open("rb") as stream:
+        with open_regular(raw_path, "COCO JSON file") as stream:
             head = stream.read(SNIFF_BYTES).decode("utf-8", errors="replace")
-    except OSError:
+    except (AnnonormError, OSError):
         return None
     match = re.search(r'"file_name"\s*:\s*"((?:[^"\\]|\\.)*)"', head)
     return match.group(1) if match else None
@@ -635,15 +568,9 @@ def _plan(source: Path, images: Path | None) -> tuple[str, Path, list[_SplitPlan
         for path in sorted(files, key=lambda p: (_prefix_rank(p.name), p.name)):
             by_split.setdefault(coco_path_to_split(path=path), path)
         if not by_split:
-            unsupported = sorted((source / "annotations").glob("*.json")) if (source / "annotations").is_dir() else []
-            hint = ""
-            if unsupported:
-                hint = (
-                    f" (found only {', '.join(p.name for p in unsupported)}: captions and panoptic are not supported)"
-                )
             raise ParseError(
-                "no COCO annotation file here; expected annotations/instances_<split>.json, "
-                f"<split>/{ROBOFLOW_FILE} or a COCO .json file{hint}",
+                "no COCO annotations here: expected annotations/instances_<split>.json, "
+                f"<split>/{ROBOFLOW_FILE} or a COCO .json file{_directory_hint(source)}",
                 file=source,
             )
         plans = [_SplitPlan(split, path, Path()) for split, path in sorted(by_split.items(), key=_file_order)]
@@ -653,12 +580,33 @@ def _plan(source: Path, images: Path | None) -> tuple[str, Path, list[_SplitPlan
         plans = [_SplitPlan(split, source, Path())]
         name = f"coco-{split}"
     for plan in plans:
+        require_regular_file(plan.path, "COCO JSON file")  # a FIFO or /dev/zero: refused before any read
+    for plan in plans:
         plan.image_dir = Path(os.path.abspath(_find_image_dir(plan.path, plan.split, images)))
     image_root = Path(os.path.commonpath([str(plan.image_dir) for plan in plans]))
     for plan in plans:
         relative = PurePosixPath(Path(os.path.relpath(plan.image_dir, image_root)).as_posix())
         plan.prefix = "" if str(relative) == "." else f"{relative}/"
     return name, image_root, plans
+
+
+def _directory_hint(source: Path) -> str:
+    """What a directory without COCO files holds instead, when that is recognisable (for the error)."""
+    annotations = source / "annotations"
+    unsupported = sorted(annotations.glob("*.json")) if annotations.is_dir() else []
+    if unsupported:
+        return f" (found only {', '.join(p.name for p in unsupported[:5])}: captions and panoptic are not supported)"
+    for path in sorted(source.glob("*.json"))[:20]:
+        try:
+            with open_regular(path, "JSON file") as stream:
+                head = stream.read(SNIFF_BYTES).removeprefix(codecs.BOM_UTF8).lstrip()
+        except (AnnonormError, OSError):
+            continue
+        if head[:1] == b"[" and b'"image_id"' in head and b'"category_id"' in head:
+            return f" ({path.name} is a COCO results list: reading COCO results is not supported yet)"
+    if (source / "Annotations").is_dir() and next((source / "Annotations").glob("*.xml"), None) is not None:
+        return " (it holds Annotations/*.xml: a Pascal VOC folder? try annonorm convert voc)"
+    return ""
 
 
 def _prefix_rank(name: str) -> int:
@@ -681,19 +629,39 @@ class _MaskJob:
     width: int
     segmentations: list[bytes | None]
     locations: list[str]
+    image: str  # the source's file name, for the error
+    index: int  # the image's position in "images"
 
 
-def _render_job(job: _MaskJob) -> tuple[str, str] | None:
-    """Render and write one mask; return ``(location, message)`` for a malformed segmentation."""
-    from PIL import Image
+#: Errors of a file name the file system refuses (too long, not in its encoding).
+_NAME_ERRNOS = frozenset({errno.ENAMETOOLONG, errno.EILSEQ, errno.EINVAL})
 
+
+def _mask_name_error(exc: OSError, file: Path, index: int, image: str) -> OutputError:
+    return OutputError(
+        f"cannot write the mask of this image: the file system refuses its name ({exc.strerror})",
+        file=file,
+        location=f"images[{index}].file_name",
+        image=image,
+    )
+
+
+def _render_job(job: _MaskJob) -> AnnonormError | None:
+    """Render and write one mask; return the problem of a malformed segmentation or an impossible name."""
     try:
         values = [None if raw is None else _ANY_DECODER.decode(raw) for raw in job.segmentations]
-        canvas = render_instance_mask(segmentations=values, height=job.height, width=job.width)
+        windows = instance_windows(values, job.height, job.width)
     except InvalidDataError as exc:
         location = job.locations[int(exc.location)] if exc.location is not None else job.locations[0]
-        return location, exc.message
-    Image.fromarray(canvas).save(job.out, format="PNG")
+        return InvalidDataError(exc.message, location=location, image=job.image)
+    try:
+        write_instance_mask_png(
+            Path(job.out), windows=windows, height=job.height, width=job.width, instances=len(job.segmentations)
+        )
+    except OSError as exc:
+        if exc.errno not in _NAME_ERRNOS:
+            raise
+        return _mask_name_error(exc, Path(), job.index, job.image)
     return None
 
 
@@ -724,12 +692,10 @@ class _MaskPipeline:
         split, record, job, future = self.pending.popleft()
         self._finish(split, record, job, future.result() if future is not None else None)
 
-    def _finish(
-        self, split: str, record: dict[str, Any], job: _MaskJob | None, failure: tuple[str, str] | None
-    ) -> None:
+    def _finish(self, split: str, record: dict[str, Any], job: _MaskJob | None, failure: AnnonormError | None) -> None:
         if failure is not None:
-            location, message = failure
-            self.writer.problem(InvalidDataError(message, file=self.source, location=location))
+            failure.file = str(self.source)  # the worker does not know it
+            self.writer.problem(failure)
             return
         if job is not None:
             self.masks_written += 1
@@ -1035,19 +1001,28 @@ class _SplitReader:
 
     def _image_size(self, index: int, image: _Image) -> tuple[int | None, int | None] | None:
         """The image's width and height (``None`` when unknown), or ``None`` after reporting a problem."""
-        try:
-            check_relative_path(image.file_name)
-        except ValueError as exc:
+        problem = coco_file_name_problem(image.file_name)
+        if problem is not None:
             location = f"images[{index}].file_name"
-            self.writer.problem(UnsafePathError(str(exc), file=self.file, location=location))
+            self.writer.problem(UnsafePathError(problem, file=self.file, location=location, image=image.file_name))
             return None
         width, height = image.width, image.height
         if not isinstance(width, int) or not isinstance(height, int):
-            size = read_image_size(self.plan.image_dir / image.file_name)
+            path = self.plan.image_dir / image.file_name
+            if os.path.exists(path) and not os.path.isfile(path):  # a FIFO would block the header read
+                try:
+                    require_regular_file(path, "image")
+                except ParseError as exc:
+                    location = f"images[{index}].file_name"
+                    self.writer.problem(ParseError(exc.message, file=path, location=location, image=image.file_name))
+                    return None
+            size = read_image_size(path)
             return size if size is not None else (None, None)
         if width <= 0 or height <= 0:
             message = f"width and height must be > 0, got {width} x {height}"
-            self.writer.problem(InvalidDataError(message, file=self.file, location=f"images[{index}]"))
+            self.writer.problem(
+                InvalidDataError(message, file=self.file, location=f"images[{index}]", image=image.file_name)
+            )
             return None
         return width, height
 
@@ -1103,6 +1078,7 @@ class _SplitReader:
                         f"category_id {annotation.category_id!r} is not the id of any category",
                         file=self.file,
                         location=f"annotations[{member}].category_id",
+                        image=image.file_name,
                     ),
                 )
                 return None
@@ -1110,7 +1086,7 @@ class _SplitReader:
             if annotation.bbox is UNSET:
                 continue  # an image-level label (COCO "labels" task): the class is present, unboxed
             if bad_boxes[member]:
-                self._bad_box(member, annotation.bbox)
+                self._bad_box(member, annotation.bbox, image.file_name)
                 return None
             x1, y1, x2, y2 = corners[member].tolist()
             box = {"name": name, "x1": x1, "y1": y1, "x2": x2, "y2": y2}
@@ -1133,6 +1109,7 @@ class _SplitReader:
                         "the image size is unknown (no width/height, no image file): cannot draw its segmentation",
                         file=self.file,
                         location=f"images[{index}]",
+                        image=image.file_name,
                     ),
                 )
                 return None
@@ -1143,36 +1120,95 @@ class _SplitReader:
                         f"{_max_mask_pixels()} pixels, Pillow's decompression-bomb limit); pass --no-masks",
                         file=self.file,
                         location=f"images[{index}]",
+                        image=image.file_name,
                     ),
                 )
                 return None
             mask = self.mask_path(image.file_name)
-            job = _MaskJob(str(self.writer.mask_file(mask)), height, width, segmentations, locations)
+            try:
+                out = self.writer.mask_file(mask)
+            except OSError as exc:
+                if exc.errno not in _NAME_ERRNOS:
+                    raise
+                self.writer.problem(_mask_name_error(exc, self.file, index, image.file_name))
+                return None
+            job = _MaskJob(str(out), height, width, segmentations, locations, image.file_name, index)
         return self._assemble(index, image, size, list(labels), counts, boxes, mask), job
 
-    def _bad_box(self, member: int, bbox: tuple[float, float, float, float]) -> None:
+    def _bad_box(self, member: int, bbox: tuple[float, float, float, float], image: str) -> None:
         x, y, w, h = bbox
         message = (
             f"bbox width and height must be >= 0, got {w} x {h}"
             if w < 0 or h < 0
             else f"bbox starts outside the image at x={x}, y={y}; expected x, y >= 0"
         )
-        self.writer.problem(InvalidDataError(message, file=self.file, location=f"annotations[{member}].bbox"))
+        self.writer.problem(
+            InvalidDataError(message, file=self.file, location=f"annotations[{member}].bbox", image=image)
+        )
 
     def mask_path(self, file_name: str) -> str:
-        """``masks/<split>/<file name without extension>.png``, unique within the split."""
-        stem = str(PurePosixPath(file_name.replace("\\", "/")).with_suffix(""))
-        candidate = f"masks/{self.plan.split}/{stem}.png"
-        number = 2
-        while candidate in self.used_masks:  # a.jpg and a.png in one directory
-            candidate = f"masks/{self.plan.split}/{stem}.{number}.png"
+        """``masks/<split>/<file name without extension>.png``, unique within the split.
+
+        A folder or file name longer than a file system holds (255 bytes) is shortened to a prefix
+        and a digest of the whole, so any name the source holds gets a mask file.
+        """
+        path = PurePosixPath(file_name.replace("\\", "/"))
+        parts = (path.with_suffix("") if path.suffix else path).parts
+        folders = [_fitting_name(part, 0) for part in parts[:-1]]
+        number = 1
+        while True:  # a.jpg and a.png in one directory: a.png, a.2.png
+            ending = ".png" if number == 1 else f".{number}.png"
+            name = _fitting_name(parts[-1], len(ending)) + ending
+            candidate = "/".join(["masks", self.plan.split, *folders, name])
+            if candidate not in self.used_masks:
+                break
             number += 1
         self.used_masks.add(candidate)
         return candidate
 
 
-def _declare_categories(parsed: _Parsed, writer: DatasetWriter) -> dict[Any, str]:
-    """Register a file's categories (source order) and return COCO id -> unique name."""
+#: The longest file or folder name most file systems hold, in bytes.
+NAME_MAX_BYTES = 255
+
+
+def _fitting_name(name: str, room: int) -> str:
+    """``name``, or when it and ``room`` more bytes exceed a file name's limit, a prefix and a digest of it."""
+    raw = name.encode("utf-8", errors="surrogatepass")
+    if len(raw) + room <= NAME_MAX_BYTES:
+        return name
+    digest = hashlib.sha256(raw).hexdigest()[:16]
+    prefix = raw[: NAME_MAX_BYTES - room - len(digest) - 1].decode("utf-8", errors="ignore")
+    return f"{prefix}~{digest}"
+
+
+def coco_file_name_problem(file_name: str) -> str | None:
+    """Why an image ``file_name`` cannot be a record's image path, or ``None`` when it can.
+
+    Refused: what :func:`check_relative_path` refuses (absolute, ``..``, surrounding spaces, NUL,
+    empty), and a name of a folder rather than a file (``.``, ``a/.``, a trailing ``/``). Newlines
+    inside, emoji, combining accents, leading dashes and names of dots only (``...``) are kept.
+    """
+    try:
+        check_relative_path(file_name)
+    except ValueError as exc:
+        return str(exc)
+    last = file_name.replace("\\", "/").rsplit("/", 1)[-1]
+    if last in ("", "."):
+        return f"file_name {file_name!r} names a folder, not an image file"
+    return None
+
+
+def _declare_categories(
+    parsed: _Parsed, writer: DatasetWriter, declared: dict[str, Any] | None = None
+) -> dict[Any, str]:
+    """Register a file's categories (source order) and return COCO id -> unique name.
+
+    Categories are declared through ``writer.category`` only (a class list given by the user may
+    already fix them and their order); ``declared`` (unique name -> COCO id, shared by the files of
+    one read) is what this reader saw in earlier files, so that a class keeps one id across splits.
+    """
+    if declared is None:
+        declared = {}
     categories = parsed.document.categories
     seen: dict[Any, int] = {}
     for index, category in enumerate(categories):
@@ -1193,17 +1229,17 @@ def _declare_categories(parsed: _Parsed, writer: DatasetWriter) -> dict[Any, str
             attributes.update(parsed.category_extras[index])
         if name != category.name:
             attributes["name"] = category.name
-        if writer.has_category(name):
-            known = writer.categories[writer.category(name)]
-            if known.get("source_id") != category.id:
+        if name in declared:
+            if declared[name] != category.id:
                 raise InvalidDataError(
-                    f"category {name!r} has id {category.id!r} here but {known.get('source_id')!r} in an earlier file; "
+                    f"category {name!r} has id {category.id!r} here but {declared[name]!r} in an earlier file; "
                     "annonorm needs one id per class across splits",
                     file=parsed.path,
                     location=f"categories[{index}]",
                 )
         else:
             writer.category(name, category.id, attributes or None)
+            declared[name] = category.id
         table[category.id] = name
     return table
 
@@ -1214,6 +1250,8 @@ def read_coco(
     """Read a COCO file or directory into ``writer`` (see the module docstring)."""
     name, image_root, plans = _plan(source, images)
     dataset_attributes: dict[str, Any] = {}
+    declared: dict[str, Any] = {}
+    images_seen = 0
     workers = workers if workers and workers > 0 else (os.cpu_count() or 1)
     for plan in plans:
         writer.add_source_file(plan.path)  # hashed in a thread while the file is decoded
@@ -1230,7 +1268,14 @@ def read_coco(
             # Raw segmentations point into the file's bytes and keep all of them alive: drop them.
             for annotation in document.annotations:
                 annotation.segmentation = UNSET
-        names = _declare_categories(parsed, writer)
+        images_seen += len(document.images)
+        if not images_seen and plan is plans[-1]:
+            files = "it lists" if len(plans) == 1 else f"its {len(plans)} files list"
+            raise ParseError(
+                f'no COCO annotations here: expected at least one entry in "images", but {files} no image',
+                file=source,
+            )
+        names = _declare_categories(parsed, writer, declared)
         reader = _SplitReader(parsed, plan, writer, names)
         reader.group_annotations()
         writer.declare_split(plan.split)
@@ -1408,9 +1453,12 @@ def write_coco(dataset: NormalizedSource, out: Path) -> None:
             images.close()
             annotations = _JsonArrayWriter(stream, "annotations", first=False)
             for record, image_id in zip(dataset.records(split), records_ids, strict=True):
-                mask = _load_mask(dataset.mask_path(record["mask"])) if instance_masks and record.get("mask") else None
-                for index, box in enumerate(record["boxes"], start=1):
-                    segmentation = instance_mask_to_coco_rle(mask=mask, index=index) if mask is not None else None
+                boxes = record["boxes"]
+                segmentations: list[dict[str, Any] | None] = [None] * len(boxes)
+                if instance_masks and record.get("mask") and boxes:
+                    mask = _load_mask(dataset.mask_path(record["mask"]))
+                    segmentations = instance_mask_to_coco_rles(mask=mask, count=len(boxes))
+                for box, segmentation in zip(boxes, segmentations, strict=True):
                     annotations.add(
                         box_to_coco_annotation(
                             box=box,
@@ -1495,8 +1543,9 @@ class CocoConverter(Converter):
         self, source: Path, writer: DatasetWriter, *, images: Path | None, options: Mapping[str, Any]
     ) -> ReadResult:
         """Stream a COCO file or directory into ``writer``."""
+        masks = options.get("masks")  # None: not given, which means render them
         return read_coco(
-            source, writer, images=images, masks=bool(options.get("masks", True)), workers=options.get("workers")
+            source, writer, images=images, masks=masks is None or bool(masks), workers=options.get("workers")
         )
 
     def write(self, dataset: NormalizedSource, out: Path, *, options: Mapping[str, Any]) -> None:

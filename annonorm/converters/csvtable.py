@@ -1950,7 +1950,13 @@ class CsvConverter(Converter):
             with (out / f"{split}.csv").open("w", encoding="utf-8", newline="") as stream:
                 table = csv.writer(stream, lineterminator="\n")
                 table.writerow(header)
-                for record in dataset.records(split):
+                for number, record in enumerate(dataset.records(split), start=1):
+                    if "\r" in record["image"]:  # the csv module leaves a lone CR unquoted: the row would break
+                        raise InvalidDataError(
+                            f"image name {record['image']!r} holds a carriage return, which a CSV row cannot hold",
+                            file=dataset.split_path(split),
+                            location=f"line {number}",
+                        )
                     table.writerows(record_to_csv_rows(record=record, layout=layout))
         names = dataset.manifest.category_names
         if any("\n" in n or "\r" in n or n != n.strip() for n in names):

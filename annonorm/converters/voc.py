@@ -74,6 +74,7 @@ from annonorm.errors import AnnonormError, InvalidDataError, ParseError, UnsafeP
 from annonorm.fsutil import open_regular, read_regular_bytes, require_regular_file
 from annonorm.images import read_image_size
 from annonorm.io import DatasetWriter, NormalizedSource
+from annonorm.masks import MAX_8BIT_INSTANCES
 from annonorm.schemas.manifest import Category
 from annonorm.schemas.types import check_relative_path
 
@@ -125,7 +126,6 @@ BACKGROUND = "background"
 IGNORED = "ignored"
 VOID = 255
 VOID_16 = 65535
-MAX_8BIT_INSTANCES = 254
 DEFAULT_SPLIT = "default"
 NOT_VOC = "no VOC annotations here"
 EXPECTED_LAYOUT = (
@@ -1308,6 +1308,13 @@ class VocConverter(Converter):
         split_file = str(state.dataset.split_path(split))
         path = PurePosixPath(image.replace("\\", "/"))
         stem = _safe_stem(path.stem, file=split_file, location="image")
+        if any(character.isspace() for character in stem):
+            raise InvalidDataError(
+                f"image name {image!r} holds whitespace, which VOC's ImageSets lists (one stem per line, "
+                "whitespace-separated) cannot hold",
+                file=split_file,
+                location="image",
+            )
         xml = _xml_bytes(record_to_voc_annotation(record=record, filename=path.name))
         digest = hashlib.sha256(xml).hexdigest()
         previous = state.written.get(stem)

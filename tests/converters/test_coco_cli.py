@@ -25,6 +25,7 @@ import annonorm.converters.coco as coco
 from annonorm.cli import app
 
 runner = CliRunner()
+VOC_FOLDER = Path(PEER_DATA or ".") / "voc_dataset" / "voc_dataset1"
 
 
 def _write(path: Path, data: Any) -> Path:
@@ -55,9 +56,9 @@ CATEGORIES = [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}]
 # ------------------------------------------------------------------------------------ not COCO at all
 
 
-@pytest.mark.skipif(not (PEER_DATA / "voc_dataset/voc_dataset1").is_dir(), reason="peer data is missing")
+@pytest.mark.skipif(not VOC_FOLDER.is_dir(), reason="peer data is missing (../shared/peer_data)")
 def test_a_voc_folder_is_no_coco_annotations_not_an_empty_dataset(tmp_path: Path) -> None:
-    line = _one_line_error(_convert(str(PEER_DATA / "voc_dataset/voc_dataset1"), "-o", str(tmp_path / "out")), 2)
+    line = _one_line_error(_convert(str(VOC_FOLDER), "-o", str(tmp_path / "out")), 2)
     assert "no COCO annotations here: expected annotations/instances_<split>.json" in line
     assert "Pascal VOC" in line
     assert not (tmp_path / "out").exists()
@@ -368,3 +369,19 @@ def test_an_option_left_off_the_command_line_is_not_given(tmp_path: Path) -> Non
     assert off.exit_code == 0, off.output
     assert all("mask" not in r for r in _records(tmp_path / "off", "train"))
     assert not (tmp_path / "off" / "masks").exists()
+
+
+@pytest.mark.parametrize("options", [{}, {"masks": None}, {"masks": None, "workers": None}])
+def test_the_reader_takes_an_option_not_given_as_its_default(tmp_path: Path, options: dict[str, Any]) -> None:
+    """The CLI passes options the user did not type as None (or not at all): masks are still drawn."""
+    from annonorm.io import DatasetWriter
+
+    source = _write(tmp_path / "src" / "instances_train.json", _odd_document(["a.jpg"]))
+    (tmp_path / "out").mkdir()
+    writer = DatasetWriter(tmp_path / "out")
+    try:
+        coco.CocoConverter().read(source, writer, images=None, options=options)
+    finally:
+        writer.close()
+    assert writer.mask_kind == "instance"
+    assert [r["mask"] for r in _records(tmp_path / "out", "train")] == ["masks/train/a.png"]

@@ -368,7 +368,7 @@ CASES: list[Case] = [
     coco_case("coco_empty_file", b"", 2, "not valid JSON"),
     coco_case("coco_binary_garbage", garbage(), 2, "not valid JSON"),
     coco_case("coco_truncated_json", Committed("coco_truncated.json"), 2, "not valid JSON"),
-    coco_case("coco_top_level_array", b"[1, 2, 3]", 2, "expected object, got an array of 3"),
+    coco_case("coco_top_level_array", b"[1, 2, 3]", 2, "found an array of 3"),
     coco_case("coco_images_is_object", coco(("images", {"id": 1})), 2, "images"),
     coco_case("coco_width_is_string", coco(("images[0].width", "8")), 2, "images[0].width"),
     coco_case("coco_image_missing_file_name", coco(("images[1].file_name", _DELETE)), 2, "file_name"),
@@ -776,7 +776,7 @@ CASES: list[Case] = [
         stdout_fragment="1 boxes",
     ),
     csv_case("csv_field_larger_than_limit", huge_csv_cell(), 2, "field larger than field limit"),
-    csv_case("csv_header_only", CSV_HEADER, 1, "holds no image"),
+    csv_case("csv_header_only", CSV_HEADER, 2, "no CSV annotations here"),
     csv_case(
         "csv_box_far_outside_image",
         CSV_HEADER + "a.jpg,8,6,cat,100,100,300,300\n",

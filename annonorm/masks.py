@@ -1,0 +1,516 @@
+"""Instance masks: COCO segmentations (polygons, RLE) rasterized in proportion to their pixels, PNG out.
+
+The mask conventions are those of the format (``mask_kind: instance``: pixel value k is the k-th box
+of the record, 1-based, 0 background; 8-bit PNG up to 254 boxes, 16-bit above). Polygons and
+uncompressed RLE go through pycocotools only, so every reader and the loader draw the same pixels.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from annonorm.errors import InvalidDataError
+
+#: An instance mask is 8-bit up to this many boxes, 16-bit above (the type's maximum value means void).
+MAX_8BIT_INSTANCES = 254
+#: The most boxes a 16-bit instance mask can number.
+MAX_16BIT_INSTANCES = 65534
+
+__all__ = [
+    "MAX_8BIT_INSTANCES",
+    "MAX_16BIT_INSTANCES",
+    "MaskWindow",
+    "coco_rle_string_runs",
+    "coco_rle_string_total",
+    "coco_runs_to_window",
+    "coco_segmentation_to_rle",
+    "coco_segmentation_to_window",
+    "instance_mask_to_coco_rle",
+    "instance_mask_to_coco_rles",
+    "instance_windows",
+    "render_instance_mask",
+    "write_instance_mask_png",
+]
+
+
+# A mask costs what its pixels cost, not what the image costs. pycocotools turns a polygon into a
+# full-image RLE (run lengths along the columns) in time proportional to the polygon's outline;
+# only ``decode`` is proportional to the image. So every segmentation becomes that RLE (polygons,
+# and uncompressed counts, through pycocotools only), and the RLE is decoded here into the window
+# of its bounding box; the windows are composed into the PNG band by band, and bands no window
+# touches are written from one compressed copy. Translating a polygon into its window before
+# pycocotools rasterizes it would be cheaper still, but not exact: pycocotools scales coordinates
+# by 5 in floating point, and ``5 * 851.9`` rounds differently from ``5 * (851.9 - 700)``.
+
+
+def coco_rle_string_runs(*, counts: str | bytes) -> np.ndarray:
+    """The run lengths (int64) of a compressed COCO RLE string, read as pycocotools' ``rleFrString`` reads them.
+
+    The string stores each run length in 5-bit groups, least significant first, as characters offset
+    by 48; bit 0x20 says another group follows and bit 0x10 of the last group is the sign. From the
+    third run on, the value is stored as a difference to the run two places before. Decoded at numpy
+    speed (a large stuff mask has a string of hundreds of kilobytes). Raises :class:`InvalidDataError`
+    for a string that is not one (pycocotools would read garbage).
+    """
+    if isinstance(counts, str):
+        try:
+            data = counts.encode("ascii")
+        except UnicodeEncodeError as exc:
+            raise InvalidDataError(f"RLE counts string holds the invalid character {exc.object[exc.start]!r}") from None
+    else:
+        data = bytes(counts)
+    chunks = np.frombuffer(data, dtype=np.uint8).astype(np.int64) - 48
+    invalid = (chunks < 0) | (chunks >= 64)
+    if invalid.any():
+        raise InvalidDataError(f"RLE counts string holds the invalid character {chr(data[int(np.argmax(invalid))])!r}")
+    if not len(chunks):
+        return np.zeros(0, dtype=np.int64)
+    more = (chunks & 0x20) != 0
+    if more[-1]:
+        raise InvalidDataError("RLE counts string ends in the middle of a number")
+    ends = np.flatnonzero(~more)
+    starts = np.r_[0, ends[:-1] + 1]
+    lengths = ends - starts + 1
+    if lengths.max() > 7:  # 35 bits: pycocotools holds run lengths in 32
+        raise InvalidDataError("RLE counts string holds a number too large for a run length")
+    shifts = 5 * (np.arange(len(chunks)) - np.repeat(starts, lengths))
+    values = np.add.reduceat((chunks & 0x1F) << shifts, starts)
+    values = np.where((chunks[ends] & 0x10) != 0, values - (np.int64(1) << (5 * lengths)), values)
+    runs = values.copy()
+    runs[1::2] = np.cumsum(values[1::2])
+    runs[2::2] = np.cumsum(values[2::2])
+    if (runs < 0).any():
+        raise InvalidDataError("RLE counts string decodes to a negative run length")
+    if (runs >= 1 << 32).any():
+        raise InvalidDataError("RLE counts string decodes to a run length beyond 32 bits")
+    return runs
+
+
+def coco_rle_string_total(*, counts: str) -> int:
+    """Number of pixels a compressed COCO RLE string covers (the sum of its run lengths)."""
+    return int(coco_rle_string_runs(counts=counts).sum())
+
+
+def _checked_polygons(segmentation: list[Any]) -> list[list[float]]:
+    """Polygons as pycocotools takes them; a malformed one raises :class:`InvalidDataError`."""
+    polygons = []
+    for index, polygon in enumerate(segmentation):
+        if not isinstance(polygon, list) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in polygon
+        ):
+            raise InvalidDataError(f"polygon [{index}]: expected a list of numbers")
+        if len(polygon) % 2 or len(polygon) < 4:
+            raise InvalidDataError(f"polygon [{index}]: expected an even count of at least 4 numbers (x, y pairs)")
+        if not all(math.isfinite(v) for v in polygon):
+            raise InvalidDataError(f"polygon [{index}]: coordinates must be finite")
+        # frPyObjects takes a 4-number list for a box: repeat the first point (a degenerate triangle).
+        polygons.append([*polygon, polygon[0], polygon[1]] if len(polygon) == 4 else polygon)
+    return polygons
+
+
+def _checked_rle(segmentation: dict[str, Any], height: int, width: int) -> tuple[list[int] | str, np.ndarray | None]:
+    """An RLE object's counts (checked against the image size) and, for a string, its runs."""
+    size, counts = segmentation.get("size"), segmentation.get("counts")
+    if (
+        not isinstance(size, list)
+        or len(size) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in size)
+    ):
+        raise InvalidDataError("RLE size: expected [height, width]")
+    if size != [height, width]:
+        raise InvalidDataError(f"RLE size {size} differs from the image size [{height}, {width}]")
+    if isinstance(counts, list):
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in counts):
+            raise InvalidDataError("RLE counts: expected non-negative integers")
+        if sum(counts) != height * width:
+            raise InvalidDataError(f"RLE counts cover {sum(counts)} pixels; expected height x width = {height * width}")
+        if any(v >= 1 << 32 for v in counts):
+            raise InvalidDataError("RLE counts: a run length beyond 32 bits")
+        return counts, None
+    if isinstance(counts, str):
+        runs = coco_rle_string_runs(counts=counts)
+        total = int(runs.sum())
+        if total != height * width:
+            raise InvalidDataError(f"RLE counts cover {total} pixels; expected height x width = {height * width}")
+        return counts, runs
+    raise InvalidDataError("RLE counts: expected a list of integers or a compressed string")
+
+
+def coco_segmentation_to_rle(*, segmentation: Any, height: int, width: int) -> dict[str, Any] | None:
+    """A COCO ``segmentation`` (polygons or RLE) -> one pycocotools RLE of the image size, or ``None`` if empty.
+
+    Raises :class:`InvalidDataError` (without a file; the caller adds it) for a malformed value.
+    """
+    from pycocotools import mask as mask_utils
+
+    if isinstance(segmentation, list):
+        if not segmentation:
+            return None
+        polygons = _checked_polygons(segmentation)
+        return dict(mask_utils.merge(mask_utils.frPyObjects(polygons, height, width)))
+    if isinstance(segmentation, dict):
+        counts, _ = _checked_rle(segmentation, height, width)
+        if isinstance(counts, list):
+            # Uncompressed ("list") counts, as COCO ships its crowds: pycocotools compresses them first.
+            return dict(mask_utils.frPyObjects({"size": [height, width], "counts": counts}, height, width))
+        return {"size": [height, width], "counts": counts.encode("ascii")}
+    raise InvalidDataError(f"expected a list of polygons or an RLE object, got {type(segmentation).__name__}")
+
+
+@dataclass(frozen=True)
+class MaskWindow:
+    """One instance's pixels cut to their bounding box: ``pixels[r, c]`` is image pixel ``(x + c, y + r)``."""
+
+    x: int
+    y: int
+    pixels: np.ndarray  # (rows, columns) bool
+
+
+def coco_runs_to_window(*, runs: np.ndarray, height: int) -> MaskWindow | None:
+    """Column-major COCO run lengths (background first) decoded into their bounding box, or ``None`` if empty.
+
+    Pixel for pixel what ``pycocotools.mask.decode`` gives inside the box (and nothing outside it),
+    at the cost of the box, not of the image.
+    """
+    ends = np.cumsum(runs, dtype=np.int64)
+    starts = ends - runs
+    first, last = starts[1::2], ends[1::2]  # the odd runs are the foreground
+    kept = last > first
+    first, last = first[kept], last[kept]
+    if not len(first):
+        return None
+    first_column, last_column = first // height, (last - 1) // height
+    x0, x1 = int(first_column.min()), int(last_column.max())
+    if (first_column == last_column).all():
+        y0, y1 = int((first % height).min()), int(((last - 1) % height).max())
+    else:  # a run goes on into the next column: the box is as tall as the image
+        y0, y1 = 0, height - 1
+    rows, columns = y1 - y0 + 1, x1 - x0 + 1
+    # Cut each run into one piece per column it crosses.
+    pieces = last_column - first_column + 1
+    owner = np.repeat(np.arange(len(first)), pieces)
+    column = first_column[owner] + (np.arange(len(owner)) - np.repeat(np.cumsum(pieces) - pieces, pieces))
+    top = np.maximum(first[owner] - column * height, 0)
+    bottom = np.minimum(last[owner] - column * height, height)
+    origin = (column - x0) * rows - y0  # the window's own column-major index of row 0 of this column
+    edges = np.zeros(rows * columns + 1, dtype=np.int8)
+    edges[origin + top] += 1  # pieces are disjoint and not empty: their starts differ, and so do their ends
+    edges[origin + bottom] -= 1
+    inside = np.cumsum(edges[:-1], dtype=np.int8).view(np.bool_)
+    return MaskWindow(x0, y0, inside.reshape(columns, rows).T)
+
+
+def coco_segmentation_to_window(*, segmentation: Any, height: int, width: int) -> MaskWindow | None:
+    """A COCO ``segmentation`` as the :class:`MaskWindow` of its pixels (``None`` when it has none).
+
+    The pixels are pycocotools' (``frPyObjects`` + ``merge`` + ``decode``) exactly. Raises
+    :class:`InvalidDataError` (without a file; the caller adds it) for a malformed value.
+    """
+    if isinstance(segmentation, dict):
+        counts, runs = _checked_rle(segmentation, height, width)
+        if runs is None:
+            runs = np.asarray(counts, dtype=np.int64)
+    else:
+        rle = coco_segmentation_to_rle(segmentation=segmentation, height=height, width=width)
+        if rle is None:
+            return None
+        runs = coco_rle_string_runs(counts=rle["counts"])
+    return coco_runs_to_window(runs=runs, height=height)
+
+
+def instance_windows(segmentations: Sequence[Any], height: int, width: int) -> list[tuple[int, MaskWindow]]:
+    """``(k, window)`` of segmentation k (1-based) for each one with pixels; errors located at the 0-based index."""
+    if len(segmentations) > MAX_16BIT_INSTANCES:
+        raise InvalidDataError(f"{len(segmentations)} instances do not fit a 16-bit mask (at most 65534)")
+    windows = []
+    for index, segmentation in enumerate(segmentations, start=1):
+        if segmentation is None:
+            continue
+        try:
+            window = coco_segmentation_to_window(segmentation=segmentation, height=height, width=width)
+        except InvalidDataError as exc:
+            raise InvalidDataError(exc.message, location=str(index - 1)) from None
+        if window is not None:
+            windows.append((index, window))
+    return windows
+
+
+def _mask_dtype(instances: int) -> type[np.unsignedinteger[Any]]:
+    return np.uint8 if instances <= MAX_8BIT_INSTANCES else np.uint16
+
+
+def _paint(canvas: np.ndarray, top: int, index: int, window: MaskWindow) -> None:
+    """Paint ``window``'s pixels with ``index`` into ``canvas``, whose row 0 is image row ``top``."""
+    height, width = window.pixels.shape
+    start, stop = max(window.y, top), min(window.y + height, top + canvas.shape[0])
+    if start < stop:
+        region = canvas[start - top : stop - top, window.x : window.x + width]
+        region[window.pixels[start - window.y : stop - window.y]] = index
+
+
+def render_instance_mask(*, segmentations: Sequence[Any], height: int, width: int) -> np.ndarray:
+    """Paint segmentation k (1-based, in order; a later one covers an earlier one) with value k.
+
+    ``None`` entries (boxes without segmentation) paint nothing. The array is ``uint8`` for up to 254
+    instances and ``uint16`` above, so the dtype's maximum stays free for void. A malformed
+    segmentation raises :class:`InvalidDataError` whose ``location`` is its 0-based index.
+    """
+    windows = instance_windows(segmentations, height, width)
+    canvas = np.zeros((height, width), dtype=_mask_dtype(len(segmentations)))
+    for index, window in windows:
+        _paint(canvas, 0, index, window)
+    return canvas
+
+
+#: Masks of more bytes than this are written from their windows' rows only (smaller: the whole image at once).
+SPARSE_PNG_BYTES = 1 << 22
+#: Rows of a large mask composed at once (about a megabyte of pixels).
+_PNG_BAND_BYTES = 1 << 20
+#: Runs of zero bytes at least this long are written from compressed copies made once.
+_ZERO_PIECE = 1 << 12
+#: The largest such copy is ``_ZERO_PIECE << _ZERO_PIECE_STEPS`` bytes (1 MB), repeated as needed.
+_ZERO_PIECE_STEPS = 8
+#: Largest IDAT chunk written.
+_PNG_CHUNK_BYTES = 1 << 24
+
+
+def _png_chunk(kind: bytes, data: bytes | memoryview) -> bytes:
+    return struct.pack(">I", len(data)) + kind + bytes(data) + struct.pack(">I", zlib.crc32(data, zlib.crc32(kind)))
+
+
+def _adler32_combine(first: int, second: int, second_length: int) -> int:
+    """The Adler-32 of two byte strings one after the other, from their checksums (zlib's adler32_combine)."""
+    base = 65521
+    remainder = second_length % base
+    a = ((first & 0xFFFF) + (second & 0xFFFF) + base - 1) % base
+    b = ((first >> 16) + (second >> 16) + remainder * (first & 0xFFFF) + base - remainder) % base
+    return (b << 16) | a
+
+
+class _ScanlineStream:
+    """The zlib stream of a PNG's filtered scanlines, in which long runs of zero bytes cost next to nothing.
+
+    Bytes are compressed with zlib's run-length strategy (what mask rows need, and several times
+    faster than the default). A run of zeros of ``_ZERO_PIECE`` bytes or more is written as copies of
+    a few compressed all-zero pieces, each made once: a piece is compressed right after a zlib full
+    flush and ends with one, so it refers to no earlier data and starts and ends byte-aligned, which
+    makes the same bytes valid anywhere in the stream at a flush. The checksum is combined arithmetically.
+    """
+
+    def __init__(self) -> None:
+        self.compressor = zlib.compressobj(6, zlib.DEFLATED, -15, 9, zlib.Z_RLE)
+        self.out = bytearray(b"\x78\x01")  # zlib header: deflate, 32 KB window
+        self.adler = 1
+        self.flushed = True
+        self.zero = memoryview(bytes(_ZERO_PIECE))
+        self.pieces: dict[int, tuple[bytes, int]] = {}
+
+    def feed(self, data: bytes | memoryview) -> None:
+        if len(data):
+            self.out += self.compressor.compress(data)
+            self.adler = zlib.adler32(data, self.adler)
+            self.flushed = False
+
+    def zeros(self, count: int) -> None:
+        if count < _ZERO_PIECE:
+            self.feed(self.zero[:count])
+            return
+        if not self.flushed:
+            self.out += self.compressor.flush(zlib.Z_FULL_FLUSH)
+            self.flushed = True
+        pieces, rest = divmod(count, _ZERO_PIECE)
+        largest, pieces = divmod(pieces, 1 << _ZERO_PIECE_STEPS)
+        for _ in range(largest):
+            self._piece(_ZERO_PIECE_STEPS)
+        for step in range(_ZERO_PIECE_STEPS):
+            if pieces >> step & 1:
+                self._piece(step)
+        self.feed(self.zero[:rest])
+
+    def _piece(self, step: int) -> None:
+        length = _ZERO_PIECE << step
+        cached = self.pieces.get(step)
+        if cached is None:  # made by this compressor, at a flush: its bytes are written now, like a copy later
+            data = bytes(length)
+            compressed = self.compressor.compress(data) + self.compressor.flush(zlib.Z_FULL_FLUSH)
+            cached = self.pieces[step] = (compressed, zlib.adler32(data))
+        self.out += cached[0]
+        self.adler = _adler32_combine(self.adler, cached[1], length)
+
+    def finish(self) -> bytearray:
+        self.out += self.compressor.flush(zlib.Z_FINISH)
+        self.out += struct.pack(">I", self.adler)
+        return self.out
+
+
+def _dense_scanlines(
+    stream: _ScanlineStream, windows: Sequence[tuple[int, MaskWindow]], height: int, width: int, dtype: np.dtype[Any]
+) -> None:
+    """The whole image composed at once, every row with PNG's "up" filter (the difference to the row above)."""
+    canvas = np.zeros((height, width), dtype=dtype)
+    for index, window in windows:
+        _paint(canvas, 0, index, window)
+    data = canvas.view(np.uint8).reshape(height, -1)
+    scanlines = np.empty((height, data.shape[1] + 1), dtype=np.uint8)
+    scanlines[:, 0] = 2  # filter type "up"
+    scanlines[0, 1:] = data[0]
+    np.subtract(data[1:], data[:-1], out=scanlines[1:, 1:])  # uint8 arithmetic wraps, as PNG's filters do
+    stream.feed(scanlines.data)
+
+
+def _dirty_spans(windows: Sequence[tuple[int, MaskWindow]], height: int, width: int) -> np.ndarray:
+    """``(row, first column, end column)`` rows, in image order, outside which a filtered row is all zeros.
+
+    With the "up" filter a row differs from zero only where it or the row above has mask pixels: a
+    window's columns on its own rows and on the row below it. Overlapping spans of a row are merged.
+    """
+    rows, firsts, ends = [], [], []
+    for _, window in windows:
+        covered = np.arange(window.y, min(window.y + window.pixels.shape[0] + 1, height))
+        rows.append(covered)
+        firsts.append(np.full(len(covered), window.x))
+        ends.append(np.full(len(covered), window.x + window.pixels.shape[1]))
+    row, first, end = np.concatenate(rows), np.concatenate(firsts), np.concatenate(ends)
+    line = width + 1  # rows laid end to end with a gap, so that spans of two rows never merge
+    starts = row * line + first
+    order = np.argsort(starts, kind="stable")
+    starts, stops = starts[order], (row * line + end)[order]
+    opens = np.flatnonzero(np.r_[True, starts[1:] > np.maximum.accumulate(stops)[:-1]])
+    merged_starts, merged_stops = starts[opens], np.maximum.reduceat(stops, opens)
+    merged_rows = merged_starts // line
+    return np.stack([merged_rows, merged_starts - merged_rows * line, merged_stops - merged_rows * line], axis=1)
+
+
+def _sparse_scanlines(
+    stream: _ScanlineStream, windows: Sequence[tuple[int, MaskWindow]], height: int, width: int, dtype: np.dtype[Any]
+) -> None:
+    """The image written from the windows' rows only: rows without mask pixels (filter "none") are zeros.
+
+    Rows holding a span (:func:`_dirty_spans`) are stored with the "up" filter, composed band by
+    band from the windows that touch the band; only their spans are filtered and compressed, the
+    zeros between them go to :meth:`_ScanlineStream.zeros`. The cost follows the masks' rows.
+    """
+    item = dtype.itemsize
+    stride = 1 + width * item
+    band_rows = max(1, _PNG_BAND_BYTES // stride)
+    touching: dict[int, list[int]] = {}
+    for position, (_, window) in enumerate(windows):
+        for band in range(window.y // band_rows, (window.y + window.pixels.shape[0] - 1) // band_rows + 1):
+            touching.setdefault(band, []).append(position)
+    spans = _dirty_spans(windows, height, width) if windows else np.zeros((0, 3), dtype=np.int64)
+    written = 0  # bytes of the scanline stream so far
+    current_row = -1
+    # The last row of the band before, as bytes. A band skipped (no span) has only zeros, and so has
+    # its last row: a row with pixels puts a span on the row below it, and the band below is not skipped.
+    above = np.zeros(width * item, dtype=np.uint8)
+    band_of = spans[:, 0] // band_rows
+    for band in np.unique(band_of).tolist():
+        top = band * band_rows
+        pixels = np.zeros((min(band_rows, height - top), width), dtype=dtype)
+        for position in touching.get(band, ()):
+            _paint(pixels, top, *windows[position])
+        data = pixels.view(np.uint8).reshape(pixels.shape[0], -1)
+        for row, first, end in spans[band_of == band].tolist():
+            start = row * stride
+            if row != current_row:  # the row's filter byte: "up"
+                stream.zeros(start - written)
+                stream.feed(b"\x02")
+                written, current_row = start + 1, row
+            begin = start + 1 + first * item
+            stream.zeros(begin - written)
+            prior = data[row - top - 1] if row > top else above
+            stream.feed(np.subtract(data[row - top, first * item : end * item], prior[first * item : end * item]).data)
+            written = begin + (end - first) * item
+        above[:] = data[-1]
+    stream.zeros(height * stride - written)
+
+
+def write_instance_mask_png(
+    path: Path, *, windows: Sequence[tuple[int, MaskWindow]], height: int, width: int, instances: int
+) -> None:
+    """Write the instance mask of ``windows`` (``(k, window)``, painted in order) as a grayscale PNG.
+
+    8-bit for up to 254 instances, 16-bit above (as :func:`render_instance_mask`); pixel for pixel
+    what that function paints. A mask of more than :data:`SPARSE_PNG_BYTES` is written from the
+    rows its windows cover (:func:`_sparse_scanlines`), so its cost follows the masks, not the image.
+    """
+    dtype = np.dtype(_mask_dtype(instances)).newbyteorder(">")  # PNG samples are big-endian
+    stream = _ScanlineStream()
+    if height * width * dtype.itemsize > SPARSE_PNG_BYTES:
+        _sparse_scanlines(stream, windows, height, width, dtype)
+    else:
+        _dense_scanlines(stream, windows, height, width, dtype)
+    view = memoryview(stream.finish())
+    header = struct.pack(">IIBBBBB", width, height, 8 * dtype.itemsize, 0, 0, 0, 0)  # grayscale, no interlace
+    with path.open("wb") as out:
+        out.write(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header))
+        for offset in range(0, len(view), _PNG_CHUNK_BYTES):
+            out.write(_png_chunk(b"IDAT", view[offset : offset + _PNG_CHUNK_BYTES]))
+        out.write(_png_chunk(b"IEND", b""))
+
+
+def _pixels_to_coco_rle(linear: np.ndarray, height: int, width: int) -> dict[str, Any]:
+    """Sorted column-major pixel indices as a compressed COCO RLE, the string ``pycocotools.encode`` makes."""
+    from pycocotools import mask as mask_utils
+
+    breaks = np.flatnonzero(np.diff(linear) != 1) + 1
+    starts = linear[np.r_[0, breaks]]
+    ends = linear[np.r_[breaks - 1, len(linear) - 1]] + 1
+    counts = np.empty(2 * len(starts) + 1, dtype=np.int64)
+    counts[0] = starts[0]  # 0 when the first pixel is foreground, as pycocotools writes it
+    counts[1::2] = ends - starts
+    counts[2:-1:2] = starts[1:] - ends[:-1]
+    counts[-1] = height * width - ends[-1]
+    if counts[-1] == 0:  # pycocotools ends with the last run it saw, never with an empty one
+        counts = counts[:-1]
+    rle = mask_utils.frPyObjects({"size": [height, width], "counts": counts.tolist()}, height, width)
+    return {"size": [height, width], "counts": rle["counts"].decode("ascii")}
+
+
+def _window_to_coco_rle(mask: np.ndarray, index: int, box: tuple[int, int, int, int]) -> dict[str, Any]:
+    """The pixels equal to ``index`` inside ``box`` (y0, y1, x0, x1, inclusive; none outside) as a COCO RLE."""
+    y0, y1, x0, x1 = box
+    height, width = (int(v) for v in mask.shape)
+    inside = np.flatnonzero((mask[y0 : y1 + 1, x0 : x1 + 1] == index).T)  # column-major order, as COCO
+    rows = y1 - y0 + 1
+    return _pixels_to_coco_rle((x0 + inside // rows) * height + (y0 + inside % rows), height, width)
+
+
+def instance_mask_to_coco_rle(*, mask: np.ndarray, index: int) -> dict[str, Any] | None:
+    """The pixels equal to ``index`` as a compressed COCO RLE (string counts), or ``None`` when there are none."""
+    rows, columns = np.nonzero(mask == index)
+    if not len(rows):
+        return None
+    return _window_to_coco_rle(mask, index, (int(rows.min()), int(rows.max()), int(columns.min()), int(columns.max())))
+
+
+def instance_mask_to_coco_rles(*, mask: np.ndarray, count: int) -> list[dict[str, Any] | None]:
+    """:func:`instance_mask_to_coco_rle` of every index 1..count, from one pass over the mask.
+
+    One scan finds the pixels of every instance (a stable sort of their values, a radix sort for
+    8- and 16-bit masks); each instance is then encoded from its own bounding box.
+    """
+    flat = mask.reshape(-1)
+    positions = np.flatnonzero(flat)
+    values = flat[positions]
+    order = np.argsort(values, kind="stable")
+    values, positions = values[order], positions[order]
+    rows, columns = np.divmod(positions, mask.shape[1])
+    bounds = np.searchsorted(values, np.arange(1, count + 2)).tolist()
+    rles: list[dict[str, Any] | None] = []
+    for index in range(1, count + 1):
+        low, high = bounds[index - 1], bounds[index]
+        if low == high:
+            rles.append(None)
+            continue
+        r, c = rows[low:high], columns[low:high]
+        rles.append(_window_to_coco_rle(mask, index, (int(r.min()), int(r.max()), int(c.min()), int(c.max()))))
+    return rles
