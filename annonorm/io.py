@@ -323,6 +323,7 @@ class DatasetWriter:
     #: Classes the reader declared that the class list does not name (the caller refuses those in use).
     unlisted: list[str] = field(default_factory=list)
     _sourced: set[str] = field(default_factory=set)
+    _expected: int = 0
 
     def __post_init__(self) -> None:
         for name in self.class_list or ():
@@ -409,10 +410,12 @@ class DatasetWriter:
             self.progress(records)
 
     def expect(self, records: int) -> None:
-        """Tell the progress display how many records the reader will add in all (once it knows, after decoding)."""
+        """Tell the progress display that ``records`` more records are coming (a reader calls it once it knows,
+        after decoding a file or listing a folder); the display shows a bar with an ETA from then on."""
+        self._expected += records
         set_total = getattr(self.progress, "set_total", None)
         if set_total is not None:
-            set_total(records)
+            set_total(self._expected)
 
     def declare_split(self, split: str) -> None:
         """Make ``split`` exist even if it ends up with no record."""

@@ -257,3 +257,13 @@ def test_export_reports_progress_against_a_known_total(tmp_path: Path) -> None:
     # The COCO writer streams the split more than once; each pass grows the total, so the bar never overflows.
     assert recorder.total is not None and recorder.total % lines == 0
     assert recorder.done == recorder.total
+
+
+@pytest.mark.parametrize("format_name", ["coco", "voc", "yolo"])
+def test_convert_tells_the_progress_bar_its_total(tmp_path: Path, format_name: str) -> None:
+    dataset = _shapes_dataset(tmp_path, count=30)
+    exported = export(format_name, dataset, tmp_path / "exported")
+    recorder = _Recorder()
+    convert(format_name, exported, tmp_path / "back", images=tmp_path / "images", progress=recorder)
+    assert recorder.total == 30
+    assert recorder.done == 30

@@ -448,6 +448,18 @@ print(json.dumps([ds.index_source, len(ds), ds.target(0)["image_id"]]))
 """
 
 
+def _open_twice_elsewhere(directory: Path, user_cache: Path) -> subprocess.CompletedProcess[str]:
+    """Open the dataset twice in a process of its own: a read of a FIFO would block it, not the suite."""
+    return subprocess.run(
+        [sys.executable, "-c", _OPEN_TWICE, str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "ANNONORM_CACHE_DIR": str(user_cache)},
+    )
+
+
 @pytest.mark.parametrize("kind", ["fifo", "directory", "symlink to /dev/zero", "symlink loop", "dangling symlink"])
 def test_a_cache_file_that_is_not_a_regular_file_is_never_read(tmp_path: Path, user_cache: Path, kind: str) -> None:
     directory = _dataset(tmp_path / "ds")
@@ -464,14 +476,7 @@ def test_a_cache_file_that_is_not_a_regular_file_is_never_read(tmp_path: Path, u
         cache.symlink_to(cache.name)
     else:
         cache.symlink_to(tmp_path / "nowhere")
-    done = subprocess.run(  # a process of its own: a read of a FIFO would block it, not the suite
-        [sys.executable, "-c", _OPEN_TWICE, str(directory)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={**os.environ, "ANNONORM_CACHE_DIR": str(user_cache)},
-    )
+    done = _open_twice_elsewhere(directory, user_cache)
     assert done.returncode == 0, done.stderr
     source, records, first_id = json.loads(done.stdout)
     assert (records, first_id) == (3, 101)
@@ -490,14 +495,7 @@ def test_a_stamp_that_is_not_a_regular_file_is_ignored(tmp_path: Path, user_cach
     (stamp,) = (user_cache / "index-v2" / "stamps").glob("*.json")
     stamp.unlink()
     os.mkfifo(stamp)
-    done = subprocess.run(
-        [sys.executable, "-c", _OPEN_TWICE, str(directory)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={**os.environ, "ANNONORM_CACHE_DIR": str(user_cache)},
-    )
+    done = _open_twice_elsewhere(directory, user_cache)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)[0] == "cache"
     assert stamp.is_file()

@@ -1269,6 +1269,7 @@ def read_coco(
             for annotation in document.annotations:
                 annotation.segmentation = UNSET
         images_seen += len(document.images)
+        writer.expect(len(document.images))
         if not images_seen and plan is plans[-1]:
             files = "it lists" if len(plans) == 1 else f"its {len(plans)} files list"
             raise ParseError(

@@ -1166,6 +1166,7 @@ class VocConverter(Converter):
         mask_dir = layout.segmentation.get(kind) if kind is not None else None
         mask_stems = {e.name[:-4] for e in _entries(mask_dir) if e.name.endswith(".png")} if mask_dir else set()
         unique_files = len({item.xml for split in layout.splits for item in split.items})
+        writer.expect(sum(len(split.items) for split in layout.splits))
         workers = _worker_count(int(options.get("workers") or 0), unique_files)
         pool = None
         if workers > 1:

@@ -661,6 +661,7 @@ class YoloConverter(Converter):
             if split.listed:
                 entries = _listed_entries(split, layout, writer)
             else:
+                writer.expect(len(labels[split.name]))
                 entries = _folder_entries(split, labels[split.name], layout.image_root, writer)
             _add_records(split.name, entries, layout.image_root, names, writer)
         return ReadResult(name=root.resolve().name or "yolo", image_root=layout.image_root)
