@@ -3,12 +3,14 @@
 Built-in converters are declared in ``pyproject.toml`` under the same entry-point group that
 third-party packages use, so both come through one door. :data:`BUILTIN` repeats them for a
 source checkout that was never installed. Nothing is imported until a converter is asked for.
-A plugin may not silently take a name that another converter already has.
+A plugin may not silently take a name that another converter already has. :func:`describe`
+lists what each installed converter can do (``annonorm formats``).
 """
 
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -17,7 +19,7 @@ from typing import TYPE_CHECKING
 from annonorm.errors import AnnonormError, FormatNotDetected, MissingDependency, UnknownFormatError, UsageError
 
 if TYPE_CHECKING:
-    from annonorm.converters.base import Converter
+    from annonorm.converters.base import Converter, Option
 
 GROUP = "annonorm.converters"
 
@@ -109,3 +111,56 @@ def detect(source: Path) -> str:
         f"name the format: annonorm convert {'|'.join(names())} SOURCE ...",
         file=source,
     )
+
+
+@dataclass(frozen=True)
+class OptionInfo:
+    """One declared option of a converter, as a user sees it."""
+
+    flag: str
+    help: str
+    #: The values it accepts, when they are a fixed set.
+    choices: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class FormatInfo:
+    """What one installed converter is and can do (``annonorm formats``)."""
+
+    name: str
+    summary: str = ""
+    read: bool = False
+    write: bool = False
+    read_options: tuple[OptionInfo, ...] = ()
+    write_options: tuple[OptionInfo, ...] = ()
+    #: Why the converter cannot be loaded (a missing dependency, a broken plugin); None when it can.
+    error: str | None = None
+
+
+def _options(declared: tuple[Option, ...]) -> tuple[OptionInfo, ...]:
+    return tuple(OptionInfo(flag=o.flag, help=o.help, choices=o.choices) for o in declared)
+
+
+def describe() -> list[FormatInfo]:
+    """Every installed converter in registry order: its summary, whether it reads and writes, its options.
+
+    A converter that cannot be loaded is listed with the reason in ``error`` rather than failing the listing.
+    """
+    described = []
+    for name in names():
+        try:
+            converter = get(name)
+        except AnnonormError as error:
+            described.append(FormatInfo(name=name, error=str(error)))
+            continue
+        described.append(
+            FormatInfo(
+                name=name,
+                summary=converter.summary,
+                read=converter.can_read(),
+                write=converter.can_write(),
+                read_options=_options(converter.read_options),
+                write_options=_options(converter.write_options),
+            )
+        )
+    return described

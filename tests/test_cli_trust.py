@@ -231,9 +231,9 @@ def test_boolean_options_not_typed_reach_the_converter_as_not_given(tmp_path: Pa
 
 
 def _command(name: str) -> object:
-    from annonorm.cli import _convert_command
+    from annonorm.cli.convert import convert_command
 
-    return _convert_command(name)
+    return convert_command(name)
 
 
 class _Recorder:
