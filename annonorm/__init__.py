@@ -22,40 +22,35 @@ __all__ = [
 
 if TYPE_CHECKING:
     from annonorm.api import convert, export
+    from annonorm.api import open_at_revision as load
     from annonorm.dataset import NormalizedDataset
     from annonorm.errors import AnnonormError
     from annonorm.validation import validate
 
+#: Public name -> (module, attribute), imported on first use.
 _LAZY = {
-    "AnnonormError": "annonorm.errors",
-    "NormalizedDataset": "annonorm.dataset",
-    "convert": "annonorm.api",
-    "export": "annonorm.api",
-    "validate": "annonorm.validation",
+    "AnnonormError": ("annonorm.errors", "AnnonormError"),
+    "NormalizedDataset": ("annonorm.dataset", "NormalizedDataset"),
+    "convert": ("annonorm.api", "convert"),
+    "export": ("annonorm.api", "export"),
+    "validate": ("annonorm.validation", "validate"),
+    # annonorm.load("out/coco", "val"); annonorm.open("data/coco", "train", rev="v1", repo=".") reads like
+    # the DVC docs (not in __all__: it would shadow open). Without split: the only split, else train.
+    "load": ("annonorm.api", "open_at_revision"),
+    "open": ("annonorm.api", "open_at_revision"),
 }
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("load", "open"):  # annonorm.open(...) reads like the DVC docs; not in __all__ (shadows open)
-        return _load
-    module_name = _LAZY.get(name)
-    if module_name is None:
+    found = _LAZY.get(name)
+    if found is None:
         raise AttributeError(f"module 'annonorm' has no attribute {name!r}")
     import importlib
 
-    return getattr(importlib.import_module(module_name), name)
+    module_name, attribute = found
+    return getattr(importlib.import_module(module_name), attribute)
 
 
 def __dir__() -> list[str]:
     # The public API, lazy names included (``dir()`` would otherwise list only what is imported so far).
-    return sorted({*__all__, *_LAZY, "load", "open"})
-
-
-def _load(path: Any, split: str | None = None, **kwargs: Any) -> NormalizedDataset:
-    """Open a split of a normalized dataset: ``annonorm.load("out/coco", "val")``, also spelled
-    ``annonorm.open("data/coco", "train", rev="v1", repo=".")`` (keywords as :class:`NormalizedDataset`).
-
-    Without ``split``: the dataset's only split, else ``train``, else an error listing the splits."""
-    from annonorm.dataset import NormalizedDataset
-
-    return NormalizedDataset(path, split=split, **kwargs)
+    return sorted({*__all__, *_LAZY})

@@ -22,9 +22,10 @@ from annonorm.schemas.manifest import Manifest, Source, SourceFile
 from annonorm.sources.classlists import read_class_list
 
 if TYPE_CHECKING:
+    from annonorm.dataset import NormalizedDataset
     from annonorm.validation import Finding
 
-__all__ = ["ConvertResult", "convert", "export"]
+__all__ = ["ConvertResult", "convert", "export", "open_at_revision"]
 
 Progress = Callable[[int], None]
 
@@ -99,7 +100,12 @@ def convert(
     inputs = (source_path, images_path, class_file, *path_options)
     # Refuses an existing output, or one overlapping an input, before any work.
     with atomic_output(out_path, force=force, inputs=inputs) as temporary:
-        writer = DatasetWriter(temporary, on_error=on_error, progress=progress, class_list=class_list)
+        # The validator checks the parts a reader's processes write (the sink's part-check hook).
+        from annonorm.validation import check_part
+
+        writer = DatasetWriter(
+            temporary, on_error=on_error, progress=progress, class_list=class_list, part_check=check_part
+        )
         try:
             with _collector_paused():
                 info = converter_class().read(source_path, writer, images=images_path, options=resolved)
@@ -323,3 +329,35 @@ def export(
     with atomic_output(out_path, force=force, inputs=(source.root, *path_options), export=format) as temporary:
         converter_class().write(source, temporary, options=resolved)
     return out_path
+
+
+def open_at_revision(
+    path: str | os.PathLike[str],
+    split: str | None = None,
+    *,
+    rev: str | None = None,
+    repo: str | os.PathLike[str] | None = None,
+    remote: str | None = None,
+    **options: Any,
+) -> NormalizedDataset:
+    """Open a split of a normalized dataset, as of a git/DVC revision when ``rev`` or ``repo`` is given.
+
+    This is ``annonorm.open`` / ``annonorm.load``. Without ``rev`` and ``repo`` it opens ``path`` as it
+    is. With them (``annonorm[dvc]``), ``path`` is the dataset's place in the repository ``repo``
+    (default: the working directory's) and ``rev`` a git revision (default: the working tree): its
+    manifest, split files and (with ``masks=True``) masks are materialized in the user's cache by
+    :func:`annonorm.dvc.open_revision`, fetched from ``remote`` when the local DVC cache lacks them,
+    and the dataset opened over that copy. ``split`` and ``options`` are
+    :class:`~annonorm.dataset.NormalizedDataset`'s.
+    """
+    from annonorm.dataset import NormalizedDataset
+
+    if rev is not None or repo is not None:
+        from annonorm.dvc import open_revision
+
+        masks = bool(options.get("masks", False))
+        local = open_revision(
+            os.fspath(path), rev=rev, repo=None if repo is None else os.fspath(repo), remote=remote, masks=masks
+        )
+        return NormalizedDataset(local, split, **options)
+    return NormalizedDataset(path, split, **options)  # remote= alone: nothing to fetch, as in v0.1

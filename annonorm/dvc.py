@@ -9,8 +9,9 @@ Three independent pieces:
   manifest, split files and masks, read through :class:`dvc.fs.DVCFileSystem`, from the DVC cache
   or a remote) into a local cache directory and returns that directory, so a training run can
   name the exact data version it used.
-* :func:`stale_sources` compares the source hashes a manifest recorded with the files on disk
-  (no DVC needed), for ``annonorm validate``.
+* :func:`stale_sources` compares the source digests a manifest recorded with the files on disk
+  (no DVC needed; the check is :func:`annonorm.provenance.check_sources`, kept here under its
+  annonorm 0.1 name).
 
 dvc itself is an optional dependency (``pip install 'annonorm[dvc]'``), imported only inside
 :func:`open_revision`. Stage writing needs ruamel.yaml, which dvc depends on and which keeps the
@@ -35,7 +36,8 @@ from typing import Any
 
 from annonorm.errors import AnnonormError, MissingDependency, ParseError, UsageError
 from annonorm.fsutil import atomic_file
-from annonorm.io import file_sha256, iter_lines, manifest_path, read_manifest
+from annonorm.io import iter_lines, manifest_path, read_manifest
+from annonorm.provenance import StaleSource, check_sources
 from annonorm.schemas.manifest import MANIFEST_FILE
 
 __all__ = [
@@ -388,6 +390,8 @@ def open_revision(
 
     A revision is materialized once per commit under ``cache_dir`` (default
     :func:`default_cache_dir`); the working tree (``rev=None``) is copied afresh each time.
+    ``annonorm.open(path, split, rev=..., repo=...)`` (:func:`annonorm.api.open_at_revision`) calls
+    this and returns a :class:`~annonorm.dataset.NormalizedDataset` over the directory.
     """
     dvc_filesystem, dvc_errors, rev_error = _import_dvc()
     repo_text = os.fspath(repo) if repo is not None else None
@@ -489,54 +493,12 @@ def _rebase_image_root(directory: Path, rebase_to: Path | None, local_root: Path
 # ---------------------------------------------------------------------------------------------- staleness
 
 
-@dataclass(frozen=True)
-class StaleSource:
-    """A source file whose bytes no longer match the hash the manifest recorded (or that is gone)."""
-
-    index: int
-    path: str
-    recorded: str
-    current: str | None
-    resolved: Path | None
-
-    @property
-    def status(self) -> str:
-        """``changed`` or ``missing``."""
-        return "missing" if self.current is None else "changed"
-
-    @property
-    def message(self) -> str:
-        """One line for a validation report."""
-        if self.current is None:
-            return f"source file {self.path} is not found; cannot tell whether the dataset is up to date"
-        return (
-            f"source file {self.path} changed since the conversion (sha256 {self.current[:12]}, "
-            f"recorded {self.recorded[:12]}); re-run annonorm convert (or dvc repro)"
-        )
-
-
-def _resolve_source(recorded: str, root: Path) -> Path | None:
-    candidate = Path(recorded)
-    if candidate.is_absolute():
-        return candidate if candidate.is_file() else None
-    # Relative to the dataset (portable), else to the working directory (what convert records today).
-    return next((p for p in (root / candidate, Path.cwd() / candidate) if p.is_file()), None)
-
-
 def stale_sources(dataset: str | Path) -> list[StaleSource]:
-    """The manifest's ``source.files`` whose current sha256 differs from the recorded one, or that are missing.
+    """The manifest's ``source.files`` whose current digest differs from the recorded one, or that are missing.
 
-    Relative recorded paths are looked up against the dataset directory, then the working directory.
-    An empty list means every recorded source is unchanged (or none was recorded).
+    Relative recorded paths are looked up against the dataset directory, then the working directory;
+    an unchanged file is not read again (:mod:`annonorm.provenance`). An empty list means every
+    recorded source is unchanged (or none was recorded).
     """
     file = manifest_path(Path(dataset))
-    manifest = read_manifest(file)
-    if manifest.source is None:
-        return []
-    found = []
-    for index, entry in enumerate(manifest.source.files):
-        resolved = _resolve_source(entry.path, file.parent)
-        current = file_sha256(resolved) if resolved is not None else None
-        if current != entry.sha256:
-            found.append(StaleSource(index, entry.path, entry.sha256, current, resolved))
-    return found
+    return check_sources(read_manifest(file), file.parent)

@@ -68,6 +68,7 @@ __all__ = [
     "read_regular_bytes",
     "require_regular_file",
     "stop_workers",
+    "user_cache_root",
 ]
 
 #: Written into every export's output directory, so ``--force`` can tell it is an annonorm output.
@@ -788,3 +789,12 @@ def atomic_file(target: str | os.PathLike[str], *, inputs: Iterable[Any] = ()) -
             temporary.unlink()
         _remove_parents(created)
         raise
+
+
+def user_cache_root() -> Path:
+    """The user's cache directory: ``$ANNONORM_CACHE_DIR``, else ``$XDG_CACHE_HOME/annonorm``, else ``~/.cache``'s."""
+    configured = os.environ.get("ANNONORM_CACHE_DIR")
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "annonorm"

@@ -41,6 +41,7 @@ from annonorm.fastcheck import CheckedRecord, RecordChecker
 from annonorm.fsutil import open_regular, require_regular_file
 from annonorm.io import UNDECODABLE, format_validation_error, iter_lines, manifest_path, read_manifest
 from annonorm.parallel import default_workers, pool_context
+from annonorm.provenance import check_sources as check_sources_of
 from annonorm.schemas.manifest import MANIFEST_FILE, Manifest
 from annonorm.schemas.record import Record
 from annonorm.schemas.types import OUT_OF_RANGE
@@ -139,8 +140,9 @@ def validate_dataset(
 ) -> Report:
     """Check the manifest, every record of every split, and the cross-record rules.
 
-    With ``check_sources`` the source files the manifest names are hashed again: a dataset whose
-    sources changed since the conversion (or are gone) gets a ``source_changed`` /
+    With ``check_sources`` the source files the manifest names are checked against their recorded
+    digests (:func:`annonorm.provenance.check_sources`: an unchanged file is not read again): a
+    dataset whose sources changed since the conversion (or are gone) gets a ``source_changed`` /
     ``source_missing`` warning.
 
     Split files of :data:`PARALLEL_MIN_BYTES` or more are checked by ``workers`` processes (default:
@@ -178,9 +180,7 @@ def validate_dataset(
         return report
     root = manifest_path(dataset).parent
     if check_sources:
-        from annonorm.dvc import stale_sources
-
-        for stale in stale_sources(root):
+        for stale in check_sources_of(manifest, root):
             report.add(
                 f"source_{stale.status}",
                 "warning",

@@ -17,8 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from PIL import Image
 
-from annonorm.dataset import NormalizedDataset, SkippedRecordWarning, check_index
+from annonorm.dataset import NormalizedDataset, SkippedRecordWarning
 from annonorm.errors import AnnonormError, InvalidDataError, ParseError, UnsafePathError, UsageError
+from annonorm.index import check_index
 from annonorm.testing import datasets, write_dataset
 
 CATEGORIES = ["cat", "dog", "bird"]

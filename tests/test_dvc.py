@@ -292,6 +292,7 @@ def test_open_revision_names_what_is_wrong(dvc_repo: Path) -> None:
 
 
 def test_a_loader_reads_the_materialized_revision(dvc_repo: Path) -> None:
+    import annonorm
     from annonorm.dataset import NormalizedDataset
 
     dataset = dvc_repo / "data" / "shapes"
@@ -300,10 +301,67 @@ def test_a_loader_reads_the_materialized_revision(dvc_repo: Path) -> None:
     _run(["git", "add", "data/shapes.dvc", "data/.gitignore"], dvc_repo)
     _run(["git", "commit", "-q", "-m", "data"], dvc_repo)
     shutil.rmtree(dataset)  # only the DVC cache holds it now
-    loaded = NormalizedDataset("data/shapes", "train", rev="HEAD", repo=dvc_repo, load_images=False)
+    loaded = annonorm.open("data/shapes", "train", rev="HEAD", repo=dvc_repo, load_images=False)
+    assert isinstance(loaded, NormalizedDataset)
     assert len(loaded) == 2
     _, target = loaded[1]
     assert target["boxes"].shape == (2, 4)
+    # annonorm.load is the same entry; masks=True materializes the masks too.
+    with_masks = annonorm.load("data/shapes", "train", rev="HEAD", repo=dvc_repo, load_images=False, masks=True)
+    assert with_masks[1][1]["masks"].shape == (2, 24, 32)
+    # The loader itself opens local directories only (it never reaches dvc).
+    with pytest.raises(UsageError, match=r"annonorm\.open\(path, split, rev=\.\.\., repo=\.\.\.\)"):
+        NormalizedDataset("data/shapes", "train", rev="HEAD", repo=dvc_repo)  # type: ignore[arg-type]
+
+
+def _status_is_clean(repo: Path) -> None:
+    """``dvc status`` reports nothing and ``git status --porcelain`` is empty."""
+    assert json.loads(_run(["dvc", "status", "--json"], repo).stdout or "{}") == {}
+    assert _run(["git", "status", "--porcelain", "--ignored=no", "--untracked-files=all"], repo).stdout == ""
+
+
+def test_opening_and_reading_a_tracked_dataset_leaves_dvc_and_git_clean(
+    dvc_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loader's index cache lives in the user's cache directory, never in a DVC-tracked dataset."""
+    import annonorm
+    from annonorm.dataset import NormalizedDataset
+
+    # The default place, not an explicit ANNONORM_CACHE_DIR: $XDG_CACHE_HOME/annonorm (outside the repository).
+    monkeypatch.delenv("ANNONORM_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(dvc_repo.parent / "xdg-cache"))
+    from PIL import Image
+
+    dataset = dvc_repo / "data" / "shapes"
+    splits = _version(["cat", "dog"], 2, "a")
+    _write_version(dataset, ["cat", "dog"], splits)
+    images = dvc_repo / "data" / "images"
+    images.mkdir(parents=True)
+    for record in (*splits["train"], *splits["val"]):
+        Image.new("RGB", (32, 24), "red").save(images / record["image"])
+    _run(["dvc", "add", "-q", "data/shapes", "data/images"], dvc_repo)
+    _run(["git", "add", "-A"], dvc_repo)
+    _run(["git", "commit", "-q", "-m", "data"], dvc_repo)
+    _status_is_clean(dvc_repo)
+
+    for _ in range(2):  # the first open builds the index, the second maps the cached one
+        opened = NormalizedDataset(dataset, masks=True)
+        assert opened.split == "train" and len(opened) == 2
+        for position in range(len(opened)):
+            image, target = opened[position]
+            assert image.size == (32, 24) and target["masks"].shape == (2, 24, 32)
+        _status_is_clean(dvc_repo)
+    assert opened.index_source == "cache"
+    assert list((dvc_repo.parent / "xdg-cache" / "annonorm").glob("index-v*/*.idx"))
+    for split in ("train", "val"):
+        assert len(NormalizedDataset(dataset, split, load_images=False)) == len(splits[split])
+    _status_is_clean(dvc_repo)
+
+    # Opening the committed revision (materialized in the user's cache) leaves the repository clean too.
+    monkeypatch.chdir(dvc_repo)
+    at_head = annonorm.open("data/shapes", "val", rev="HEAD", masks=True)
+    assert at_head[0][1]["masks"].shape == (2, 24, 32)
+    _status_is_clean(dvc_repo)
 
 
 # ---------------------------------------------------------------------------------------------- staleness

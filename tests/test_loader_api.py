@@ -76,6 +76,28 @@ def test_choose_split_rules() -> None:
         choose_split(["a", "b"], None)
 
 
+# ------------------------------------------------------------------------------------ opening at a revision
+
+
+def test_annonorm_open_and_load_are_the_api_entry(tmp_path: Path) -> None:
+    import annonorm.api
+
+    assert annonorm.open is annonorm.load is annonorm.api.open_at_revision
+    directory = _splits(tmp_path / "ds", "train", "val")
+    opened = annonorm.api.open_at_revision(directory, "val", load_images=False)
+    assert isinstance(opened, NormalizedDataset) and opened.split == "val" and len(opened) == 2
+
+
+@pytest.mark.parametrize("keywords", [{"rev": "v1"}, {"repo": "."}, {"rev": "v1", "repo": ".", "remote": "store"}])
+def test_the_dataset_itself_no_longer_opens_a_revision(tmp_path: Path, keywords: dict[str, str]) -> None:
+    """``rev=`` moved to ``annonorm.open`` (in api), so the loader never reaches dvc."""
+    directory = _splits(tmp_path / "ds", "train")
+    with pytest.raises(UsageError, match=r"annonorm\.open\(path, split, rev=\.\.\., repo=\.\.\.\)"):
+        NormalizedDataset(directory, **keywords)  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match=r"annonorm\.open\(path, split, rev="):
+        NormalizedDataset.open(directory, **keywords)
+
+
 # --------------------------------------------------------------------------------- annonorm.torch, no torch
 
 _HIDE_TORCH = """

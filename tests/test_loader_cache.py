@@ -21,9 +21,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import annonorm.dataset as loader
-from annonorm.dataset import NormalizedDataset, write_cache
+import annonorm.index as loader
+from annonorm.dataset import NormalizedDataset
 from annonorm.errors import AnnonormError
+from annonorm.index import write_cache
 from annonorm.testing import write_dataset
 
 CATEGORIES = ["cat", "dog", "bird"]
@@ -149,6 +150,14 @@ def test_cache_false_and_an_explicit_cache_directory(tmp_path: Path, user_cache:
     assert NormalizedDataset(directory, cache=chosen).index_source == "built"
     assert NormalizedDataset(directory, cache=str(chosen)).index_source == "cache"
     assert list((chosen / "index-v2").glob("*.idx")) and not user_cache.exists()
+
+
+def test_cache_local_keeps_the_index_beside_the_split_files(tmp_path: Path, user_cache: Path) -> None:
+    directory = _dataset(tmp_path / "ds")
+    built = NormalizedDataset(directory, load_images=False, cache="local")
+    assert built.index_source == "built" and _targets(built) == _reference(directory)
+    assert NormalizedDataset(directory, load_images=False, cache="local").index_source == "cache"
+    assert list((directory / ".annonorm-cache" / "index-v2").glob("*.idx")) and not user_cache.exists()
 
 
 def test_no_writable_cache_keeps_the_index_in_memory(tmp_path: Path, user_cache: Path) -> None:
@@ -302,7 +311,7 @@ def test_a_corrupt_byte_in_any_part_of_the_cache_file_rebuilds_it(
         dtype, shape, offset, _ = header["arrays"][part]
         assert np.prod(shape) > 0, "the test dataset must fill every array"
         _flip(cache, start + offset + int(np.prod(shape) * np.dtype(dtype).itemsize) - 1)
-    with caplog.at_level(logging.WARNING, logger="annonorm.dataset"):
+    with caplog.at_level(logging.WARNING, logger="annonorm.index"):
         ds = NormalizedDataset(directory, load_images=False)
     assert ds.index_source == "built"
     assert "rebuilding" in caplog.text
@@ -419,7 +428,7 @@ def test_a_cache_with_good_checksums_but_wrong_contents_is_rebuilt(
     ds = NormalizedDataset(directory, load_images=False)
     cache = _the_index_file(user_cache)
     _forge(ds, cache, change)
-    with caplog.at_level(logging.WARNING, logger="annonorm.dataset"):
+    with caplog.at_level(logging.WARNING, logger="annonorm.index"):
         rebuilt = NormalizedDataset(directory, load_images=False)
     assert rebuilt.index_source == "built", change
     assert "is damaged" in caplog.text

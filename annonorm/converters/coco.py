@@ -85,7 +85,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from operator import attrgetter
 from pathlib import Path, PurePosixPath
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 import msgspec
 import numpy as np
@@ -95,7 +95,7 @@ from annonorm.converters.base import Converter, Option, ReadResult
 from annonorm.errors import AnnonormError, InvalidDataError, ParseError, UnsafePathError
 from annonorm.fsutil import OutputError, open_regular, read_regular_bytes, require_regular_file
 from annonorm.images import read_image_size
-from annonorm.io import DatasetWriter, NormalizedSource, SplitSummary
+from annonorm.io import NormalizedSource
 from annonorm.masks import (
     instance_mask_to_coco_rles,
     instance_windows,
@@ -103,9 +103,7 @@ from annonorm.masks import (
 )
 from annonorm.parallel import pool_context
 from annonorm.schemas.types import COORD_DECIMALS, check_relative_path, round_coord
-
-if TYPE_CHECKING:
-    from annonorm.validation import CheckedPart
+from annonorm.sink import DatasetWriter, SplitSummary
 
 __all__ = [
     "CocoConverter",
@@ -1339,15 +1337,14 @@ def _build_in_parallel(reader: _SplitReader, columns: _BoxColumns, workers: int)
     return True
 
 
-def _build_part(start: int, stop: int, directory: str) -> tuple[SplitSummary, list[AnnonormError], CheckedPart]:
-    """In a forked worker: the records of images ``start..stop`` into ``directory/<split>.jsonl``, checked."""
-    from annonorm.validation import check_part
-
+def _build_part(start: int, stop: int, directory: str) -> tuple[SplitSummary, list[AnnonormError], Any]:
+    """In a forked worker: the records of images ``start..stop`` into ``directory/<split>.jsonl``, checked
+    (by the sink's part check, while the part is in the page cache)."""
     assert _FORKED_READER is not None
     reader, columns = _FORKED_READER
     parent = reader.writer
     categories = [category["name"] for category in parent.categories]
-    writer = DatasetWriter(Path(directory), on_error=parent.on_error)
+    writer = parent.part_writer(Path(directory))
     Path(directory).mkdir()
     reader.writer = writer  # this part's own sink; a worker may build a second part after this one
     split = reader.plan.split
@@ -1359,7 +1356,7 @@ def _build_part(start: int, stop: int, directory: str) -> tuple[SplitSummary, li
         writer.close()
         reader.writer = parent
     summary = writer.summary[split]
-    return summary, writer.skipped, check_part(Path(directory) / f"{split}.jsonl", categories, masks=summary.masks)
+    return summary, writer.skipped, writer.check_part(split, categories)
 
 
 # --------------------------------------------------------------------------------------------- writing

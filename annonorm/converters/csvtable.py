@@ -95,9 +95,10 @@ from annonorm.converters.base import Converter, Option, ReadResult, make_record
 from annonorm.errors import AnnonormError, InvalidDataError, ParseError, UnsafePathError, UsageError
 from annonorm.fsutil import open_regular, require_regular_file
 from annonorm.images import read_image_size
-from annonorm.io import DatasetWriter, NormalizedSource, SplitSummary
+from annonorm.io import NormalizedSource
 from annonorm.parallel import default_workers, pool_context
 from annonorm.schemas.types import COORD_DECIMALS, check_relative_path, round_coord
+from annonorm.sink import DatasetWriter, SplitSummary
 from annonorm.sources.classlists import ClassList, read_class_list
 
 __all__ = [

@@ -15,7 +15,7 @@ from pydantic_core import PydanticCustomError
 #: Decimal places kept for coordinates: ``x + w`` artifacts such as 379.09000000000003 never reach a file.
 COORD_DECIMALS = 6
 
-# What the loader's index arrays hold (annonorm.dataset): image sides as int32, image ids and counts
+# What the loader's index arrays hold (annonorm.index): image sides as int32, image ids and counts
 # as int64, coordinates and areas as float32. The format refuses what they cannot hold, so that a
 # dataset ``annonorm validate`` calls valid loads without a value turning into inf or wrapping around.
 #: The largest image side (int32).

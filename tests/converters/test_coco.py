@@ -784,7 +784,9 @@ def test_a_worker_that_builds_two_parts_checks_both_against_the_categories(tmp_p
     from annonorm.io import DatasetWriter
 
     source = _coco_with_problems(tmp_path / "instances_train.json", 30)
-    writer = DatasetWriter(tmp_path / "out", on_error="skip")
+    from annonorm.validation import check_part
+
+    writer = DatasetWriter(tmp_path / "out", on_error="skip", part_check=check_part)  # what api injects
     (tmp_path / "out").mkdir()
     plans = coco._plan(source, None)[2]
     parsed = coco.parse_coco_file(plans[0].path)
