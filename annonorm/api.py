@@ -11,13 +11,16 @@ import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from annonorm import __version__, registry
+from annonorm.converters.base import Converter, ReadContext, ReadResult
 from annonorm.errors import AnnonormError, InvalidDataError, ParseError, UsageError
 from annonorm.io import DatasetWriter, SplitSummary, atomic_output, iter_lines, open_dataset
+from annonorm.records import label_list
 from annonorm.schemas.manifest import Manifest, Source, SourceFile
 from annonorm.sources.classlists import read_class_list
 
@@ -107,8 +110,8 @@ def convert(
             temporary, on_error=on_error, progress=progress, class_list=class_list, part_check=check_part
         )
         try:
-            with _collector_paused():
-                info = converter_class().read(source_path, writer, images=images_path, options=resolved)
+            with _collector_paused(), registry.blame(format):
+                info = _read(converter_class(), source_path, writer, images_path, resolved)
         finally:
             writer.close()
         if writer.skipped and not any(summary.records for summary in writer.summary.values()):
@@ -150,6 +153,23 @@ def convert(
     )
 
 
+def _read(
+    converter: Converter, source: Path, writer: DatasetWriter, images: Path | None, options: dict[str, Any]
+) -> ReadResult:
+    """Call the reader: with a :class:`ReadContext`, or as annonorm 0.1 did for a plugin written for it."""
+    if converter.reads_v1():
+        # read(source, writer, *, images, options): the version 1 contract.
+        return converter.read(source, writer, images=images, options=options)  # type: ignore[call-arg, arg-type]
+    workers = options.get("workers")
+    context = ReadContext(
+        options=MappingProxyType(options),
+        sink=writer,
+        images=images,
+        workers=workers if isinstance(workers, int) else None,
+    )
+    return converter.read(source, context)
+
+
 class _UsedNames(msgspec.Struct):
     """The parts of a record that name classes (decoded alone to find which classes a split uses)."""
 
@@ -169,7 +189,7 @@ def _refuse_unlisted_classes(writer: DatasetWriter, directory: Path) -> None:
     for split in writer.summary:
         for _, line in iter_lines(directory / f"{split}.jsonl"):
             record = decoder.decode(line)
-            names = [record.labels] if isinstance(record.labels, str) else list(record.labels or ())
+            names = list(label_list(record.labels) or ())
             counts = record.counts or {}
             names += [n for item in counts for n in item] if isinstance(counts, list) else list(counts)
             names += [box.get("name", "") for box in record.boxes or ()]
@@ -326,7 +346,8 @@ def export(
         source.set_progress_total()
     out_path = Path(os.path.abspath(out))
     path_options = (resolved[o.name] for o in converter_class.write_options if o.type is Path)
-    with atomic_output(out_path, force=force, inputs=(source.root, *path_options), export=format) as temporary:
+    inputs = (source.root, *path_options)
+    with atomic_output(out_path, force=force, inputs=inputs, export=format) as temporary, registry.blame(format):
         converter_class().write(source, temporary, options=resolved)
     return out_path
 

@@ -62,81 +62,17 @@ REVISION_FILE = ".annonorm-revision.json"
 # ---------------------------------------------------------------------------------------------- source files
 
 
-def _coco_sources(source: Path, options: Mapping[str, Any]) -> list[Path]:
-    from annonorm.converters.coco import coco_task_files
-
-    if not source.is_dir():
-        return [source]
-    found = coco_task_files(source)
-    if not found:
-        raise ParseError("no COCO annotation file here; expected annotations/instances_<split>.json", file=source)
-    return found
-
-
-def _voc_sources(source: Path, options: Mapping[str, Any]) -> list[Path]:
-    from annonorm.converters.voc import ANNOTATION_DIRS, LABELMAP, SEGMENTATION_DIRS
-
-    if not source.is_dir():
-        return [source]
-    annotations = next((source / n for n in ANNOTATION_DIRS if (source / n).is_dir()), None)
-    if annotations is None:
-        # XML beside the images (flat or one directory per split): only the whole root covers them.
-        return [source]
-    found = [annotations]
-    found += [p for p in (source / "ImageSets", source / LABELMAP) if p.exists()]
-    kind = str(options.get("masks") or "auto")
-    if kind == "auto":
-        kind = next((k for k in ("instance", "semantic") if (source / SEGMENTATION_DIRS[k]).is_dir()), "none")
-    if kind in SEGMENTATION_DIRS and (source / SEGMENTATION_DIRS[kind]).is_dir():
-        found.append(source / SEGMENTATION_DIRS[kind])
-    return found
-
-
-def _csv_sources(source: Path, options: Mapping[str, Any]) -> list[Path]:
-    if source.is_dir():
-        return sorted(p for p in source.iterdir() if p.suffix.lower() == ".csv" and p.is_file())
-    return [source]
-
-
-def _yolo_sources(source: Path, options: Mapping[str, Any]) -> list[Path]:
-    from annonorm.converters.yolo import CLASS_FILES, YAML_FILES
-
-    root = source.parent if source.is_file() else source
-    found = [source] if source.is_file() else []
-    if (root / "labels").is_dir():
-        found.append(root / "labels")  # the class list may live in here too
-    else:
-        found += [d / "labels" for d in sorted(root.iterdir()) if (d / "labels").is_dir()]
-    if options.get("classes") is None and not source.is_file():
-        found += [root / n for n in (*YAML_FILES, *CLASS_FILES) if (root / n).is_file()][:1]
-    return found
-
-
-#: Per-format "which files does the reader read", until converters expose ``source_files`` themselves.
-_SOURCE_FINDERS: dict[str, Callable[[Path, Mapping[str, Any]], list[Path]]] = {
-    "coco": _coco_sources,
-    "voc": _voc_sources,
-    "csv": _csv_sources,
-    "yolo": _yolo_sources,
-}
-
-
 def source_files(format: str, source: Path, options: Mapping[str, Any]) -> list[Path]:
     """The annotation files (or directories) that converting ``source`` reads: never the images.
 
-    A converter may answer itself through a ``source_files(source, options)`` classmethod; the
-    built-in formats are known here; any other format depends on the whole ``source``. Files named
-    by path-typed options (``--classes``) are included.
+    The converter answers (:meth:`~annonorm.converters.base.Converter.source_files`, whose default
+    is the whole ``source``); files named by path-typed options (``--classes``) are added.
     """
     from annonorm import registry
 
     converter = registry.get(format)
-    declared = getattr(converter, "source_files", None)
-    if callable(declared):
-        found = [Path(p) for p in declared(source, options)]
-    else:
-        finder = _SOURCE_FINDERS.get(format)
-        found = finder(source, options) if finder is not None else [source]
+    with registry.blame(format):
+        found = [Path(p) for p in converter.source_files(source, options)]
     for option in converter.read_options:
         value = options.get(option.name)
         if option.type is Path and value is not None:

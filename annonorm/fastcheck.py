@@ -14,6 +14,7 @@ beyond int32, ids and counts beyond int64, coordinates and box areas beyond floa
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Collection
 from typing import Annotated, Any, Literal, Protocol
 
@@ -21,7 +22,17 @@ import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
 from annonorm.io import UNDECODABLE
-from annonorm.schemas.types import FLOAT32_MAX, INT32_MAX, INT64_MAX, INT64_MIN, check_relative_path
+from annonorm.paths import check_relative_path
+from annonorm.records import (
+    CountListError,
+    box_counts,
+    consistency_problem,
+    duplicate_labels,
+    label_list,
+    merge_count_list,
+    present_labels,
+)
+from annonorm.schemas.types import FLOAT32_MAX, INT32_MAX, INT64_MAX, INT64_MIN
 
 __all__ = ["CheckedRecord", "RecordChecker"]
 
@@ -116,6 +127,8 @@ def _relative(path: str) -> bool:
     return True
 
 
+_name_of = operator.attrgetter("name")
+
 #: The right and bottom edge of an image of unknown size, for the fast test: a box beyond it takes the
 #: slow branch, where its area is checked (within a known size, an area always fits float32).
 _NO_EDGE = float(INT32_MAX)
@@ -133,7 +146,6 @@ def _rules_hold(record: Any) -> bool | None:
     if not _relative(record.image) or (record.mask is not None and not _relative(record.mask)):
         return None
     suspicious = False
-    boxed: dict[str, int] = {}
     right, bottom = (_NO_EDGE, _NO_EDGE) if width is None else (width, height)
     for box in record.boxes:
         x1, y1, x2, y2 = box.x1, box.y1, box.x2, box.y2
@@ -146,32 +158,18 @@ def _rules_hold(record: Any) -> bool | None:
             area = attributes.get("area")
             if area is not None and area.__class__ in (int, float) and area > FLOAT32_MAX:
                 return None
-        name = box.name
-        boxed[name] = boxed.get(name, 0) + 1
+    # labels, counts and their rules: annonorm.records, as the models apply them
+    boxed = box_counts(map(_name_of, record.boxes))
     counts = record.counts
     if counts is UNSET:
         counts = boxed
     elif counts.__class__ is list:
-        merged: dict[str, int] = {}
-        for item in counts:
-            if len(item) != 1:
-                return None
-            ((name, value),) = item.items()
-            if name in merged:
-                return None
-            merged[name] = value
-        counts = merged
+        try:
+            counts = merge_count_list(counts)
+        except CountListError:
+            return None
     labels = record.labels
-    if labels is UNSET:
-        labels = list(dict.fromkeys([*boxed, *(n for n, c in counts.items() if c > 0)]))
-    elif labels.__class__ is str:
-        labels = [labels]
-    if len(set(labels)) != len(labels):
+    labels = present_labels(boxed, counts) if labels is UNSET else label_list(labels)
+    if duplicate_labels(labels) or consistency_problem(labels, counts, boxed) is not None:
         return None
-    for name, number in boxed.items():
-        if name not in labels or counts.get(name, 0) < number:
-            return None
-    for name, count in counts.items():
-        if count > 0 and name not in labels:
-            return None
     return suspicious

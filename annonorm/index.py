@@ -42,6 +42,7 @@ from msgspec import UNSET, Meta, UnsetType
 
 from annonorm.errors import AnnonormError, InvalidDataError, ParseError
 from annonorm.fsutil import open_regular, read_regular_bytes, require_regular_file, user_cache_root
+from annonorm.records import CountListError, box_counts, label_list, merge_count_list, present_labels
 from annonorm.schemas.types import FLOAT32_MAX, INT32_MAX, INT64_MAX, INT64_MIN
 
 __all__ = [
@@ -150,20 +151,10 @@ def _as_numpy(values: array[Any] | bytearray, dtype: str) -> np.ndarray:
 
 
 def _merge_counts(counts: list[dict[str, int]], file: Path, number: int) -> dict[str, int]:
-    merged: dict[str, int] = {}
-    for position, item in enumerate(counts):
-        if len(item) != 1:
-            raise InvalidDataError(
-                "expected an object with exactly one class name key",
-                file=file,
-                location=f"line {number}: counts[{position}]",
-            )
-        ((name, value),) = item.items()
-        if name in merged:
-            raise InvalidDataError(
-                f"class {name!r} is counted twice", file=file, location=f"line {number}: counts[{position}]"
-            )
-        merged[name] = value
+    try:
+        merged: dict[str, int] = merge_count_list(counts)
+    except CountListError as exc:
+        raise InvalidDataError(exc.reason, file=file, location=f"line {number}: counts[{exc.position}]") from None
     return merged
 
 
@@ -277,9 +268,7 @@ def build_index(split_path: Path, categories: Sequence[str]) -> tuple[dict[str, 
             counts = record.counts
             if isinstance(counts, UnsetType):
                 # The seed format may leave counts out: one per box, in first-seen order.
-                derived: dict[int, int] = {}
-                for label in box_labels[first_box:]:
-                    derived[label] = derived.get(label, 0) + 1
+                derived = box_counts(box_labels[first_box:])
                 count_ids.extend(derived)
                 count_values.extend(derived.values())
                 counted = derived
@@ -299,11 +288,9 @@ def build_index(split_path: Path, categories: Sequence[str]) -> tuple[dict[str, 
             labels = record.labels
             if isinstance(labels, UnsetType):
                 # Derived as the schema does: boxed classes, then counted ones, first-seen order.
-                present = dict.fromkeys(box_labels[first_box:])
-                present.update((label, None) for label, value in counted.items() if value > 0)
-                label_ids.extend(present)
+                label_ids.extend(present_labels(box_labels[first_box:], counted))
             else:
-                for position, name in enumerate([labels] if isinstance(labels, str) else labels):
+                for position, name in enumerate(label_list(labels)):
                     found = category_ids.get(name)
                     if found is None:
                         raise _unknown(name, f"labels[{position}]", split_path, number)

@@ -19,9 +19,11 @@ from typing import IO, Any
 import msgspec
 from pydantic import ValidationError
 
-from annonorm.errors import InvalidDataError, ParseError, UnsafePathError
+from annonorm.errors import InvalidDataError, ParseError
 from annonorm.fsutil import atomic_output, check_output_free, open_regular, read_regular_bytes, require_regular_file
+from annonorm.paths import contained as _contained
 from annonorm.provenance import file_sha256
+from annonorm.records import canonical_record
 from annonorm.schemas.manifest import MANIFEST_FILE, Manifest
 from annonorm.sink import DatasetWriter, SplitSummary, encode_record
 
@@ -123,27 +125,6 @@ def iter_lines(path: Path) -> Iterator[tuple[int, bytes]]:
                 yield number, line
 
 
-def canonical_record(data: dict[str, Any]) -> dict[str, Any]:
-    """Expand the seed's shorthand forms of an already-valid record (cheap, no model objects)."""
-    data.setdefault("boxes", [])  # optional in the format (counts-only records); exporters index it
-    labels = data.get("labels")
-    counts = data.get("counts")
-    if isinstance(labels, str):
-        data["labels"] = [labels]
-    if isinstance(counts, list):
-        data["counts"] = {name: value for item in counts for name, value in item.items()}
-    if "counts" not in data and data.get("boxes"):
-        derived: dict[str, int] = {}
-        for box in data["boxes"]:
-            derived[box["name"]] = derived.get(box["name"], 0) + 1
-        data["counts"] = derived
-    if "labels" not in data:
-        names = dict.fromkeys(box["name"] for box in data.get("boxes", ()))
-        names.update((n, None) for n, c in data.get("counts", {}).items() if c > 0)
-        data["labels"] = list(names)
-    return data
-
-
 @dataclass(frozen=True)
 class NormalizedSource:
     """A normalized dataset on disk, opened for reading (by exporters, stats, preview)."""
@@ -192,7 +173,7 @@ class NormalizedSource:
                 raise ParseError("expected a JSON object", file=path, location=f"line {number}")
             try:
                 record = canonical_record(data)
-            except (KeyError, TypeError, AttributeError):
+            except (KeyError, TypeError, AttributeError, ValueError):
                 raise InvalidDataError(
                     "record is malformed; run annonorm validate", file=path, location=f"line {number}"
                 ) from None
@@ -226,15 +207,6 @@ class NormalizedSource:
 
 #: Records between two progress reports of :meth:`NormalizedSource.records`.
 PROGRESS_STEP = 256
-
-
-def _contained(root: Path, relative: str, what: str) -> Path:
-    # Records are checked to hold relative paths without "..", but a symlink can still point away:
-    # an exporter that copies or reads the file must not carry a file from elsewhere into its output.
-    path = root / relative
-    if not path.resolve().is_relative_to(root):
-        raise UnsafePathError(f"{relative!r} resolves outside {what} ({root}); refusing to read it", file=path)
-    return path
 
 
 def open_dataset(path: Path) -> NormalizedSource:

@@ -2,15 +2,50 @@
 
 A rule of the format (layer 0): a record names its image and mask by a path relative to a root
 (``image_root``, the dataset directory); a path that leaves the root (absolute, a ``..``, a symlink
-pointing out) is refused by whoever reads it. These functions decide; the caller words the error.
+pointing out) is refused by whoever reads it. :func:`check_relative_path` is the format's rule on
+the string (the models, the fast check and the converters apply it); :func:`contained` refuses a
+path that resolves outside its root; the other functions decide and the caller words the error.
 """
 
 from __future__ import annotations
 
 import os
 import stat
+from pathlib import Path
 
-__all__ = ["is_inside", "lexically_inside", "resolve_below"]
+from annonorm.errors import UnsafePathError
+
+__all__ = ["check_relative_path", "contained", "is_inside", "lexically_inside", "resolve_below"]
+
+
+def check_relative_path(value: str) -> str:
+    """Refuse a path that is absolute, empty, or climbs out of its root with ``..``.
+
+    Paths are written with forward slashes; a Windows drive (``C:``), a UNC or backslash-rooted
+    path is refused too. Plain string tests: this runs once per record in bulk validation.
+    """
+    if not value or value.strip() != value:
+        raise ValueError("path must be a non-empty string without surrounding spaces")
+    if "\x00" in value:
+        raise ValueError("path must not contain a NUL character")
+    if value[0] in "/\\" or (len(value) > 1 and value[1] == ":" and value[0].isalpha()):
+        raise ValueError(f"path {value!r} must be relative, not absolute")
+    if ".." in value and ".." in value.replace("\\", "/").split("/"):
+        raise ValueError(f"path {value!r} must not climb out of its directory with '..'")
+    return value
+
+
+def contained(root: Path, relative: str, what: str) -> Path:
+    """``root / relative``; :class:`UnsafePathError` when it resolves (symlinks too) outside ``root`` (resolved).
+
+    Records are checked to hold relative paths without ``..``, but a symlink can still point away:
+    an exporter that copies or reads the file must not carry a file from elsewhere into its output.
+    ``what`` names the root in the message (``"the image root"``).
+    """
+    path = root / relative
+    if not path.resolve().is_relative_to(root):
+        raise UnsafePathError(f"{relative!r} resolves outside {what} ({root}); refusing to read it", file=path)
+    return path
 
 
 def lexically_inside(relative: str) -> bool:

@@ -5,11 +5,19 @@ third-party packages use, so both come through one door. :data:`BUILTIN` repeats
 source checkout that was never installed. Nothing is imported until a converter is asked for.
 A plugin may not silently take a name that another converter already has. :func:`describe`
 lists what each installed converter can do (``annonorm formats``).
+
+A converter's own exception that is neither an :class:`~annonorm.errors.AnnonormError` nor an
+``OSError`` is a bug in that converter: :func:`blame` turns it into a :class:`PluginError` naming
+the converter and the distribution that installed it (:func:`distribution`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import entry_points
@@ -30,6 +38,21 @@ BUILTIN: dict[str, str] = {
     "csv": "annonorm.converters.csvtable:CsvConverter",
     "yolo": "annonorm.converters.yolo:YoloConverter",
 }
+
+
+class PluginError(AnnonormError):
+    """A converter raised an exception of its own (not an AnnonormError): a bug in that plugin (exit 2).
+
+    The original exception is the ``__cause__``; ``annonorm --debug`` prints its traceback.
+    """
+
+    def __init__(self, name: str, error: Exception) -> None:
+        dist, version = distribution(name)
+        what = " ".join(f"{type(error).__name__}: {error}".split())
+        hint = "" if os.environ.get("ANNONORM_DEBUG") else " (run with --debug for the traceback)"
+        super().__init__(f"the converter plugin {name!r} (distribution {dist} {version}) failed: {what}{hint}")
+        self.plugin = name
+        self.distribution = dist
 
 
 @cache
@@ -76,6 +99,34 @@ def get(name: str) -> type[Converter]:
     return converter
 
 
+def distribution(name: str) -> tuple[str, str]:
+    """``(distribution, version)`` that installed the converter ``name``; the built-ins are annonorm's."""
+    target = available().get(name)
+    if target is not None and BUILTIN.get(name) == target:
+        # The package is imported before any of its modules (so no import of annonorm's lazy API here).
+        return "annonorm", str(getattr(sys.modules["annonorm"], "__version__", "(unknown)"))
+    for entry in entry_points(group=GROUP, name=name):
+        dist = getattr(entry, "dist", None)
+        if entry.value == target and dist is not None:
+            return dist.name, dist.version
+    return "unknown", "(not installed)"
+
+
+@contextlib.contextmanager
+def blame(name: str) -> Iterator[None]:
+    """Run a converter's code: an exception of its own becomes one :class:`PluginError` naming it.
+
+    An :class:`~annonorm.errors.AnnonormError` (the contract's way to say what is wrong with the
+    input) and an ``OSError`` (a file that cannot be read, worded by the command line) pass as they are.
+    """
+    try:
+        yield
+    except (AnnonormError, OSError):
+        raise
+    except Exception as error:
+        raise PluginError(name, error) from error
+
+
 def canonical_name(name: str) -> str:
     """The registered spelling of ``name`` (format names are case-insensitive); unknown names are an error."""
     table = available()
@@ -97,8 +148,10 @@ def detect(source: Path) -> str:
     tried = []
     for name in names():
         try:
-            if get(name).sniff(source):
-                return name
+            converter = get(name)
+            with blame(name):
+                if converter.sniff(source):
+                    return name
         except (FormatNotDetected, MissingDependency):
             pass
         tried.append(name)

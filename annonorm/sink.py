@@ -27,9 +27,8 @@ import msgspec
 
 from annonorm.errors import AnnonormError
 from annonorm.provenance import SourceRegistry
+from annonorm.records import RECORD_KEYS, canonical_box
 from annonorm.schemas.manifest import MANIFEST_FILE, Manifest
-from annonorm.schemas.record import RECORD_KEYS
-from annonorm.schemas.types import COORD_DECIMALS
 
 __all__ = ["DatasetWriter", "PartCheck", "SplitSummary", "encode_record"]
 
@@ -47,21 +46,6 @@ class PartCheck(Protocol):
     def __call__(self, path: Path, categories: Sequence[str], *, masks: int) -> Any: ...
 
 
-def _clean_box(box: dict[str, Any]) -> dict[str, Any]:
-    # Spelled out rather than looped: this runs once per box of every conversion.
-    out = {
-        "name": box["name"],
-        "x1": round(float(box["x1"]), COORD_DECIMALS) + 0.0,
-        "y1": round(float(box["y1"]), COORD_DECIMALS) + 0.0,
-        "x2": round(float(box["x2"]), COORD_DECIMALS) + 0.0,
-        "y2": round(float(box["y2"]), COORD_DECIMALS) + 0.0,
-    }
-    attributes = box.get("attributes")
-    if attributes is not None:
-        out["attributes"] = attributes
-    return out
-
-
 def encode_record(record: dict[str, Any]) -> bytes:
     """One record as a canonical JSON line: keys in format order, coordinates rounded, ``None`` left out."""
     out = {}
@@ -70,7 +54,7 @@ def encode_record(record: dict[str, Any]) -> bytes:
         if value is None:
             continue
         if key == "boxes":
-            value = [_clean_box(box) for box in value]
+            value = [canonical_box(box) for box in value]
         out[key] = value
     return _JSON_ENCODER.encode(out) + b"\n"
 

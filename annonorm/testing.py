@@ -26,8 +26,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from annonorm.converters.base import make_record
 from annonorm.io import DatasetWriter
+from annonorm.records import make_record
 from annonorm.schemas.manifest import Manifest
 from annonorm.schemas.types import round_coord
 

@@ -1,12 +1,19 @@
-"""The converter registry: built-ins and third-party plugins come through the same entry-point door."""
+"""The converter registry: built-ins and third-party plugins come through the same entry-point door.
+
+Two toy plugins, each a real installed distribution: the plugin of ``docs/plugins.md`` (its code
+block is extracted from the page, so the page and this test never drift apart), and a plugin
+written for annonorm 0.1's contract (``read(source, writer, *, images, options)``), which keeps working.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +23,17 @@ from annonorm import registry
 from annonorm.converters.base import Converter
 from annonorm.errors import UnknownFormatError
 
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "plugins.md"
+
+
+def docs_plugin() -> str:
+    """The one Python code block of docs/plugins.md: the complete plugin."""
+    blocks = re.findall(r"^```python\n(.*?)^```", DOCS.read_text(encoding="utf-8"), re.DOTALL | re.MULTILINE)
+    assert len(blocks) == 1, "docs/plugins.md holds one Python code block, the plugin"
+    return blocks[0]
+
+
+#: A plugin written against annonorm 0.1's contract: ``read(source, writer, *, images, options)``.
 PLUGIN = '''
 """A toy third-party format: one line per box, 'image width height class x1 y1 x2 y2'."""
 from pathlib import Path
@@ -50,17 +68,56 @@ class ToyConverter(Converter):
 '''
 
 
+def install(site: Path, code: str, entry_points: str, version: str = "1.0") -> Path:
+    """A real installed distribution ``toyplugin`` (dist-info with entry_points.txt) in ``site``."""
+    (site / "toyplugin").mkdir(parents=True)
+    (site / "toyplugin" / "__init__.py").write_text(code)
+    info = site / f"toyplugin-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: toyplugin\nVersion: {version}\n")
+    (info / "entry_points.txt").write_text(f"[annonorm.converters]\n{entry_points}")
+    return site
+
+
 @pytest.fixture
 def plugin_path(tmp_path: Path) -> Path:
-    """A real installed distribution (dist-info with entry_points.txt) on a path of its own."""
-    site = tmp_path / "site"
-    (site / "toyplugin").mkdir(parents=True)
-    (site / "toyplugin" / "__init__.py").write_text(PLUGIN)
-    info = site / "toyplugin-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: toyplugin\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[annonorm.converters]\ntoy = toyplugin:ToyConverter\n")
-    return site
+    """The annonorm 0.1 plugin, installed on a path of its own."""
+    return install(tmp_path / "site", PLUGIN, "toy = toyplugin:ToyConverter\n")
+
+
+BROKEN = '''
+
+class BrokenToy(ToyConverter):
+    """The docs plugin with a bug of its own in the reader."""
+
+    name = "broken"
+
+    @classmethod
+    def sniff(cls, source):
+        return False
+
+    def read(self, source, ctx):
+        return {}["split"]
+'''
+
+
+@pytest.fixture
+def docs_plugin_path(tmp_path: Path) -> Path:
+    """The plugin of docs/plugins.md (and a broken subclass of it), installed on a path of its own."""
+    entries = "toy = toyplugin:ToyConverter\nbroken = toyplugin:BrokenToy\n"
+    return install(tmp_path / "docs-site", docs_plugin() + BROKEN, entries, version="2.3")
+
+
+@pytest.fixture
+def docs_plugin_loaded(docs_plugin_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The docs plugin importable and registered in this process (the registry's caches cleared around it)."""
+    monkeypatch.syspath_prepend(str(docs_plugin_path))
+    for cached in (registry.available, registry.get):
+        cached.cache_clear()
+    yield
+    sys.modules.pop("toyplugin", None)
+    for cached in (registry.available, registry.get):
+        cached.cache_clear()
 
 
 def run_cli(args: list[str], site: Path) -> subprocess.CompletedProcess[str]:
@@ -160,3 +217,81 @@ def _sample_dataset(tmp_path: Path) -> Path:
     from annonorm.api import convert
 
     return convert("coco", SAMPLE / "coco", tmp_path / "from-coco", masks=False).out
+
+
+# ---------------------------------------------------------------------------------------------- the docs plugin
+
+
+def test_the_docs_plugin_is_small_and_complete(tmp_path: Path, docs_plugin_path: Path) -> None:
+    assert len(docs_plugin().splitlines()) < 100
+    listing = run_cli(["formats", "--format", "json"], docs_plugin_path)
+    assert listing.returncode == 0, listing.stderr
+    toy = next(entry for entry in json.loads(listing.stdout) if entry["name"] == "toy")
+    assert toy["read"] is True and toy["write"] is True
+    assert toy["read_options"] == [{"flag": "--split", "help": "Split name (default: the file's name)."}]
+
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "val.toy").write_text("a.jpg 10 10 cat 1.0 1.5 4.0 4.0\na.jpg 10 10 dog 2.0 2.0 9.25 9.0\nb.jpg 8 6\n")
+    done = run_cli(["convert", "auto", str(source), "-o", str(tmp_path / "out")], docs_plugin_path)
+    assert done.returncode == 0, done.stderr
+    assert "is in the toy format" in done.stderr and "val: 2 images, 2 boxes" in done.stdout
+    records = [json.loads(line) for line in (tmp_path / "out" / "val.jsonl").read_text().splitlines()]
+    assert [r["counts"] for r in records] == [{"cat": 1, "dog": 1}, {}]
+    exported = run_cli(["export", "toy", str(tmp_path / "out"), "-o", str(tmp_path / "again")], docs_plugin_path)
+    assert exported.returncode == 0, exported.stderr
+    assert (tmp_path / "again" / "val.toy").read_bytes() == (source / "val.toy").read_bytes()
+
+    bad = tmp_path / "bad.toy"
+    bad.write_text("a.jpg 10 10 cat 1 1 4\n")
+    failed = run_cli(["convert", "toy", str(bad), "-o", str(tmp_path / "never")], docs_plugin_path)
+    assert failed.returncode == 2
+    assert failed.stderr.strip() == f"annonorm: error: {bad}:line 1: expected 8 fields, found 7"
+
+
+def test_the_docs_plugin_gets_the_round_trip_property(docs_plugin_loaded: None) -> None:
+    from test_roundtrip import check_round_trip
+
+    assert registry.get("toy").can_write()
+    check_round_trip("toy", max_examples=15)
+
+
+def test_a_plugins_own_exception_is_one_line_naming_it_and_its_distribution(
+    tmp_path: Path, docs_plugin_path: Path
+) -> None:
+    source = tmp_path / "a.toy"
+    source.write_text("a.jpg 10 10 cat 1 1 4 4\n")
+    args = ["convert", "broken", str(source), "-o", str(tmp_path / "out")]
+    done = run_cli(args, docs_plugin_path)
+    assert done.returncode == 2
+    assert done.stderr == (
+        "annonorm: error: the converter plugin 'broken' (distribution toyplugin 2.3) failed: KeyError: 'split' "
+        "(run with --debug for the traceback)\n"
+    )
+    assert not (tmp_path / "out").exists()
+    debug = run_cli(["--debug", *args], docs_plugin_path)
+    assert debug.returncode == 2
+    assert "Traceback (most recent call last)" in debug.stderr and 'return {}["split"]' in debug.stderr
+    assert debug.stderr.splitlines()[-1] == (
+        "annonorm: error: the converter plugin 'broken' (distribution toyplugin 2.3) failed: KeyError: 'split'"
+    )
+
+
+def test_a_builtins_own_exception_names_annonorm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from annonorm import __version__
+    from annonorm.api import convert
+    from annonorm.converters import csvtable
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(csvtable, "_source_files", broken)
+    source = tmp_path / "a.csv"
+    source.write_text("filename,class\na.jpg,cat\n")
+    with pytest.raises(registry.PluginError) as raised:
+        convert("csv", source, tmp_path / "out")
+    assert str(raised.value).startswith(
+        f"the converter plugin 'csv' (distribution annonorm {__version__}) failed: ZeroDivisionError: division by zero"
+    )
+    assert isinstance(raised.value.__cause__, ZeroDivisionError)
+    assert raised.value.exit_code == 2 and not (tmp_path / "out").exists()

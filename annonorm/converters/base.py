@@ -7,49 +7,81 @@ name in the ``annonorm.converters`` entry-point group (built-ins too, see :mod:`
     myformat = "my_package.myformat:MyConverter"
 
 A converter subclasses :class:`Converter` and provides, in this order inside its module:
-constants, :meth:`Converter.sniff`, :meth:`Converter.read`, :meth:`Converter.write`.
+constants, :meth:`Converter.sniff`, the mappings, :meth:`Converter.source_files`, :meth:`Converter.read`,
+:meth:`Converter.write`; the class itself (its options and :class:`Capabilities`) comes last.
+``docs/plugins.md`` is a complete small plugin.
 
 Reading
-    ``read(source, writer, images=..., options=...)`` streams the source into a
-    :class:`~annonorm.io.DatasetWriter`: it declares categories (``writer.category(name, source_id)``)
-    in the source's order, adds one canonical record dict per image (``writer.add(split, record)``,
-    build it with :func:`make_record`), writes masks where ``writer.mask_file(...)`` says, names the
-    annotation files it read (``writer.add_source_file``), and returns a :class:`ReadResult`. It
-    holds no more in memory than the format forces it to. Every source convention (COCO
-    ``[x, y, w, h]``, VOC 1-based corners, normalized coordinates) is converted here, never later.
+    ``read(source, ctx)`` streams the source into ``ctx.sink`` (a :class:`~annonorm.sink.DatasetWriter`)
+    and returns a :class:`ReadResult`. ``ctx`` is a :class:`ReadContext`: the resolved options
+    (``ctx.options``), the sink, the source registry (``ctx.sources``: the files named with
+    ``ctx.sink.add_source_file`` are hashed into the manifest's provenance), the image folder the
+    user named (``ctx.images``, or ``None``: find it from ``source``) and the worker count
+    (``ctx.workers``). The reader declares categories (``sink.category(name, source_id)``) in the
+    source's order, adds one canonical record dict per image (``sink.add(split, record)``, built
+    with :func:`make_record`), writes masks where ``sink.mask_file(...)`` says and names the
+    annotation files it read. It holds no more in memory than the format forces it to. Every
+    source convention (COCO ``[x, y, w, h]``, VOC 1-based corners, normalized coordinates) is
+    converted here, never later.
+
+    A plugin written for annonorm 0.1, ``read(source, writer, *, images, options)``, keeps working:
+    annonorm tells the two apart by the method's signature (:meth:`Converter.reads_v1`).
 
 Writing
     ``write(dataset, out, options=...)`` writes an already validated normalized dataset into the
     empty directory ``out`` (annonorm renames it into place afterwards, atomically).
 
+Source files
+    ``source_files(source, options)`` names what a read of ``source`` depends on, never the images:
+    the dependencies of a ``dvc stage``. The default is ``[source]``.
+
 Errors
     Bad input raises an :class:`~annonorm.errors.AnnonormError` subclass that names the file, the
     place in it and what was expected: :class:`~annonorm.errors.ParseError` when the file cannot be
     read as the format, :class:`~annonorm.errors.InvalidDataError` when it reads but breaks a rule.
-    A problem confined to one image is passed to ``writer.problem(error)`` instead, which raises or,
+    A problem confined to one image is passed to ``sink.problem(error)`` instead, which raises or,
     with ``--on-error skip``, records it and lets the reader go on with the next image. Never let a
-    ``KeyError``/``TypeError`` from malformed input escape.
+    ``KeyError``/``TypeError`` from malformed input escape: any exception of a converter that is
+    neither an ``AnnonormError`` nor an ``OSError`` is reported as a bug of that converter, one line
+    naming it and the distribution that installed it (:class:`annonorm.registry.PluginError`, exit 2).
 
     "This is not my format" is :class:`~annonorm.errors.FormatNotDetected` (what ``sniff`` answers
     with ``False``); a missing optional dependency is :class:`~annonorm.errors.MissingDependency`.
     Format detection skips only those two.
 
 Options
-    ``read_options`` / ``write_options`` declare :class:`Option` s; they become command-line options
-    (``--column image=filename``, ``--no-masks``) and keyword options of :func:`annonorm.convert`.
+    ``read_options`` / ``write_options`` declare :class:`Option` s, once: they become command-line
+    options (``--column image=filename``, ``--no-masks``), keyword options of :func:`annonorm.convert`
+    and :func:`annonorm.export`, and the argv of a ``dvc stage``. The rule of
+    :meth:`Converter.resolve_options`: **an option not given is None** (a repeatable one the empty
+    tuple), so the reader, a preset or the data decides, unless the option declares a ``default``,
+    which is then what "not given" means and what the manifest records. Declare a default only when
+    it is the one meaning of "not given" (COCO ``masks=True``, CSV ``preset="auto"``); never one that
+    would override what a preset or the data says (CSV ``box_format``, ``normalized``, ``split``).
+
+Capabilities
+    ``capabilities`` (a :class:`Capabilities`) says what of a record survives a write -> read round
+    trip through the format. One parametrized property test (``tests/test_roundtrip.py``) checks
+    every installed converter that reads and writes against its declaration:
+    ``read(write(r)) == project(r)`` and ``write(read(write(r))) == write(r)`` byte for byte.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from annonorm.errors import UsageError
 from annonorm.io import DatasetWriter, NormalizedSource
+from annonorm.records import make_record
 
-__all__ = ["Converter", "Option", "ReadResult", "make_record"]
+if TYPE_CHECKING:
+    from annonorm.provenance import SourceRegistry
+
+__all__ = ["Capabilities", "Converter", "Option", "ReadContext", "ReadResult", "make_record"]
 
 _OPTION_TYPES = (str, int, float, bool, Path)
 
@@ -60,7 +92,8 @@ class Option:
 
     ``name`` is a Python identifier (``no_masks`` is spelled ``--no-masks`` on the command line).
     A ``bool`` option with default ``True`` named ``masks`` is turned off with ``--no-masks``.
-    ``multiple`` options are repeatable and arrive as a tuple.
+    ``multiple`` options are repeatable and arrive as a tuple. ``default`` is what "not given"
+    means; without one, an option not given is ``None`` (see the module docstring).
     """
 
     name: str
@@ -76,11 +109,18 @@ class Option:
     def __post_init__(self) -> None:
         if self.type not in _OPTION_TYPES:
             raise TypeError(f"option {self.name}: type must be one of {_OPTION_TYPES}")
+        if self.default is not None and (self.multiple or self._convert_one(self.default) != self.default):
+            raise TypeError(f"option {self.name}: the default {self.default!r} is not one of its values")
 
     @property
     def flag(self) -> str:
         """The command-line spelling, e.g. ``--box-format``."""
         return "--" + self.name.replace("_", "-")
+
+    @property
+    def not_given(self) -> Any:
+        """What the option is when not given: its declared default, else None (a repeatable one: ``()``)."""
+        return () if self.multiple else self.default
 
     def convert(self, value: Any) -> Any:
         """Turn a raw value (a string from the command line, or a Python value) into the option's type."""
@@ -119,6 +159,68 @@ class ReadResult:
     attributes: dict[str, Any] | None = None
 
 
+@dataclass(frozen=True)
+class ReadContext:
+    """Everything a reader gets besides its source (see the module docstring)."""
+
+    #: The resolved read options (:meth:`Converter.resolve_options`): every declared name is present.
+    options: Mapping[str, Any]
+    #: Where the records, categories, masks and source names go.
+    sink: DatasetWriter
+    #: The image folder the user named (``--images``), or None: find it from the source.
+    images: Path | None = None
+    #: Processes the reader may use (``--workers``; None or 0: one per core, 1: this process only).
+    #: A placeholder for the engine's executor, which will take its place.
+    workers: int | None = None
+
+    @property
+    def sources(self) -> SourceRegistry:
+        """The source registry: what ``sink.add_source_file`` named, hashed for the manifest's provenance."""
+        return self.sink.sources
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What of a record survives a write -> read round trip through a format.
+
+    The round-trip property test draws datasets narrowed by these (nothing the writer must refuse)
+    and compares what is read back with the drawn records projected onto what survives.
+    """
+
+    #: Free-form box attributes survive.
+    box_attributes: bool = False
+    #: Free-form record (image) attributes survive.
+    image_attributes: bool = False
+    #: Attribute names the format uses for fields of its own: they are not free-form.
+    reserved_attributes: frozenset[str] = frozenset()
+    #: Attributes the format writes on every box or record (COCO ``area``, VOC ``pose``): read back, not compared.
+    added_attributes: frozenset[str] = frozenset()
+    #: Counts beyond the boxes (crowd counts) survive.
+    counts_only: bool = False
+    #: Image-level labels (a class present without a box) survive.
+    image_labels: bool = False
+    #: The order of a record's labels survives (else only which labels there are).
+    label_order: bool = True
+    #: Record ids survive.
+    ids: bool = False
+    #: The reader gives each record an id of its own (VOC: the file's stem), not compared.
+    reader_ids: bool = False
+    #: Records of unknown image size (``width``/``height`` None) survive; else the writer needs sizes.
+    unknown_sizes: bool = False
+    #: Coordinates are whole pixels.
+    integer_pixels: bool = False
+    #: Boxes of zero width or height survive.
+    empty_boxes: bool = True
+    #: Image paths keep their folders (``train/a.jpg``); False: the format names images by file name alone.
+    image_folders: bool = True
+    #: None: coordinates come back exactly; N: they are stored as fractions of the image side with N decimals.
+    fraction_decimals: int | None = None
+    #: Reading needs the image files (to learn their sizes).
+    needs_image_files: bool = False
+    #: The categories and their order (unused ones too) survive without a class list (``--classes``).
+    category_order: bool = False
+
+
 class Converter:
     """Base class of every format plugin. See the module docstring for the contract."""
 
@@ -128,6 +230,8 @@ class Converter:
     summary: ClassVar[str] = ""
     read_options: ClassVar[tuple[Option, ...]] = ()
     write_options: ClassVar[tuple[Option, ...]] = ()
+    #: What survives a write -> read round trip (read by the round-trip property test).
+    capabilities: ClassVar[Capabilities] = Capabilities()
 
     @classmethod
     def can_read(cls) -> bool:
@@ -140,14 +244,25 @@ class Converter:
         return cls.write is not Converter.write
 
     @classmethod
+    def reads_v1(cls) -> bool:
+        """Whether :meth:`read` is annonorm 0.1's ``read(source, writer, *, images, options)``."""
+        parameters = list(inspect.signature(cls.read).parameters.values())[1:]  # after self
+        keywords = {p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY}
+        positional = [p.name for p in parameters if p.kind is not inspect.Parameter.KEYWORD_ONLY]
+        return bool(keywords & {"images", "options"}) or positional[1:2] == ["writer"]
+
+    @classmethod
     def sniff(cls, source: Path) -> bool:
         """Cheaply tell whether ``source`` looks like this format (a prefix of a file, a directory layout)."""
         return False
 
-    def read(
-        self, source: Path, writer: DatasetWriter, *, images: Path | None, options: Mapping[str, Any]
-    ) -> ReadResult:
-        """Stream ``source`` into ``writer``."""
+    @classmethod
+    def source_files(cls, source: Path, options: Mapping[str, Any]) -> list[Path]:
+        """The annotation files (or directories) a read of ``source`` depends on, never the images."""
+        return [source]
+
+    def read(self, source: Path, ctx: ReadContext) -> ReadResult:
+        """Stream ``source`` into ``ctx.sink``."""
         raise NotImplementedError(f"the {self.name} converter cannot read")
 
     def write(self, dataset: NormalizedSource, out: Path, *, options: Mapping[str, Any]) -> None:
@@ -156,7 +271,10 @@ class Converter:
 
     @classmethod
     def resolve_options(cls, declared: Sequence[Option], given: Mapping[str, Any]) -> dict[str, Any]:
-        """Check ``given`` against ``declared``; fill defaults; convert types. Unknown names are a usage error."""
+        """Check ``given`` against ``declared`` and convert types; an option not given is :attr:`Option.not_given`.
+
+        ``None`` counts as not given. Unknown names are a usage error.
+        """
         by_name = {option.name: option for option in declared}
         unknown = sorted(set(given) - set(by_name))
         if unknown:
@@ -167,46 +285,5 @@ class Converter:
             if option.name in given and given[option.name] is not None:
                 resolved[option.name] = option.convert(given[option.name])
             else:
-                resolved[option.name] = () if option.multiple and option.default is None else option.default
+                resolved[option.name] = option.not_given
         return resolved
-
-
-def make_record(
-    *,
-    image: str,
-    width: int | None,
-    height: int | None,
-    boxes: Sequence[dict[str, Any]] = (),
-    labels: Iterable[str] | None = None,
-    counts: Mapping[str, int] | None = None,
-    mask: str | None = None,
-    id: int | str | None = None,
-    attributes: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Build a canonical record dict.
-
-    ``counts`` defaults to the number of boxes per class; when given, each class's count is raised
-    to at least its number of boxes. ``labels`` defaults to the boxed and counted classes in
-    first-seen order; given labels are kept in their order, boxed classes missing from them appended.
-    """
-    per_class: dict[str, int] = {}
-    for box in boxes:
-        per_class[box["name"]] = per_class.get(box["name"], 0) + 1
-    if counts is not None:
-        merged = dict(counts)
-        for name, boxed in per_class.items():
-            merged[name] = max(merged.get(name, 0), boxed)
-        per_class = merged
-    names = dict.fromkeys(labels or ())
-    names.update((box["name"], None) for box in boxes)
-    names.update((name, None) for name, count in per_class.items() if count > 0)
-    record: dict[str, Any] = {"image": image, "width": width, "height": height, "labels": list(names)}
-    record["counts"] = per_class
-    record["boxes"] = list(boxes)
-    if mask is not None:
-        record["mask"] = mask
-    if id is not None:
-        record["id"] = id
-    if attributes:
-        record["attributes"] = dict(attributes)
-    return record

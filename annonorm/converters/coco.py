@@ -91,9 +91,10 @@ import msgspec
 import numpy as np
 from msgspec import UNSET, UnsetType
 
-from annonorm.converters.base import Converter, Option, ReadResult
+from annonorm.converters.base import Capabilities, Converter, Option, ReadContext, ReadResult
 from annonorm.errors import AnnonormError, InvalidDataError, ParseError, UnsafePathError
 from annonorm.fsutil import OutputError, open_regular, read_regular_bytes, require_regular_file
+from annonorm.geometry import corners_to_xywh, round_coord, round_coords, xywh_to_corners
 from annonorm.images import read_image_size
 from annonorm.io import NormalizedSource
 from annonorm.masks import (
@@ -102,7 +103,7 @@ from annonorm.masks import (
     write_instance_mask_png,
 )
 from annonorm.parallel import pool_context
-from annonorm.schemas.types import COORD_DECIMALS, check_relative_path, round_coord
+from annonorm.paths import check_relative_path
 from annonorm.sink import DatasetWriter, SplitSummary
 
 __all__ = [
@@ -275,7 +276,7 @@ def coco_path_to_split(*, path: Path) -> str:
 def coco_bbox_to_corners(*, bbox: Sequence[float]) -> tuple[float, float, float, float]:
     """COCO ``[x, y, width, height]`` -> corners ``(x1, y1, x2, y2)``; rounding happens when encoding."""
     x, y, width, height = bbox
-    return x, y, x + width, y + height  # COCO boxes are top-left corner + size, not two corners
+    return xywh_to_corners(x, y, width, height)  # COCO boxes are top-left corner + size, not two corners
 
 
 def coco_bboxes_to_corners(*, bboxes: np.ndarray) -> np.ndarray:
@@ -283,11 +284,10 @@ def coco_bboxes_to_corners(*, bboxes: np.ndarray) -> np.ndarray:
 
     The vectorized form of :func:`coco_bbox_to_corners`, used by the reader on every annotation at
     once: rounding 3.4 million coordinates one ``round()`` call at a time costs more than decoding them.
-    ``np.round`` yields the double nearest to the 6-decimal value, so re-rounding it changes nothing.
+    ``round_coords`` equals ``round_coord`` element for element: re-rounding when encoding changes nothing.
     """
-    corners = np.array(bboxes, dtype=np.float64).reshape(-1, 4)
-    corners[:, 2:] += corners[:, :2]  # COCO boxes are top-left corner + size, not two corners
-    return np.round(corners, COORD_DECIMALS) + 0.0  # + 0.0 turns -0.0 into 0.0
+    x, y, width, height = np.array(bboxes, dtype=np.float64).reshape(-1, 4).T  # top-left corner + size
+    return round_coords(np.stack(xywh_to_corners(x, y, width, height), axis=1))
 
 
 def coco_annotation_to_box(*, name: str, bbox: Sequence[float], attributes: dict[str, Any] | None) -> dict[str, Any]:
@@ -301,8 +301,8 @@ def coco_annotation_to_box(*, name: str, bbox: Sequence[float], attributes: dict
 
 def box_to_coco_bbox(*, box: Mapping[str, Any]) -> list[float]:
     """A canonical box -> COCO ``[x, y, width, height]``, rounded to the format's 6 decimals."""
-    x1, y1 = float(box["x1"]), float(box["y1"])
-    return [round_coord(x1), round_coord(y1), round_coord(float(box["x2"]) - x1), round_coord(float(box["y2"]) - y1)]
+    xywh = corners_to_xywh(float(box["x1"]), float(box["y1"]), float(box["x2"]), float(box["y2"]))
+    return [round_coord(value) for value in xywh]
 
 
 def coco_categories_to_names(*, categories: Sequence[tuple[int | str, str]]) -> list[str]:
@@ -1530,6 +1530,17 @@ class CocoConverter(Converter):
         ),
     )
 
+    capabilities = Capabilities(
+        box_attributes=True,
+        image_attributes=True,
+        # COCO's own fields: an attribute of one of these names would be written as the field.
+        reserved_attributes=frozenset((*_BOX_ATTRIBUTE_FIELDS, "bbox", "segmentation", "image_id", "category_id"))
+        | _IMAGE_CORE,
+        added_attributes=frozenset({"id", "area", "iscrowd"}),
+        ids=True,
+        category_order=True,
+    )
+
     @classmethod
     def sniff(cls, source: Path) -> bool:
         """A ``.json`` that starts like a COCO file, or a directory holding such files."""
@@ -1537,14 +1548,20 @@ class CocoConverter(Converter):
             return bool(coco_task_files(source))
         return _sniff_file(source)
 
-    def read(
-        self, source: Path, writer: DatasetWriter, *, images: Path | None, options: Mapping[str, Any]
-    ) -> ReadResult:
-        """Stream a COCO file or directory into ``writer``."""
-        masks = options.get("masks")  # None: not given, which means render them
-        return read_coco(
-            source, writer, images=images, masks=masks is None or bool(masks), workers=options.get("workers")
-        )
+    @classmethod
+    def source_files(cls, source: Path, options: Mapping[str, Any]) -> list[Path]:
+        """The COCO file, or the annotation files of a directory."""
+        if not source.is_dir():
+            return [source]
+        found = coco_task_files(source)
+        if not found:
+            raise ParseError("no COCO annotation file here; expected annotations/instances_<split>.json", file=source)
+        return found
+
+    def read(self, source: Path, ctx: ReadContext) -> ReadResult:
+        """Stream a COCO file or directory into ``ctx.sink``."""
+        masks = ctx.options.get("masks")  # None: not given, which means render them
+        return read_coco(source, ctx.sink, images=ctx.images, masks=masks is None or bool(masks), workers=ctx.workers)
 
     def write(self, dataset: NormalizedSource, out: Path, *, options: Mapping[str, Any]) -> None:
         """Write ``annotations/instances_<split>.json`` per split."""

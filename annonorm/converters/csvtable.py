@@ -91,13 +91,14 @@ from typing import IO, Any, ClassVar, NoReturn
 
 import numpy as np
 
-from annonorm.converters.base import Converter, Option, ReadResult, make_record
+from annonorm.converters.base import Capabilities, Converter, Option, ReadContext, ReadResult, make_record
 from annonorm.errors import AnnonormError, InvalidDataError, ParseError, UnsafePathError, UsageError
 from annonorm.fsutil import open_regular, require_regular_file
+from annonorm.geometry import round_coord, round_coords, scale, to_corners
 from annonorm.images import read_image_size
 from annonorm.io import NormalizedSource
 from annonorm.parallel import default_workers, pool_context
-from annonorm.schemas.types import COORD_DECIMALS, check_relative_path, round_coord
+from annonorm.paths import check_relative_path
 from annonorm.sink import DatasetWriter, SplitSummary
 from annonorm.sources.classlists import ClassList, read_class_list
 
@@ -370,19 +371,12 @@ def csv_box_to_corners(
     ``normalized`` values are fractions of the image side and need ``width`` and ``height``.
     """
     a, b, c, d = values
-    if box_format == "xywh":
-        x1, y1, x2, y2 = a, b, a + c, b + d  # top-left corner plus width and height
-    elif box_format == "cxcywh":
-        x1, y1, x2, y2 = a - c / 2, b - d / 2, a + c / 2, b + d / 2  # centre plus width and height
-    elif box_format == "xyxy":
-        x1, y1, x2, y2 = a, b, c, d  # corners as they are: no 1-based shift in CSV exports
-    else:
-        raise ValueError(f"unknown box format {box_format!r}")
+    x1, y1, x2, y2 = to_corners(box_format, a, b, c, d)  # xyxy as it is: no 1-based shift in CSV exports
     if normalized:
         if width is None or height is None:
             raise ValueError("normalized coordinates need the image size")
         # Fractions of the image side (0..1): x by the width, y by the height.
-        x1, x2, y1, y2 = x1 * width, x2 * width, y1 * height, y2 * height
+        x1, y1, x2, y2 = scale(x1, y1, x2, y2, width, height)
     return round_coord(x1), round_coord(y1), round_coord(x2), round_coord(y2)
 
 
@@ -1534,25 +1528,14 @@ class _TableReader:
             None in sizes or not ((values >= -NORMALIZED_SLACK) & (values <= 1 + NORMALIZED_SLACK)).all()
         ):
             raise _Irregular  # no size to scale by, or a value outside 0..1
-        if table.box_format == "xywh":
-            corners = [a, b, a + c, b + d]  # top-left corner plus width and height
-        elif table.box_format == "cxcywh":
-            corners = [a - c / 2, b - d / 2, a + c / 2, b + d / 2]  # centre plus width and height
-        else:
-            corners = [a, b, c, d]  # corners as they are: no 1-based shift in CSV exports
+        corners = to_corners(table.box_format or "xyxy", a, b, c, d)  # csv_box_to_corners, per column
         if table.normalized:
             # Fractions of the image side: x by the width, y by the height (each row its image's).
             lengths = np.subtract(ends, starts)
             width = np.repeat(np.array([s[0] for s in sizes if s is not None], dtype=np.float64), lengths)
             height = np.repeat(np.array([s[1] for s in sizes if s is not None], dtype=np.float64), lengths)
-            corners = [corners[0] * width, corners[1] * height, corners[2] * width, corners[3] * height]
-        box = np.stack(corners) + 0.0  # + 0.0 turns -0.0 into 0.0
-        fractional = box != np.floor(box)
-        if fractional.any():
-            # A whole number is its own rounding; the rest is rounded by Python, as round_coord does.
-            flat = box.reshape(-1)
-            where = np.flatnonzero(fractional)
-            flat[where] = [round(value, COORD_DECIMALS) + 0.0 for value in flat[where].tolist()]
+            corners = scale(*corners, width, height)
+        box = round_coords(np.stack(corners))
         x1, y1, x2, y2 = box
         if (x2 < x1).any() or (y2 < y1).any() or (x1 < 0).any() or (y1 < 0).any():
             raise _Irregular
@@ -1904,6 +1887,7 @@ class CsvConverter(Converter):
     write_options = (
         Option("layout", "Column layout of the written CSV", default="tensorflow", choices=tuple(LAYOUTS)),
     )
+    capabilities = Capabilities(image_labels=True, label_order=False, unknown_sizes=True)
 
     @classmethod
     def sniff(cls, source: Path) -> bool:
@@ -1914,10 +1898,16 @@ class CsvConverter(Converter):
         first = next((line for line in sample.splitlines() if line.strip()), "")
         return _looks_like_table(first)
 
-    def read(
-        self, source: Path, writer: DatasetWriter, *, images: Path | None, options: Mapping[str, Any]
-    ) -> ReadResult:
-        """Read a CSV file (or every ``.csv`` file of a directory) into ``writer``."""
+    @classmethod
+    def source_files(cls, source: Path, options: Mapping[str, Any]) -> list[Path]:
+        """The CSV file, or the ``.csv`` files of a directory."""
+        if source.is_dir():
+            return sorted(p for p in source.iterdir() if p.suffix.lower() == ".csv" and p.is_file())
+        return [source]
+
+    def read(self, source: Path, ctx: ReadContext) -> ReadResult:
+        """Read a CSV file (or every ``.csv`` file of a directory) into ``ctx.sink``."""
+        writer, images, options = ctx.sink, ctx.images, ctx.options
         files = _source_files(source)
         image_root = images if images is not None else (source if source.is_dir() else source.parent)
         classes = None

@@ -69,14 +69,15 @@ import defusedxml
 import defusedxml.ElementTree as SafeET
 import numpy as np
 
-from annonorm.converters.base import Converter, Option, ReadResult, make_record
+from annonorm.converters.base import Capabilities, Converter, Option, ReadContext, ReadResult, make_record
 from annonorm.errors import AnnonormError, InvalidDataError, ParseError, UnsafePathError, UsageError
 from annonorm.fsutil import open_regular, read_regular_bytes, require_regular_file
+from annonorm.geometry import corners_to_one_based, one_based_to_corners
 from annonorm.images import read_image_size
 from annonorm.io import DatasetWriter, NormalizedSource
 from annonorm.masks import MAX_8BIT_INSTANCES
+from annonorm.paths import check_relative_path
 from annonorm.schemas.manifest import Category
-from annonorm.schemas.types import check_relative_path
 
 __all__ = [
     "VOC_CLASSES",
@@ -277,15 +278,14 @@ def voc_corners_to_box(*, xmin: float, ymin: float, xmax: float, ymax: float) ->
     """VOC's 1-based inclusive corners as annonorm's continuous corners ``(x1, y1, x2, y2)``."""
     # VOC corners are 1-based and inclusive: pixel column xmin-1 (0-based) is the first one covered,
     # column xmax-1 the last, so its right edge is at xmax. A 0 (written by 0-based tools) is clamped.
-    return max(xmin - 1.0, 0.0), max(ymin - 1.0, 0.0), float(xmax), float(ymax)
+    return one_based_to_corners(xmin, ymin, xmax, ymax)
 
 
 def box_to_voc_corners(*, x1: float, y1: float, x2: float, y2: float) -> tuple[int, int, int, int]:
     """annonorm corners on VOC's 1-based inclusive integer grid ``(xmin, ymin, xmax, ymax)``."""
-    # The inverse of voc_corners_to_box, rounded to whole pixels.
-    xmin, ymin = round(x1) + 1, round(y1) + 1
-    # VOC cannot hold a box narrower than one pixel (xmax >= xmin): widen a degenerate one to one pixel.
-    return xmin, ymin, max(round(x2), xmin), max(round(y2), ymin)
+    # The inverse of voc_corners_to_box, rounded to whole pixels. VOC cannot hold a box narrower
+    # than one pixel (xmax >= xmin): a degenerate one is widened to one pixel.
+    return corners_to_one_based(x1, y1, x2, y2)
 
 
 def _number(element: ET.Element | None, tag: str, *, file: str, where: str) -> float:
@@ -1148,17 +1148,38 @@ class VocConverter(Converter):
         ),
     )
     write_options = (Option("copy_images", "Copy the images into JPEGImages/ as well", type=bool, default=False),)
+    # The writer fills pose, truncated, difficult (and folder, depth, segmented); the reader ids records by stem;
+    # corners are 1-based inclusive pixels; files are named by stem.
+    capabilities = Capabilities(
+        added_attributes=frozenset({"pose", "truncated", "difficult", "folder", "depth", "segmented"}),
+        reader_ids=True,
+        integer_pixels=True,
+        empty_boxes=False,
+        image_folders=False,
+        category_order=True,
+    )
 
     @classmethod
     def sniff(cls, source: Path) -> bool:
         """A directory with ``Annotations/*.xml``, or ``*.xml`` (here or one level down) rooted at ``<annotation>``."""
         return sniff_voc(source)
 
-    def read(
-        self, source: Path, writer: DatasetWriter, *, images: Path | None, options: Mapping[str, Any]
-    ) -> ReadResult:
-        """Stream a VOC root into ``writer``: categories, one record per listed image, masks."""
-        layout = _find_layout(source, images)
+    @classmethod
+    def source_files(cls, source: Path, options: Mapping[str, Any]) -> list[Path]:
+        """``Annotations/``, ``ImageSets/``, ``labelmap.txt`` and the segmentation folder the masks option reads."""
+        annotations = next((source / n for n in ANNOTATION_DIRS if (source / n).is_dir()), None)
+        if annotations is None:  # one XML file, or XML beside the images: only the whole source covers them
+            return [source]
+        found = [annotations, *(p for p in (source / "ImageSets", source / LABELMAP) if p.exists())]
+        present = [kind for kind in ("instance", "semantic") if (source / SEGMENTATION_DIRS[kind]).is_dir()]
+        kind = str(options.get("masks") or "auto")
+        kind = next(iter(present), "none") if kind == "auto" else kind
+        return found + ([source / SEGMENTATION_DIRS[kind]] if kind in present else [])
+
+    def read(self, source: Path, ctx: ReadContext) -> ReadResult:
+        """Stream a VOC root into ``ctx.sink``: categories, one record per listed image, masks."""
+        writer, options = ctx.sink, ctx.options
+        layout = _find_layout(source, ctx.images)
         kind = _choose_masks(str(options.get("masks") or "auto"), layout)
         context = _declare_categories(writer, layout, kind)
         for path in [*([layout.labelmap] if layout.labelmap else []), *layout.lists]:
@@ -1167,7 +1188,7 @@ class VocConverter(Converter):
         mask_stems = {e.name[:-4] for e in _entries(mask_dir) if e.name.endswith(".png")} if mask_dir else set()
         unique_files = len({item.xml for split in layout.splits for item in split.items})
         writer.expect(sum(len(split.items) for split in layout.splits))
-        workers = _worker_count(int(options.get("workers") or 0), unique_files)
+        workers = _worker_count(int(ctx.workers or 0), unique_files)
         pool = None
         if workers > 1:
             method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"

@@ -62,12 +62,12 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from annonorm.converters.base import Converter, Option, ReadResult, make_record
+from annonorm.converters.base import Capabilities, Converter, Option, ReadContext, ReadResult, make_record
 from annonorm.errors import AnnonormError, InvalidDataError, ParseError
 from annonorm.fsutil import read_regular_bytes, require_regular_file
+from annonorm.geometry import corners_to_cxcywh, cxcywh_to_corners, normalize, round_coord, scale
 from annonorm.images import read_image_size
 from annonorm.io import DatasetWriter, NormalizedSource
-from annonorm.schemas.types import round_coord
 from annonorm.sources.classlists import class_list_file, read_class_list
 
 __all__ = [
@@ -140,7 +140,7 @@ def yolo_line_to_box(*, values: Sequence[float], width: int, height: int) -> tup
         raise ValueError("expected fractions of the image side in 0..1")
     if len(values) == 4:
         cx, cy, w, h = values
-        left, top, right, bottom = cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2  # centre and size
+        left, top, right, bottom = cxcywh_to_corners(cx, cy, w, h)  # centre and size
     else:
         xs, ys = values[0::2], values[1::2]  # segmentation polygon: its bounding box
         left, top, right, bottom = min(xs), min(ys), max(xs), max(ys)
@@ -148,19 +148,15 @@ def yolo_line_to_box(*, values: Sequence[float], width: int, height: int) -> tup
     left, right = min(max(left, 0.0), 1.0), min(max(right, 0.0), 1.0)
     top, bottom = min(max(top, 0.0), 1.0), min(max(bottom, 0.0), 1.0)
     # Fractions of the image side: x by the width, y by the height.
-    return (
-        round_coord(left * width),
-        round_coord(top * height),
-        round_coord(right * width),
-        round_coord(bottom * height),
-    )
+    x1, y1, x2, y2 = scale(left, top, right, bottom, width, height)
+    return round_coord(x1), round_coord(y1), round_coord(x2), round_coord(y2)
 
 
 def box_to_yolo_line(*, class_id: int, box: Mapping[str, Any], width: int, height: int) -> str:
     """One YOLO label line (``class cx cy w h`` as 6-decimal fractions) for an absolute-corner box."""
     x1, y1, x2, y2 = (float(box[k]) for k in ("x1", "y1", "x2", "y2"))
     # Centre and size, divided by the image side: x by the width, y by the height.
-    values = ((x1 + x2) / 2 / width, (y1 + y2) / 2 / height, (x2 - x1) / width, (y2 - y1) / height)
+    values = normalize(*corners_to_cxcywh(x1, y1, x2, y2), width, height)
     return f"{class_id} " + " ".join(f"{round(v, DECIMALS) + 0.0:.{DECIMALS}f}" for v in values)
 
 
@@ -623,6 +619,7 @@ class YoloConverter(Converter):
             choices=("none", "symlink", "copy"),
         ),
     )
+    capabilities = Capabilities(fraction_decimals=DECIMALS, needs_image_files=True, category_order=True)
 
     @classmethod
     def sniff(cls, source: Path) -> bool:
@@ -637,10 +634,22 @@ class YoloConverter(Converter):
         except (OSError, AnnonormError):
             return False
 
-    def read(
-        self, source: Path, writer: DatasetWriter, *, images: Path | None, options: Mapping[str, Any]
-    ) -> ReadResult:
-        """Read a YOLO tree (its directory, its ``data.yaml`` or its ``obj.data``) into ``writer``."""
+    @classmethod
+    def source_files(cls, source: Path, options: Mapping[str, Any]) -> list[Path]:
+        """The label folders, the ``data.yaml``/``obj.data`` given, the class list unless ``--classes`` names one."""
+        root = source.parent if source.is_file() else source
+        found = [source] if source.is_file() else []
+        if (root / "labels").is_dir():
+            found.append(root / "labels")  # the class list may live in here too
+        else:
+            found += [d / "labels" for d in sorted(root.iterdir()) if (d / "labels").is_dir()]
+        if options.get("classes") is None and not source.is_file():
+            found += [root / n for n in (*YAML_FILES, *CLASS_FILES) if (root / n).is_file()][:1]
+        return found
+
+    def read(self, source: Path, ctx: ReadContext) -> ReadResult:
+        """Read a YOLO tree (its directory, its ``data.yaml`` or its ``obj.data``) into ``ctx.sink``."""
+        writer, images, options = ctx.sink, ctx.images, ctx.options
         given_file = not source.is_dir()  # a data.yaml or obj.data (refused below unless a regular file)
         root = source.parent if given_file else source
         layout = _find_layout(root, images, options.get("split"))

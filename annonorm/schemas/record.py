@@ -9,12 +9,19 @@ validation context: ``Record.model_validate_json(line, context={"categories": na
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Collection
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from annonorm.records import (
+    RECORD_KEYS,
+    box_counts,
+    consistency_problem,
+    duplicate_labels,
+    merge_count_list,
+    present_labels,
+)
 from annonorm.schemas.types import (
     FLOAT32_MAX,
     Attributes,
@@ -29,8 +36,7 @@ from annonorm.schemas.types import (
     out_of_range,
 )
 
-#: The record's keys in the order the canonical form writes them.
-RECORD_KEYS = ("image", "width", "height", "labels", "counts", "boxes", "mask", "id", "attributes")
+__all__ = ["RECORD_KEYS", "Box", "Record"]
 
 
 class Box(BaseModel):
@@ -68,21 +74,6 @@ class Box(BaseModel):
                 "which the loader keeps areas in"
             )
         return self
-
-
-def _merge_count_list(value: Any) -> Any:
-    """Turn the seed's ``[{"car": 2}, {"bike": 3}]`` into ``{"car": 2, "bike": 3}``."""
-    if not isinstance(value, list):
-        return value
-    merged: dict[Any, Any] = {}
-    for index, item in enumerate(value):
-        if not isinstance(item, dict) or len(item) != 1:
-            raise ValueError(f"counts[{index}] must be an object with exactly one class name key")
-        ((name, count),) = item.items()
-        if name in merged:
-            raise ValueError(f"counts[{index}]: class {name!r} is counted twice")
-        merged[name] = count
-    return merged
 
 
 def _unknown_names(names: Collection[str], info: ValidationInfo) -> list[str]:
@@ -123,13 +114,11 @@ class Record(BaseModel):
         boxes = data.get("boxes") or []
         box_names = [b["name"] for b in boxes if isinstance(b, dict) and isinstance(b.get("name"), str)]
         if "counts" not in data and box_names:
-            data = {**data, "counts": dict(Counter(box_names))}
+            data = {**data, "counts": box_counts(box_names)}
         if "labels" not in data:
-            counts = _merge_count_list(data.get("counts") or {})
-            names = dict.fromkeys(box_names)
-            if isinstance(counts, dict):
-                names.update((n, None) for n, c in counts.items() if isinstance(c, int) and c > 0)
-            data = {**data, "labels": list(names)}
+            counts = merge_count_list(data.get("counts") or {})
+            counted = {n: c for n, c in counts.items() if isinstance(c, int)} if isinstance(counts, dict) else {}
+            data = {**data, "labels": present_labels(box_names, counted)}
         return data
 
     @field_validator(
@@ -137,12 +126,12 @@ class Record(BaseModel):
     )
     @classmethod
     def _counts_shorthand(cls, value: Any) -> Any:
-        return _merge_count_list(value)
+        return merge_count_list(value)
 
     @field_validator("labels")
     @classmethod
     def _labels_known_and_unique(cls, labels: list[str], info: ValidationInfo) -> list[str]:
-        duplicates = sorted({name for name in labels if labels.count(name) > 1})
+        duplicates = duplicate_labels(labels)
         if duplicates:
             raise ValueError(f"labels lists {', '.join(map(repr, duplicates))} more than once")
         unknown = _unknown_names(labels, info)
@@ -172,19 +161,9 @@ class Record(BaseModel):
     def _cross_field_rules(self) -> Record:
         if (self.width is None) != (self.height is None):
             raise ValueError("width and height must be given together (or both left out when unknown)")
-        per_class = Counter(box.name for box in self.boxes)
-        for name, boxed in per_class.items():
-            if name not in self.labels:
-                raise ValueError(f"class {name!r} has boxes but is missing from labels")
-            counted = self.counts.get(name, 0)
-            if counted < boxed:
-                raise ValueError(
-                    f"counts[{name!r}] is {counted} but there are {boxed} boxes of that class; "
-                    "expected a count >= the number of boxes"
-                )
-        for name, count in self.counts.items():
-            if count > 0 and name not in self.labels:
-                raise ValueError(f"class {name!r} has a count of {count} but is missing from labels")
+        problem = consistency_problem(self.labels, self.counts, box_counts(box.name for box in self.boxes))
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
     def to_json_dict(self) -> dict[str, Any]:

@@ -12,8 +12,31 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BeforeValidator, Field, JsonValue
 from pydantic_core import PydanticCustomError
 
-#: Decimal places kept for coordinates: ``x + w`` artifacts such as 379.09000000000003 never reach a file.
-COORD_DECIMALS = 6
+# The rules themselves live in layer 0 beside the models; imported from here too, as before.
+from annonorm.geometry import COORD_DECIMALS, round_coord
+from annonorm.paths import check_relative_path
+from annonorm.records import label_list
+
+__all__ = [
+    "COORD_DECIMALS",
+    "FLOAT32_MAX",
+    "INT32_MAX",
+    "INT64_MAX",
+    "INT64_MIN",
+    "OUT_OF_RANGE",
+    "Attributes",
+    "ClassName",
+    "Count",
+    "ImageIdInt",
+    "LabelList",
+    "Pixel",
+    "RelativePath",
+    "Side",
+    "check_int64_id",
+    "check_relative_path",
+    "out_of_range",
+    "round_coord",
+]
 
 # What the loader's index arrays hold (annonorm.index): image sides as int32, image ids and counts
 # as int64, coordinates and areas as float32. The format refuses what they cannot hold, so that a
@@ -32,11 +55,6 @@ OUT_OF_RANGE = "number_out_of_range"
 def out_of_range(message: str) -> PydanticCustomError:
     """The error of a number beyond what the loader's arrays hold (its type is :data:`OUT_OF_RANGE`)."""
     return PydanticCustomError(OUT_OF_RANGE, "{reason}", {"reason": message})
-
-
-def round_coord(value: float) -> float:
-    """Round a coordinate to the format's precision (and turn ``-0.0`` into ``0.0``)."""
-    return round(value, COORD_DECIMALS) + 0.0
 
 
 def _finite_coord(value: float) -> float:
@@ -86,28 +104,6 @@ def _finite_attributes(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
-def check_relative_path(value: str) -> str:
-    """Refuse a path that is absolute, empty, or climbs out of its root with ``..``.
-
-    Paths are written with forward slashes; a Windows drive (``C:``), a UNC or backslash-rooted
-    path is refused too. Plain string tests: this runs once per record in bulk validation.
-    """
-    if not value or value.strip() != value:
-        raise ValueError("path must be a non-empty string without surrounding spaces")
-    if "\x00" in value:
-        raise ValueError("path must not contain a NUL character")
-    if value[0] in "/\\" or (len(value) > 1 and value[1] == ":" and value[0].isalpha()):
-        raise ValueError(f"path {value!r} must be relative, not absolute")
-    if ".." in value and ".." in value.replace("\\", "/").split("/"):
-        raise ValueError(f"path {value!r} must not climb out of its directory with '..'")
-    return value
-
-
-def _one_or_many(value: Any) -> Any:
-    # The seed format writes one class as a bare string.
-    return [value] if isinstance(value, str) else value
-
-
 #: A pixel coordinate: finite, >= 0, within float32's range, rounded to 6 decimals.
 Pixel = Annotated[
     float, Field(ge=0, allow_inf_nan=False, json_schema_extra={"maximum": FLOAT32_MAX}), AfterValidator(_finite_coord)
@@ -123,8 +119,6 @@ Count = Annotated[int, Field(ge=0, json_schema_extra={"maximum": INT64_MAX}), Af
 #: A path relative to a root it must not leave.
 RelativePath = Annotated[str, AfterValidator(check_relative_path)]
 #: One class name or a list of them (seed shorthand), stored as a list.
-LabelList = Annotated[
-    list[ClassName], BeforeValidator(_one_or_many, json_schema_input_type=ClassName | list[ClassName])
-]
+LabelList = Annotated[list[ClassName], BeforeValidator(label_list, json_schema_input_type=ClassName | list[ClassName])]
 #: Free-form attributes carried over from the source format (finite numbers only).
 Attributes = Annotated[dict[str, JsonValue], AfterValidator(_finite_attributes)]

@@ -374,13 +374,14 @@ def test_an_option_left_off_the_command_line_is_not_given(tmp_path: Path) -> Non
 @pytest.mark.parametrize("options", [{}, {"masks": None}, {"masks": None, "workers": None}])
 def test_the_reader_takes_an_option_not_given_as_its_default(tmp_path: Path, options: dict[str, Any]) -> None:
     """The CLI passes options the user did not type as None (or not at all): masks are still drawn."""
+    from annonorm.converters.base import ReadContext
     from annonorm.io import DatasetWriter
 
     source = _write(tmp_path / "src" / "instances_train.json", _odd_document(["a.jpg"]))
     (tmp_path / "out").mkdir()
     writer = DatasetWriter(tmp_path / "out")
     try:
-        coco.CocoConverter().read(source, writer, images=None, options=options)
+        coco.CocoConverter().read(source, ReadContext(options=options, sink=writer, images=None))
     finally:
         writer.close()
     assert writer.mask_kind == "instance"

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from peer import PEER_DATA
 
 from annonorm.api import convert, export
-from annonorm.converters import csvtable
+from annonorm.converters import ReadContext, csvtable
 from annonorm.converters.base import make_record
 from annonorm.converters.csvtable import (
     CsvConverter,
@@ -834,12 +834,8 @@ def read_with(strategy: dict[str, Any], source: Path, options: dict[str, Any], o
         writer = DatasetWriter(Path(tmp), on_error=on_error)
         converter = CsvConverter()
         try:
-            converter.read(
-                source,
-                writer,
-                images=None,
-                options=converter.resolve_options(converter.read_options, {**options, "workers": 2}),
-            )
+            resolved = converter.resolve_options(converter.read_options, {**options, "workers": 2})
+            converter.read(source, ReadContext(options=resolved, sink=writer, images=None, workers=2))
         except AnnonormError as error:
             return type(error).__name__, str(error), error.location
         finally:

@@ -1,0 +1,143 @@
+"""Box formats and coordinate rounding: the one place a source convention becomes annonorm's corners.
+
+A rule of the format (layer 0). annonorm boxes are absolute pixel corners ``x1, y1, x2, y2``
+rounded to :data:`COORD_DECIMALS` decimals (:func:`round_coord`). Sources spell boxes otherwise;
+the conversions below are written once over four coordinate *columns*: each argument is a Python
+float (one box) or a numpy array (one value per box, a column of a table), and the same
+arithmetic runs on both, so the scalar call of a converter's per-line reader and the vectorized
+call of its columnar reader are one implementation (IEEE float64 either way, bit for bit).
+
+- ``xyxy``: corners, as they are (CSV exports, TFRecord, annonorm itself);
+- ``xywh``: top-left corner plus width and height (COCO ``bbox``, VoTT, many CSVs);
+- ``cxcywh``: centre plus width and height (YOLO, some CSVs);
+- normalized: fractions of the image side (YOLO, Open Images): x by the width, y by the height;
+- VOC's 1-based inclusive integer corners (:func:`one_based_to_corners`).
+
+Polygon and oriented-box hulls come with format version 2.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "BOX_FORMATS",
+    "COORD_DECIMALS",
+    "corners_to_cxcywh",
+    "corners_to_one_based",
+    "corners_to_xywh",
+    "cxcywh_to_corners",
+    "normalize",
+    "one_based_to_corners",
+    "round_coord",
+    "round_coords",
+    "scale",
+    "to_corners",
+    "xywh_to_corners",
+]
+
+#: Decimal places kept for coordinates: ``x + w`` artifacts such as 379.09000000000003 never reach a file.
+COORD_DECIMALS = 6
+#: The box formats :func:`to_corners` reads.
+BOX_FORMATS = ("xyxy", "xywh", "cxcywh")
+
+#: A coordinate column: a float (one box) or a numpy array (one value per box).
+C = Any
+
+_SCALE = 10.0**COORD_DECIMALS
+#: Beyond this (in units of 10**-6), a float64 has no bits left for the sixth decimal: :func:`round_coords`
+#: hands such values to :func:`round_coord` rather than trust ``rint(x * 1e6)``.
+_EXACT_LIMIT = 2.0**40
+#: How close to a tie (``...5`` at the seventh decimal) ``x * 1e6`` may come before the tie is decided exactly.
+_TIE_MARGIN = 1e-3
+
+
+def round_coord(value: float) -> float:
+    """Round a coordinate to the format's precision (and turn ``-0.0`` into ``0.0``): THE rounding rule."""
+    return round(value, COORD_DECIMALS) + 0.0
+
+
+def round_coords(values: Any) -> np.ndarray:
+    """:func:`round_coord` of every element of an array (a new float64 array of the same shape), vectorized.
+
+    ``rint(x * 1e6) / 1e6`` is the double nearest to the 6-decimal value ``round`` picks unless
+    ``x * 1e6`` lies within a hair of a tie or beyond float64's integer precision; those elements
+    (rare: none in a million typical coordinates) are rounded by :func:`round_coord` itself, so the
+    result equals ``round_coord`` element for element.
+    """
+    array = np.array(values, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        scaled = array * _SCALE
+        whole = np.rint(scaled)
+        unsure = ~(np.abs(scaled - whole) < 0.5 - _TIE_MARGIN) | ~(np.abs(scaled) < _EXACT_LIMIT)
+        rounded = np.divide(whole, _SCALE, out=whole)
+        rounded += 0.0  # turns -0.0 into 0.0
+    if unsure.any():
+        flat, source = rounded.reshape(-1), array.reshape(-1)
+        for position in np.flatnonzero(unsure.reshape(-1)).tolist():
+            value = float(source[position])
+            flat[position] = round_coord(value) if math.isfinite(value) else value
+    return rounded
+
+
+def xywh_to_corners(x: C, y: C, width: C, height: C) -> tuple[C, C, C, C]:
+    """Top-left corner plus size (COCO ``bbox``) -> corners."""
+    return x, y, x + width, y + height
+
+
+def corners_to_xywh(x1: C, y1: C, x2: C, y2: C) -> tuple[C, C, C, C]:
+    """Corners -> top-left corner plus size (COCO ``bbox``)."""
+    return x1, y1, x2 - x1, y2 - y1
+
+
+def cxcywh_to_corners(cx: C, cy: C, width: C, height: C) -> tuple[C, C, C, C]:
+    """Centre plus size (YOLO) -> corners."""
+    return cx - width / 2, cy - height / 2, cx + width / 2, cy + height / 2
+
+
+def corners_to_cxcywh(x1: C, y1: C, x2: C, y2: C) -> tuple[C, C, C, C]:
+    """Corners -> centre plus size (YOLO)."""
+    return (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1
+
+
+def to_corners(box_format: str, a: C, b: C, c: C, d: C) -> tuple[C, C, C, C]:
+    """Four values in ``box_format`` (one of :data:`BOX_FORMATS`) -> corners; :class:`ValueError` for another."""
+    if box_format == "xywh":
+        return xywh_to_corners(a, b, c, d)
+    if box_format == "cxcywh":
+        return cxcywh_to_corners(a, b, c, d)
+    if box_format == "xyxy":
+        return a, b, c, d  # corners as they are: no 1-based shift
+    raise ValueError(f"unknown box format {box_format!r}")
+
+
+def scale(x1: C, y1: C, x2: C, y2: C, width: Any, height: Any) -> tuple[C, C, C, C]:
+    """Normalized (fractions of the image side) -> pixels: x by the width, y by the height."""
+    return x1 * width, y1 * height, x2 * width, y2 * height
+
+
+def normalize(x1: C, y1: C, x2: C, y2: C, width: Any, height: Any) -> tuple[C, C, C, C]:
+    """Pixels -> fractions of the image side: x by the width, y by the height (the inverse of :func:`scale`)."""
+    return x1 / width, y1 / height, x2 / width, y2 / height
+
+
+def one_based_to_corners(xmin: float, ymin: float, xmax: float, ymax: float) -> tuple[float, float, float, float]:
+    """VOC's 1-based inclusive corners as continuous corners ``(x1, y1, x2, y2)`` (one box).
+
+    Pixel column ``xmin - 1`` (0-based) is the first one covered and column ``xmax - 1`` the last,
+    so the box's right edge is at ``xmax``. A 0 (written by 0-based tools) is clamped.
+    """
+    return max(xmin - 1.0, 0.0), max(ymin - 1.0, 0.0), float(xmax), float(ymax)
+
+
+def corners_to_one_based(x1: float, y1: float, x2: float, y2: float) -> tuple[int, int, int, int]:
+    """Corners on VOC's 1-based inclusive integer grid ``(xmin, ymin, xmax, ymax)`` (one box).
+
+    The inverse of :func:`one_based_to_corners`, rounded to whole pixels; a box narrower than one
+    pixel (which the grid cannot hold: ``xmax >= xmin``) is widened to one pixel.
+    """
+    xmin, ymin = round(x1) + 1, round(y1) + 1
+    return xmin, ymin, max(round(x2), xmin), max(round(y2), ymin)
