@@ -138,8 +138,11 @@ def _images(root: Path, spec: DatasetSpec) -> None:
 
 
 #: Converters whose rewrite is not yet byte-stable, and why (the record property still holds for them).
+#: Converters whose rewrite is known not to be byte-stable in every drawn case, with why.
 REWRITE_NOT_STABLE = {
-    "yolo": "a box touching the image edge is clamped on read, so its rounded fractions change on the next write",
+    # Boxes touching the edge are written so the reader never clips them (stable, tested below); what remains
+    # is images of a few pixels, where 6-decimal pixels are as coarse as 6-decimal fractions.
+    "yolo": "on images a few pixels wide a box's 6-decimal corners are as coarse as its 6-decimal fractions",
 }
 
 
@@ -201,7 +204,6 @@ def test_every_converter_round_trips_within_its_capabilities(name: str) -> None:
     check_round_trip(name)
 
 
-@pytest.mark.xfail(strict=True, reason=REWRITE_NOT_STABLE["yolo"])
 def test_yolo_rewrite_of_a_box_at_the_image_edge_is_byte_stable() -> None:
     """The example the property found: 149/228 and its half round so that x1 lands below 0 on read."""
     record = make_record(

@@ -156,8 +156,29 @@ def box_to_yolo_line(*, class_id: int, box: Mapping[str, Any], width: int, heigh
     """One YOLO label line (``class cx cy w h`` as 6-decimal fractions) for an absolute-corner box."""
     x1, y1, x2, y2 = (float(box[k]) for k in ("x1", "y1", "x2", "y2"))
     # Centre and size, divided by the image side: x by the width, y by the height.
-    values = normalize(*corners_to_cxcywh(x1, y1, x2, y2), width, height)
-    return f"{class_id} " + " ".join(f"{round(v, DECIMALS) + 0.0:.{DECIMALS}f}" for v in values)
+    cx, cy, w, h = normalize(*corners_to_cxcywh(x1, y1, x2, y2), width, height)
+    x_units, w_units = _inside_units(cx, w)
+    y_units, h_units = _inside_units(cy, h)
+    return f"{class_id} " + " ".join(_fraction(units) for units in (x_units, y_units, w_units, h_units))
+
+
+def _inside_units(centre: float, size: float) -> tuple[int, int]:
+    """Centre and size in units of the last written decimal, the centre moved by at most one unit so that
+    the written box does not leave 0..1: rounding the two apart can put a box that touches the edge a
+    hair outside it, which the reader clips, and the next write would then differ (not byte-stable)."""
+    one = 10**DECIMALS
+    # round(v, DECIMALS) first: the units are exactly the digits the plain rounding rule writes.
+    centre_units, size_units = round(round(centre, DECIMALS) * one), round(round(size, DECIMALS) * one)
+    centre_units = max(centre_units, -(-size_units // 2))  # centre - size/2 >= 0
+    centre_units = min(centre_units, (2 * one - size_units) // 2)  # centre + size/2 <= 1
+    return centre_units, size_units
+
+
+def _fraction(units: int) -> str:
+    """A fraction written with :data:`DECIMALS` decimals from its integer units (exact, no float rounding)."""
+    sign = "-" if units < 0 else ""
+    whole, rest = divmod(abs(units), 10**DECIMALS)
+    return f"{sign}{whole}.{rest:0{DECIMALS}d}"
 
 
 # ---------------------------------------------------------------------------------------------- layout
