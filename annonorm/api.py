@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import gc
 import json
 import os
 import random
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -18,6 +16,7 @@ import msgspec
 
 from annonorm import __version__, registry
 from annonorm.converters.base import Converter, ReadContext, ReadResult
+from annonorm.engine import Execution, LocalExecutor
 from annonorm.errors import AnnonormError, InvalidDataError, ParseError, UsageError
 from annonorm.io import DatasetWriter, SplitSummary, atomic_output, iter_lines, open_dataset
 from annonorm.records import label_list
@@ -68,6 +67,7 @@ def convert(
     on_error: str = "fail",
     name: str | None = None,
     progress: Progress | None = None,
+    execution: Execution | None = None,
     **options: Any,
 ) -> ConvertResult:
     """Convert ``source`` (in ``format``) into a normalized dataset at ``out``.
@@ -79,6 +79,9 @@ def convert(
     ``classes`` fixes the categories and their order (and so the integer labels): a class list
     file (one name per line, or a ``data.yaml``), ``"A,B,C"``, or a sequence of names. Every class
     the source uses must be listed; listed classes without instances are kept.
+
+    ``execution`` says how the run does its work (:class:`annonorm.engine.Execution`: processes,
+    thresholds, GC policy); a ``workers`` option sets its ``workers``. It never changes the output.
     """
     if format == "auto":
         format = registry.detect(Path(source))
@@ -98,6 +101,10 @@ def convert(
     if images_path is not None and not images_path.is_dir():
         raise ParseError("image directory does not exist", file=images_path)
     out_path = Path(os.path.abspath(out))
+    workers = resolved.get("workers")
+    execution = execution or Execution()
+    if isinstance(workers, int):
+        execution = dataclasses.replace(execution, workers=workers)
     path_options = (resolved[o.name] for o in converter_class.read_options if o.type is Path)
     class_file = classes if isinstance(classes, (str, Path)) else None
     inputs = (source_path, images_path, class_file, *path_options)
@@ -110,8 +117,8 @@ def convert(
             temporary, on_error=on_error, progress=progress, class_list=class_list, part_check=check_part
         )
         try:
-            with _collector_paused(), registry.blame(format):
-                info = _read(converter_class(), source_path, writer, images_path, resolved)
+            with execution.running(), registry.blame(format), LocalExecutor(execution) as executor:
+                info = _read(converter_class(), source_path, writer, images_path, resolved, executor)
         finally:
             writer.close()
         if writer.skipped and not any(summary.records for summary in writer.summary.values()):
@@ -142,7 +149,7 @@ def convert(
         writer.write_manifest(manifest)
         if writer.skipped:
             _write_skipped_report(temporary / SKIPPED_REPORT, writer.skipped)
-        warnings = _refuse_invalid_output(temporary, format, writer.checked_parts)
+        warnings = _refuse_invalid_output(temporary, format, writer.checked_parts, execution)
         warnings += _missing_images(temporary, manifest, writer.summary, out_path)
     return ConvertResult(
         out=out_path,
@@ -154,19 +161,18 @@ def convert(
 
 
 def _read(
-    converter: Converter, source: Path, writer: DatasetWriter, images: Path | None, options: dict[str, Any]
+    converter: Converter,
+    source: Path,
+    writer: DatasetWriter,
+    images: Path | None,
+    options: dict[str, Any],
+    executor: LocalExecutor,
 ) -> ReadResult:
     """Call the reader: with a :class:`ReadContext`, or as annonorm 0.1 did for a plugin written for it."""
     if converter.reads_v1():
         # read(source, writer, *, images, options): the version 1 contract.
         return converter.read(source, writer, images=images, options=options)  # type: ignore[call-arg, arg-type]
-    workers = options.get("workers")
-    context = ReadContext(
-        options=MappingProxyType(options),
-        sink=writer,
-        images=images,
-        workers=workers if isinstance(workers, int) else None,
-    )
+    context = ReadContext(options=MappingProxyType(options), sink=writer, images=images, executor=executor)
     return converter.read(source, context)
 
 
@@ -265,24 +271,6 @@ def _moved(finding: Finding, temporary: Path, out: Path) -> Finding:
     return dataclasses.replace(finding, file=finding.file.replace(str(temporary), str(out), 1))
 
 
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while a reader runs.
-
-    Readers build millions of short-lived dicts and lists beside a large decoded source that lives
-    for the whole run; each full collection walks all of it and, at COCO train2017 scale, costs
-    more than the parsing. Decoded annotations hold no reference cycles, so nothing is lost: the
-    collector runs again (and catches up) when the reader returns.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def _write_skipped_report(path: Path, skipped: list[AnnonormError]) -> None:
     """One JSON line per image that ``--on-error skip`` left out, beside the dataset it belongs to."""
     with path.open("w", encoding="utf-8") as stream:
@@ -294,7 +282,9 @@ def _jsonable(options: dict[str, Any]) -> dict[str, Any]:
     return {k: (list(v) if isinstance(v, tuple) else str(v) if isinstance(v, Path) else v) for k, v in options.items()}
 
 
-def _refuse_invalid_output(directory: Path, format: str, checked: Mapping[str, Sequence[Any]]) -> list[Finding]:
+def _refuse_invalid_output(
+    directory: Path, format: str, checked: Mapping[str, Sequence[Any]], execution: Execution
+) -> list[Finding]:
     """A converter must never leave an invalid dataset behind: validate before the rename.
 
     Returns the warnings, which the caller reports (paths named inside the temporary directory are
@@ -302,7 +292,7 @@ def _refuse_invalid_output(directory: Path, format: str, checked: Mapping[str, S
     """
     from annonorm.validation import validate_dataset
 
-    report = validate_dataset(directory, check_sources=False, checked=checked)
+    report = validate_dataset(directory, check_sources=False, checked=checked, execution=execution)
     if report.errors:
         first = report.errors[0]
         raise InvalidDataError(

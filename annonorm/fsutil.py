@@ -216,7 +216,7 @@ def _in_forked_child() -> None:
     copy is closed; the parent's lock holds. Under the command line (interrupt handlers installed)
     the child also asks Linux for SIGKILL when its parent dies (``PR_SET_PDEATHSIG``), so even a
     SIGKILL of annonorm leaves no worker running. Pools fork only from a single-threaded parent
-    (``parallel.pool_context``), so the forking thread is the one that lives as long as the process.
+    (``engine.pool_context``), so the forking thread is the one that lives as long as the process.
     """
     for descriptor in list(_held_locks):
         with contextlib.suppress(OSError):
@@ -792,9 +792,15 @@ def atomic_file(target: str | os.PathLike[str], *, inputs: Iterable[Any] = ()) -
 
 
 def user_cache_root() -> Path:
-    """The user's cache directory: ``$ANNONORM_CACHE_DIR``, else ``$XDG_CACHE_HOME/annonorm``, else ``~/.cache``'s."""
+    """The user's cache directory for annonorm: ``$ANNONORM_CACHE_DIR``, else the platform's.
+
+    The platform's comes from platformdirs (a small, well-kept package that knows each system's rule):
+    ``$XDG_CACHE_HOME/annonorm`` or ``~/.cache/annonorm`` on Linux, ``~/Library/Caches/annonorm`` on
+    macOS, ``%LOCALAPPDATA%\\annonorm\\Cache`` on Windows.
+    """
     configured = os.environ.get("ANNONORM_CACHE_DIR")
     if configured:
         return Path(configured)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "annonorm"
+    from platformdirs import user_cache_path
+
+    return user_cache_path("annonorm", appauthor=False)

@@ -23,11 +23,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import itertools
 import math
 import os
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -36,11 +34,11 @@ import msgspec
 import numpy as np
 from pydantic import ValidationError
 
+from annonorm.engine import Execution, LocalExecutor
 from annonorm.errors import AnnonormError, ParseError
 from annonorm.fastcheck import CheckedRecord, RecordChecker
 from annonorm.fsutil import open_regular, require_regular_file
 from annonorm.io import UNDECODABLE, format_validation_error, iter_lines, manifest_path, read_manifest
-from annonorm.parallel import default_workers, pool_context
 from annonorm.provenance import check_sources as check_sources_of
 from annonorm.schemas.manifest import MANIFEST_FILE, Manifest
 from annonorm.schemas.record import Record
@@ -137,6 +135,7 @@ def validate_dataset(
     check_sources: bool = True,
     workers: int | None = None,
     checked: Mapping[str, Sequence[CheckedPart]] | None = None,
+    execution: Execution | None = None,
 ) -> Report:
     """Check the manifest, every record of every split, and the cross-record rules.
 
@@ -145,8 +144,9 @@ def validate_dataset(
     dataset whose sources changed since the conversion (or are gone) gets a ``source_changed`` /
     ``source_missing`` warning.
 
-    Split files of :data:`PARALLEL_MIN_BYTES` or more are checked by ``workers`` processes (default:
-    one per core), each a byte range; the report is the same as a single process would write.
+    Split files of :data:`PARALLEL_MIN_BYTES` or more (``execution.min_parallel`` when set) are checked
+    by ``workers`` processes (else ``execution.workers``; the engine's policy: None or 0 = one per core,
+    1 = this process only), each a byte range; the report is the same as a single process would write.
     ``checked`` holds, per split, the :class:`CheckedPart` s a converter's processes made of what
     they wrote; a split they cover exactly is not read again.
 
@@ -154,6 +154,10 @@ def validate_dataset(
     not JSON, a split file that is missing or holds no JSON); everything else is a finding.
     """
     dataset = Path(dataset)
+    execution = execution or Execution()
+    if workers is not None:
+        execution = dataclasses.replace(execution, workers=workers)
+    executor = LocalExecutor(execution)
     report = Report(dataset=str(dataset), strict=strict)
     bare_split = dataset.name != MANIFEST_FILE and dataset.suffix in {".jsonl", ".ndjson"}
     if os.path.lexists(dataset) and not dataset.is_dir():
@@ -168,7 +172,7 @@ def validate_dataset(
             manifest=None,
             image_root=None,
             check_images=False,
-            workers=workers,
+            executor=executor,
         )
         return report
     try:
@@ -208,7 +212,7 @@ def validate_dataset(
             image_root=image_root,
             check_images=check_images,
             dataset_root=root,
-            workers=workers,
+            executor=executor,
             checked=(checked or {}).get(split),
         )
     return report
@@ -385,7 +389,7 @@ def check_part(path: Path, categories: Sequence[str], *, masks: int) -> CheckedP
     """Check ``path``, a part of a split this process wrote holding ``masks`` records with a mask."""
     size = path.stat().st_size
     # Processes forked from one parent share its hash secret, so Python's fast hash is a valid key.
-    stable = pool_context().get_start_method() != "fork"
+    stable = not LocalExecutor().forks()
     chunk = _Chunk(path, 0, size, list(categories), None, None, None, False, False, stable_keys=stable)
     return CheckedPart(str(path), size, tuple(categories), masks, _check_chunk(chunk))
 
@@ -408,19 +412,6 @@ def _covers(
     return same_names and sum(part.size for part in parts) == path.stat().st_size
 
 
-def _byte_ranges(path: Path, parts: int) -> list[tuple[int, int]]:
-    """``parts`` ranges of ``path`` that start and end on line boundaries."""
-    size = path.stat().st_size
-    cuts = [0]
-    with open_regular(path, "split file") as stream:
-        for part in range(1, parts):
-            stream.seek(max(size * part // parts, cuts[-1]))
-            stream.readline()  # to the start of the next line
-            cuts.append(min(max(stream.tell(), cuts[-1]), size))
-    cuts.append(size)
-    return [(a, b) for a, b in itertools.pairwise(cuts) if b > a] or [(0, size)]
-
-
 def _validate_split(
     report: Report,
     split: str,
@@ -431,7 +422,7 @@ def _validate_split(
     image_root: Path | None,
     check_images: bool,
     dataset_root: Path | None = None,
-    workers: int | None = None,
+    executor: LocalExecutor | None = None,
     checked: Sequence[CheckedPart] | None = None,
 ) -> None:
     if not os.path.lexists(path):
@@ -440,20 +431,16 @@ def _validate_split(
     if checked and _covers(checked, path, categories, manifest, check_images=check_images, strict=report.strict):
         _merge_split(report, split, path, [part.findings_in(path) for part in checked])
         return
-    workers = workers or default_workers()
-    parts = workers if workers > 1 and path.stat().st_size >= PARALLEL_MIN_BYTES else 1
-    context = pool_context()
+    executor = executor or LocalExecutor()
+    parts = executor.execution.pool_size(path.stat().st_size, PARALLEL_MIN_BYTES)
     # Forked workers share this process's hash secret, so Python's fast hash is a valid key there.
-    stable = parts > 1 and context.get_start_method() != "fork"
+    stable = parts > 1 and not executor.forks()
     chunks = [
         _Chunk(path, start, end, categories, manifest, image_root, dataset_root, check_images, report.strict, stable)
-        for start, end in _byte_ranges(path, parts)
+        for start, end in (executor.byte_ranges(path, parts) if parts > 1 else [(0, path.stat().st_size)])
     ]
-    if len(chunks) == 1:
-        results = [_check_chunk(chunks[0])]
-    else:
-        with ProcessPoolExecutor(len(chunks), mp_context=context) as pool:
-            results = list(pool.map(_check_chunk, chunks))
+    checked_chunks = executor.map(_check_chunk, ((None, c) for c in chunks), processes=len(chunks), window=len(chunks))
+    results = [result for _, result in checked_chunks if result is not None]
     _merge_split(report, split, path, results)
 
 

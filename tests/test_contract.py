@@ -10,6 +10,7 @@ import pytest
 
 from annonorm import registry
 from annonorm.converters.base import Capabilities, Converter, Option, ReadContext, ReadResult
+from annonorm.engine import Execution, LocalExecutor
 from annonorm.errors import UsageError
 from annonorm.io import DatasetWriter
 
@@ -86,7 +87,9 @@ def test_every_builtin_default_is_meant_and_none_overrides_the_data() -> None:
 def test_the_read_context_carries_the_sink_its_sources_and_the_options(tmp_path: Path) -> None:
     writer = DatasetWriter(tmp_path)
     try:
-        ctx = ReadContext(options={"split": None}, sink=writer, images=tmp_path, workers=2)
+        ctx = ReadContext(
+            options={"split": None}, sink=writer, images=tmp_path, executor=LocalExecutor(Execution(workers=2))
+        )
         ctx.sink.add_source_file(Path(__file__))
         assert ctx.sources is writer.sources and ctx.sources.paths == [Path(__file__)]
         assert (ctx.images, ctx.workers, ctx.options["split"]) == (tmp_path, 2, None)

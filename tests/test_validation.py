@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import multiprocessing
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from annonorm.engine import Execution
 from annonorm.errors import ParseError
 from annonorm.testing import write_dataset
 from annonorm.validation import validate_dataset
@@ -232,7 +232,6 @@ def test_validate_says_when_the_dataset_is_stale_against_its_sources(tmp_path: P
 def test_parallel_byte_ranges_report_exactly_what_one_process_does(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import annonorm.validation as validation
 
     records = [good_record(i) for i in range(400)]
     records[10]["boxes"][0]["x2"] = 0.5  # invalid record early
@@ -245,14 +244,13 @@ def test_parallel_byte_ranges_report_exactly_what_one_process_does(
     lines.insert(150, "{broken json")
     (root / "train.jsonl").write_text("\n".join(lines) + "\n")
     sequential = validate_dataset(root, workers=1)
-    monkeypatch.setattr(validation, "PARALLEL_MIN_BYTES", 0)
     for workers in (2, 3, 7):
-        parallel = validate_dataset(root, workers=workers)
+        parallel = validate_dataset(root, execution=Execution(workers=workers, min_parallel=0))
         assert parallel.findings == sequential.findings
         assert parallel.splits == sequential.splits
     # Spawned workers do not share the parent's hash secret: keys must then be process-stable.
-    monkeypatch.setattr(validation, "pool_context", lambda: multiprocessing.get_context("spawn"))
-    assert validate_dataset(root, workers=2).findings == sequential.findings
+    spawned = Execution(workers=2, min_parallel=0, start="spawn")
+    assert validate_dataset(root, execution=spawned).findings == sequential.findings
     found = [(f.line, f.code) for f in sequential.findings]
     assert found == [
         (11, "record_invalid"),

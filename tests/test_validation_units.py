@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from annonorm.cli import app
+from annonorm.engine import Execution
 from annonorm.testing import write_dataset
 from annonorm.validation import validate_dataset
 
@@ -151,14 +152,12 @@ def test_a_bare_split_file_is_judged(tmp_path: Path) -> None:
 
 
 def test_byte_ranges_checked_by_several_processes_judge_the_whole_split(tmp_path: Path, monkeypatch: Any) -> None:
-    import annonorm.validation as validation
-
-    monkeypatch.setattr(validation, "PARALLEL_MIN_BYTES", 1)
+    two = Execution(workers=2, min_parallel=1)
     split = records(40, (0.1, 0.1, 0.2, 0.2))
     root = make(tmp_path, split)
-    assert len(unit_findings(root, workers=2)) == 1
+    assert len(unit_findings(root, execution=two)) == 1
     split[37]["boxes"] = [box(0.1, 0.1, 300.0, 0.2)]  # in the second range
-    assert unit_findings(make(tmp_path, split, "b"), workers=2) == []
+    assert unit_findings(make(tmp_path, split, "b"), execution=two) == []
 
 
 @given(

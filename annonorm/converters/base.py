@@ -16,8 +16,8 @@ Reading
     and returns a :class:`ReadResult`. ``ctx`` is a :class:`ReadContext`: the resolved options
     (``ctx.options``), the sink, the source registry (``ctx.sources``: the files named with
     ``ctx.sink.add_source_file`` are hashed into the manifest's provenance), the image folder the
-    user named (``ctx.images``, or ``None``: find it from ``source``) and the worker count
-    (``ctx.workers``). The reader declares categories (``sink.category(name, source_id)``) in the
+    user named (``ctx.images``, or ``None``: find it from ``source``) and the engine
+    (``ctx.executor``). The reader declares categories (``sink.category(name, source_id)``) in the
     source's order, adds one canonical record dict per image (``sink.add(split, record)``, built
     with :func:`make_record`), writes masks where ``sink.mask_file(...)`` says and names the
     annotation files it read. It holds no more in memory than the format forces it to. Every
@@ -70,10 +70,11 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from annonorm.engine import Executor, LocalExecutor
 from annonorm.errors import UsageError
 from annonorm.io import DatasetWriter, NormalizedSource
 from annonorm.records import make_record
@@ -169,9 +170,14 @@ class ReadContext:
     sink: DatasetWriter
     #: The image folder the user named (``--images``), or None: find it from the source.
     images: Path | None = None
-    #: Processes the reader may use (``--workers``; None or 0: one per core, 1: this process only).
-    #: A placeholder for the engine's executor, which will take its place.
-    workers: int | None = None
+    #: The engine the reader runs its parallel strategies on (:class:`annonorm.engine.Executor`):
+    #: ``executor.execution`` holds ``--workers`` (None or 0: one per core, 1: this process only).
+    executor: Executor = field(default_factory=LocalExecutor)
+
+    @property
+    def workers(self) -> int:
+        """How many processes the reader may use (the engine's worker policy, resolved: at least 1)."""
+        return self.executor.execution.processes
 
     @property
     def sources(self) -> SourceRegistry:

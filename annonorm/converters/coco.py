@@ -72,6 +72,7 @@ per instance and are not exported (``segmentation`` is ``[]``).
 from __future__ import annotations
 
 import codecs
+import contextlib
 import errno
 import hashlib
 import itertools
@@ -79,9 +80,7 @@ import math
 import os
 import re
 import shutil
-from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from operator import attrgetter
 from pathlib import Path, PurePosixPath
@@ -92,6 +91,7 @@ import numpy as np
 from msgspec import UNSET, UnsetType
 
 from annonorm.converters.base import Capabilities, Converter, Option, ReadContext, ReadResult
+from annonorm.engine import Executor, LocalExecutor
 from annonorm.errors import AnnonormError, InvalidDataError, ParseError, UnsafePathError
 from annonorm.fsutil import OutputError, open_regular, read_regular_bytes, require_regular_file
 from annonorm.geometry import corners_to_xywh, round_coord, round_coords, xywh_to_corners
@@ -102,7 +102,6 @@ from annonorm.masks import (
     instance_windows,
     write_instance_mask_png,
 )
-from annonorm.parallel import pool_context
 from annonorm.paths import check_relative_path
 from annonorm.sink import DatasetWriter, SplitSummary
 
@@ -663,51 +662,29 @@ def _render_job(job: _MaskJob) -> AnnonormError | None:
     return None
 
 
-class _MaskPipeline:
-    """Writes records in source order while their masks render, inline or in a bounded process pool."""
-
-    def __init__(self, writer: DatasetWriter, source: Path, workers: int, masks_expected: int) -> None:
-        self.writer = writer
-        self.source = source
-        self.pool: ProcessPoolExecutor | None = None
-        if workers > 1 and masks_expected >= POOL_MIN_MASKS:
-            self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=pool_context())
-        self.window = 4 * max(workers, 1)
-        self.pending: deque[tuple[str, dict[str, Any], _MaskJob | None, Future[Any] | None]] = deque()
-        self.masks_written = 0
-
-    def put(self, split: str, record: dict[str, Any], job: _MaskJob | None) -> None:
-        """Queue one record (and its mask job); write the oldest once the window is full."""
-        if self.pool is None:
-            self._finish(split, record, job, _render_job(job) if job is not None else None)
-            return
-        future = self.pool.submit(_render_job, job) if job is not None else None
-        self.pending.append((split, record, job, future))
-        while len(self.pending) > self.window or (self.pending and self.pending[0][3] is None):
-            self._pop()
-
-    def _pop(self) -> None:
-        split, record, job, future = self.pending.popleft()
-        self._finish(split, record, job, future.result() if future is not None else None)
-
-    def _finish(self, split: str, record: dict[str, Any], job: _MaskJob | None, failure: AnnonormError | None) -> None:
-        if failure is not None:
-            failure.file = str(self.source)  # the worker does not know it
-            self.writer.problem(failure)
-            return
-        if job is not None:
-            self.masks_written += 1
-        self.writer.add(split, record, canonical=True)
-
-    def drain(self) -> None:
-        """Write every record still waiting for its mask."""
-        while self.pending:
-            self._pop()
-
-    def shutdown(self) -> None:
-        """Stop the pool, dropping what is still queued (after an error)."""
-        if self.pool is not None:
-            self.pool.shutdown(cancel_futures=True)
+def _write_with_masks(
+    writer: DatasetWriter,
+    source: Path,
+    executor: Executor,
+    built: Iterator[tuple[str, dict[str, Any], _MaskJob | None]],
+    masks_expected: int,
+) -> int:
+    """Write records in source order while their masks render (inline, or on the engine's ordered
+    bounded map); return how many masks were written."""
+    processes = executor.execution.pool_size(masks_expected, POOL_MIN_MASKS)
+    units = (((split, record, job), job) for split, record, job in built)
+    written = 0
+    rendered = executor.map(_render_job, units, processes=processes, window=4 * processes + 1)
+    with contextlib.closing(rendered):
+        for (split, record, job), failure in rendered:
+            if failure is not None:
+                failure.file = str(source)  # the worker does not know it
+                writer.problem(failure)
+                continue
+            if job is not None:
+                written += 1
+            writer.add(split, record, canonical=True)
+    return written
 
 
 #: Images whose records the fast builder makes at once: bounds a builder's memory.
@@ -1243,14 +1220,14 @@ def _declare_categories(
 
 
 def read_coco(
-    source: Path, writer: DatasetWriter, *, images: Path | None, masks: bool = True, workers: int | None = None
+    source: Path, writer: DatasetWriter, *, images: Path | None, masks: bool = True, executor: Executor | None = None
 ) -> ReadResult:
     """Read a COCO file or directory into ``writer`` (see the module docstring)."""
     name, image_root, plans = _plan(source, images)
     dataset_attributes: dict[str, Any] = {}
     declared: dict[str, Any] = {}
     images_seen = 0
-    workers = workers if workers and workers > 0 else (os.cpu_count() or 1)
+    executor = executor or LocalExecutor()
     for plan in plans:
         writer.add_source_file(plan.path)  # hashed in a thread while the file is decoded
         parsed = parse_coco_file(plan.path)
@@ -1281,71 +1258,62 @@ def read_coco(
         writer.finish_hashing()  # no thread may run when a pool forks
         if not masks:
             columns = reader.box_columns()
-            parallel = workers > 1 and len(document.images) >= PARALLEL_MIN_IMAGES
-            if not (parallel and _build_in_parallel(reader, columns, workers)):
+            workers = executor.execution.pool_size(len(document.images), PARALLEL_MIN_IMAGES)
+            if not (workers > 1 and _build_in_parallel(reader, columns, executor, workers)):
                 for records in reader.records(columns, 0, len(document.images)):
                     writer.add_many(plan.split, records)
             continue
-        pipeline = _MaskPipeline(writer, plan.path, workers, reader.annotated_images())
-        try:
-            for index, image in enumerate(document.images):
-                built = reader.record(index, image, reader.members(index), masks)
-                if built is not None:
-                    pipeline.put(plan.split, *built)
-            pipeline.drain()
-        finally:
-            pipeline.shutdown()
-        if pipeline.masks_written:
+        built = (
+            (plan.split, *record)
+            for index, image in enumerate(document.images)
+            if (record := reader.record(index, image, reader.members(index), masks)) is not None
+        )
+        if _write_with_masks(writer, plan.path, executor, built, reader.annotated_images()):
             writer.mask_kind = "instance"
     return ReadResult(name=name, image_root=image_root, attributes=dataset_attributes or None)
 
 
-#: The reader that forked record builders work on (set only while :func:`_build_in_parallel` runs).
-_FORKED_READER: tuple[_SplitReader, _BoxColumns] | None = None
-
-
-def _build_in_parallel(reader: _SplitReader, columns: _BoxColumns, workers: int) -> bool:
+def _build_in_parallel(reader: _SplitReader, columns: _BoxColumns, executor: Executor, workers: int) -> bool:
     """Build and encode a split's records in ``workers`` forked processes, one range of images each.
 
     Forked children share the decoded file with this process (nothing is pickled but the results),
-    each writes its records to a part file, and the parts are appended in order: the split file is
-    byte for byte what one process writes. Returns ``False`` (do it in this process) where fork is
-    not safe.
+    each writes its records to a part file, and the parts are appended in order (a part that failed
+    is built again here, in its turn): the split file is byte for byte what one process writes.
+    Returns ``False`` (do it in this process) where fork is not safe.
     """
-    global _FORKED_READER
-    context = pool_context()
-    if context.get_start_method() != "fork":
+    if not executor.forks():
         return False
     writer, split = reader.writer, reader.plan.split
     count = len(reader.parsed.document.images)
     bounds = [count * part // workers for part in range(workers + 1)]
     parts = [writer.directory / f".part-{split}-{part}" for part in range(workers)]
-    _FORKED_READER = (reader, columns)
+
+    def build(part: int) -> tuple[SplitSummary, list[AnnonormError], Any]:
+        return _build_part(reader, columns, bounds[part], bounds[part + 1], parts[part])
+
+    def redo(part: int) -> None:
+        for records in reader.records(columns, bounds[part], bounds[part + 1]):
+            writer.add_many(split, records)
+
     try:
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            futures = [
-                pool.submit(_build_part, bounds[part], bounds[part + 1], str(parts[part])) for part in range(workers)
-            ]
-            for future, part_directory in zip(futures, parts, strict=True):
-                summary, skipped, checked = future.result()  # re-raises a part's error, earliest part first
-                writer.skipped.extend(skipped)
-                writer.append_part(split, part_directory / f"{split}.jsonl", summary, checked)
+        for part, (summary, skipped, checked) in executor.parts(build, workers, redo=redo):
+            writer.skipped.extend(skipped)
+            writer.append_part(split, parts[part] / f"{split}.jsonl", summary, checked)
     finally:
-        _FORKED_READER = None
         for part_directory in parts:
             shutil.rmtree(part_directory, ignore_errors=True)
     return True
 
 
-def _build_part(start: int, stop: int, directory: str) -> tuple[SplitSummary, list[AnnonormError], Any]:
+def _build_part(
+    reader: _SplitReader, columns: _BoxColumns, start: int, stop: int, directory: Path
+) -> tuple[SplitSummary, list[AnnonormError], Any]:
     """In a forked worker: the records of images ``start..stop`` into ``directory/<split>.jsonl``, checked
     (by the sink's part check, while the part is in the page cache)."""
-    assert _FORKED_READER is not None
-    reader, columns = _FORKED_READER
     parent = reader.writer
     categories = [category["name"] for category in parent.categories]
-    writer = parent.part_writer(Path(directory))
-    Path(directory).mkdir()
+    writer = parent.part_writer(directory)
+    directory.mkdir()
     reader.writer = writer  # this part's own sink; a worker may build a second part after this one
     split = reader.plan.split
     writer.declare_split(split)
@@ -1561,7 +1529,7 @@ class CocoConverter(Converter):
     def read(self, source: Path, ctx: ReadContext) -> ReadResult:
         """Stream a COCO file or directory into ``ctx.sink``."""
         masks = ctx.options.get("masks")  # None: not given, which means render them
-        return read_coco(source, ctx.sink, images=ctx.images, masks=masks is None or bool(masks), workers=ctx.workers)
+        return read_coco(source, ctx.sink, images=ctx.images, masks=masks is None or bool(masks), executor=ctx.executor)
 
     def write(self, dataset: NormalizedSource, out: Path, *, options: Mapping[str, Any]) -> None:
         """Write ``annotations/instances_<split>.json`` per split."""

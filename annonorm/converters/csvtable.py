@@ -82,7 +82,6 @@ import shutil
 import stat
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from itertools import chain, compress, groupby, islice, repeat
 from operator import itemgetter, ne
@@ -92,12 +91,12 @@ from typing import IO, Any, ClassVar, NoReturn
 import numpy as np
 
 from annonorm.converters.base import Capabilities, Converter, Option, ReadContext, ReadResult, make_record
+from annonorm.engine import Executor, LocalExecutor
 from annonorm.errors import AnnonormError, InvalidDataError, ParseError, UnsafePathError, UsageError
 from annonorm.fsutil import open_regular, require_regular_file
 from annonorm.geometry import round_coord, round_coords, scale, to_corners
 from annonorm.images import read_image_size
 from annonorm.io import NormalizedSource
-from annonorm.parallel import default_workers, pool_context
 from annonorm.paths import check_relative_path
 from annonorm.sink import DatasetWriter, SplitSummary
 from annonorm.sources.classlists import ClassList, read_class_list
@@ -1031,16 +1030,10 @@ class _Half:
     images: list[tuple[str, tuple[str, str]]]  # image -> (file, split), as _TableReader.emitted
 
 
-#: The reader a forked process streams the second half of (set only while _stream_halves runs).
-_FORKED_READER: _TableReader | None = None
-
-
-def _stream_part(offset: int, line: int, directory: str) -> _Half | None:
+def _stream_part(reader: _TableReader, offset: int, line: int, directory: Path) -> _Half | None:
     """In a forked process: stream bytes ``offset`` on into ``directory``; ``None`` when it gave up."""
-    reader = _FORKED_READER
-    assert reader is not None
-    Path(directory).mkdir()
-    writer = reader.writer = DatasetWriter(Path(directory))  # its own sink; the parent's stays untouched
+    directory.mkdir()
+    writer = reader.writer = DatasetWriter(directory)  # its own sink; the parent's stays untouched
     reader.forked = True
     known = len(reader.emitted)
     try:
@@ -1090,6 +1083,7 @@ class _TableReader:
         classes: ClassList | None,
         options: Mapping[str, Any],
         emitted: dict[str, tuple[str, str]],
+        executor: Executor | None = None,
     ) -> None:
         self.table = table
         self.writer = writer
@@ -1114,7 +1108,7 @@ class _TableReader:
         self.finder = _ImageFinder(image_root)
         self.single_pass = False
         self.forked = False  # streaming the second half of the file in a forked process
-        self.workers = options.get("workers") or default_workers()
+        self.executor = executor or LocalExecutor()
         self.claimed: set[str] = set()  # images whose rows have been read (streaming)
         # Whether _fast_block can read this table: rows holding a box in 4 columns and nothing more.
         self.columnar_table = (
@@ -1232,10 +1226,10 @@ class _TableReader:
         if layout == "csv":
             self._stream(self._csv_pieces())
             return
-        middle = self._middle() if self.workers > 1 else None
+        middle = self._middle()
         if middle is not None:
             self.writer.finish_hashing()  # no thread may run when the process forks
-        if middle is None or pool_context().get_start_method() != "fork":
+        if middle is None or not self.executor.forks():
             self._stream(self._simple_pieces())
         else:
             self._stream_halves(*middle)
@@ -1287,8 +1281,8 @@ class _TableReader:
         first image that starts after the middle; ``None`` for a small file (or a strange middle)."""
         path = self.table.path
         size = path.stat().st_size
-        if size < PARALLEL_MIN_BYTES:
-            return None
+        if self.executor.execution.pool_size(size, PARALLEL_MIN_BYTES) <= 1:
+            return None  # a small file, or --workers 1
         with open_regular(path, "CSV file") as stream:
             stream.seek(size // 2)
             stream.readline()  # the end of the line the middle falls in
@@ -1321,25 +1315,29 @@ class _TableReader:
         file problem, an image the first half already has), this process streams it again itself,
         so problems are reported as one process reports them.
         """
-        global _FORKED_READER
         directory = self.writer.directory / f".part-{uuid.uuid4().hex[:8]}"
-        _FORKED_READER = self
+
+        def second_half(_: int) -> _Half | None:
+            return _stream_part(self, offset, line, directory)
+
+        def redo(_: int) -> None:
+            self._stream(self._simple_pieces(offset, None, line))
+
+        def first_half() -> None:
+            self._stream(self._simple_pieces(0, offset, 1))
+
         try:
-            with ProcessPoolExecutor(1, mp_context=pool_context()) as pool:
-                future = pool.submit(_stream_part, offset, line, str(directory))
-                self._stream(self._simple_pieces(0, offset, 1))
-                second = future.result()
-            if second is not None and not any(image in self.emitted for image, _ in second.images):
+            for _, second in self.executor.parts(second_half, 1, redo=redo, meanwhile=first_half):
+                if any(image in self.emitted for image, _ in second.images):
+                    redo(0)  # an image the first half has too: only one process can tell how it goes on
+                    continue
                 for name in second.categories:
                     self.writer.category(name)
                 self.emitted.update(second.images)
                 for split, summary in second.splits:
                     self.writer.append_part(split, directory / f"{split}.jsonl", summary)
-                return
         finally:
-            _FORKED_READER = None
             shutil.rmtree(directory, ignore_errors=True)
-        self._stream(self._simple_pieces(offset, None, line))
 
     def _csv_pieces(self) -> Iterator[_Rows]:
         """The data rows, :data:`BLOCK_ROWS` at a time, read by ``csv.reader``."""
@@ -1921,7 +1919,16 @@ class CsvConverter(Converter):
         for path in files:
             table = _open_table(path, options)
             writer.add_source_file(path)
-            _TableReader(table, writer, image_root=image_root, classes=classes, options=options, emitted=emitted).run()
+            reader = _TableReader(
+                table,
+                writer,
+                image_root=image_root,
+                classes=classes,
+                options=options,
+                emitted=emitted,
+                executor=ctx.executor,
+            )
+            reader.run()
         if not emitted and not writer.skipped:  # every data row gives an image or a problem: there is none
             header = ", ".join(table.header or ())
             found = (

@@ -51,17 +51,16 @@ FIFO or a device named ``a.xml`` is refused, never read. A folder without VOC XM
 
 from __future__ import annotations
 
-import concurrent.futures
+import contextlib
 import hashlib
 import math
-import multiprocessing
 import os
 import re
 import shutil
 import xml.etree.ElementTree as ET
-from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -70,6 +69,7 @@ import defusedxml.ElementTree as SafeET
 import numpy as np
 
 from annonorm.converters.base import Capabilities, Converter, Option, ReadContext, ReadResult, make_record
+from annonorm.engine import Executor
 from annonorm.errors import AnnonormError, InvalidDataError, ParseError, UnsafePathError, UsageError
 from annonorm.fsutil import open_regular, read_regular_bytes, require_regular_file
 from annonorm.geometry import corners_to_one_based, one_based_to_corners
@@ -921,36 +921,20 @@ def _read_chunk(tasks: Sequence[_Task], context: _Context) -> list[tuple[str, An
     return outcomes
 
 
-def _run(
-    tasks: list[_Task], context: _Context, pool: concurrent.futures.Executor | None, workers: int
-) -> Iterator[tuple[str, Any]]:
-    """Outcomes in task order: in this process, or from ``pool`` with a bounded number of chunks in flight."""
-    if pool is None:
+def _run(tasks: list[_Task], context: _Context, executor: Executor, workers: int) -> Iterator[tuple[str, Any]]:
+    """Outcomes in task order: in this process, or on the engine's ordered map with a bounded number of
+    chunks in flight (in fresh processes: forkserver, else spawn)."""
+    if workers <= 1:
         for task in tasks:
             yield from _read_chunk([task], context)
         return
-    chunks = (tasks[start : start + CHUNK_SIZE] for start in range(0, len(tasks), CHUNK_SIZE))
-    pending: deque[concurrent.futures.Future[list[tuple[str, Any]]]] = deque()
-    for chunk in chunks:
-        pending.append(pool.submit(_read_chunk, chunk, context))
-        if len(pending) >= 2 * workers:
-            yield from pending.popleft().result()
-    while pending:
-        yield from pending.popleft().result()
-
-
-def _worker_count(option: int, files: int) -> int:
-    """Processes to parse with: ``option`` when given; else one per core but the parent's, on big inputs only.
-
-    The parent process encodes and writes every record, about half the work, so a pool pays off
-    only with a core to spare for it: on two cores auto mode stays sequential.
-    """
-    if option > 0:
-        return option
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if files <= PARALLEL_MIN_FILES or cores < 3:
-        return 1
-    return cores - 1
+    chunks = ((None, tasks[start : start + CHUNK_SIZE]) for start in range(0, len(tasks), CHUNK_SIZE))
+    outcomes = executor.map(
+        partial(_read_chunk, context=context), chunks, processes=workers, window=2 * workers, fresh=True
+    )
+    with contextlib.closing(outcomes):
+        for _, outcome in outcomes:
+            yield from outcome or ()
 
 
 def _choose_masks(option: str, layout: _Layout) -> str | None:
@@ -1188,16 +1172,9 @@ class VocConverter(Converter):
         mask_stems = {e.name[:-4] for e in _entries(mask_dir) if e.name.endswith(".png")} if mask_dir else set()
         unique_files = len({item.xml for split in layout.splits for item in split.items})
         writer.expect(sum(len(split.items) for split in layout.splits))
-        workers = _worker_count(int(ctx.workers or 0), unique_files)
-        pool = None
-        if workers > 1:
-            method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-            pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
-        try:
-            found = self._read_splits(layout, writer, context, mask_dir, mask_stems, pool, workers)
-        finally:
-            if pool is not None:
-                pool.shutdown(cancel_futures=True)
+        # The parent encodes and writes every record, about half the work: an automatic count leaves it a core.
+        workers = ctx.executor.execution.pool_size(unique_files, PARALLEL_MIN_FILES + 1, parent_busy=True)
+        found = self._read_splits(layout, writer, context, mask_dir, mask_stems, ctx.executor, workers)
         # Classes the table does not hold (all of them without a labelmap or class lists), sorted by name.
         for name in sorted(found):
             writer.category(name)
@@ -1210,7 +1187,7 @@ class VocConverter(Converter):
         context: _Context,
         mask_dir: Path | None,
         mask_stems: set[str],
-        pool: concurrent.futures.Executor | None,
+        executor: Executor,
         workers: int,
     ) -> set[str]:
         """Add every split's records; return the class names their boxes use."""
@@ -1246,7 +1223,7 @@ class VocConverter(Converter):
                         write_mask=item.stem not in masks_written,
                     )
                 )
-            for task, (status, payload) in zip(tasks, _run(tasks, context, pool, workers), strict=True):
+            for task, (status, payload) in zip(tasks, _run(tasks, context, executor, workers), strict=True):
                 if status == "error":
                     name, message, file, location, image = payload
                     writer.problem(_ERRORS[name](message, file=file, location=location, image=image))

@@ -28,6 +28,7 @@ from annonorm.converters.coco import (
     coco_categories_to_names,
     coco_path_to_split,
 )
+from annonorm.engine import Execution
 from annonorm.errors import AnnonormError, InvalidDataError, ParseError, UnsafePathError
 from annonorm.masks import (
     coco_rle_string_total,
@@ -690,7 +691,7 @@ def _coco_with_problems(path: Path, images: int) -> Path:
 def test_records_built_by_forked_workers_are_byte_identical(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import annonorm.converters.coco as coco
 
-    monkeypatch.setattr(coco, "PARALLEL_MIN_IMAGES", 10)
+    execution = Execution(min_parallel=10)  # every strategy goes parallel from 10 units (images here)
     took_parallel_path: list[bool] = []
     build = coco._build_in_parallel
 
@@ -708,7 +709,9 @@ def test_records_built_by_forked_workers_are_byte_identical(tmp_path: Path, monk
     outputs, skipped, checks = [], [], []
     for workers in (1, 2, 3):
         checked_here.clear()
-        result = convert("coco", source, tmp_path / f"w{workers}", masks=False, workers=workers, on_error="skip")
+        result = convert(
+            "coco", source, tmp_path / f"w{workers}", masks=False, workers=workers, on_error="skip", execution=execution
+        )
         outputs.append((result.out / "train.jsonl").read_bytes())
         skipped.append([str(e) for e in result.skipped])
         checks.append(len(checked_here))
@@ -719,7 +722,7 @@ def test_records_built_by_forked_workers_are_byte_identical(tmp_path: Path, monk
     assert skipped[0] == skipped[1] == skipped[2] and len(skipped[0]) == 2
     assert not [p for p in (tmp_path / "w2").iterdir() if p.name.startswith(".part")]
     with pytest.raises(InvalidDataError, match="category_id 77") as caught:
-        convert("coco", source, tmp_path / "fail", masks=False, workers=2)
+        convert("coco", source, tmp_path / "fail", masks=False, workers=2, execution=execution)
     assert caught.value.location == "annotations[3].category_id"
     assert not (tmp_path / "fail").exists()
 
@@ -792,12 +795,9 @@ def test_a_worker_that_builds_two_parts_checks_both_against_the_categories(tmp_p
     parsed = coco.parse_coco_file(plans[0].path)
     reader = coco._SplitReader(parsed, plans[0], writer, coco._declare_categories(parsed, writer))
     reader.group_annotations()
-    coco._FORKED_READER = (reader, reader.box_columns())
-    try:
-        first = coco._build_part(0, 15, str(tmp_path / "part-0"))
-        second = coco._build_part(15, 30, str(tmp_path / "part-1"))
-    finally:
-        coco._FORKED_READER = None
+    columns = reader.box_columns()
+    first = coco._build_part(reader, columns, 0, 15, tmp_path / "part-0")
+    second = coco._build_part(reader, columns, 15, 30, tmp_path / "part-1")
     assert reader.writer is writer
     for summary, _, checked in (first, second):
         assert checked.categories == ("a", "b")

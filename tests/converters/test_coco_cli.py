@@ -6,6 +6,7 @@ Expected values are written out here or computed from the source JSON, never by 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import socket
@@ -21,8 +22,10 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 from typer.testing import CliRunner
 
+import annonorm.api
 import annonorm.converters.coco as coco
 from annonorm.cli import app
+from annonorm.engine import Execution
 
 runner = CliRunner()
 VOC_FOLDER = Path(PEER_DATA or ".") / "voc_dataset" / "voc_dataset1"
@@ -234,7 +237,10 @@ def test_skipped_jsonl_names_the_image_of_every_entry(
     tmp_path: Path, arguments: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     good = 70  # enough masks for the render pool (coco.POOL_MIN_MASKS)
-    monkeypatch.setattr(coco, "PARALLEL_MIN_IMAGES", 10)  # the forked record builders, without masks
+    # The forked record builders, without masks: every strategy goes parallel from 10 units.
+    monkeypatch.setattr(
+        annonorm.api, "convert", functools.partial(annonorm.api.convert, execution=Execution(min_parallel=10))
+    )
     document = _broken_document(good)
     source = _write(tmp_path / "src" / "instances_train.json", document)
     result = _convert(str(source), "-o", str(tmp_path / "out"), "--on-error", "skip", *arguments)

@@ -26,6 +26,7 @@ from annonorm.converters.csvtable import (
     record_to_csv_rows,
     sniff_delimiter,
 )
+from annonorm.engine import Execution, LocalExecutor
 from annonorm.errors import AnnonormError, InvalidDataError, ParseError, UnsafePathError, UsageError
 from annonorm.io import DatasetWriter, open_dataset
 from annonorm.testing import datasets, write_dataset
@@ -822,20 +823,25 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     "two passes": {"streaming": False},
     "row by row": {"columnar": False},
     "columns, small chunks": {"CHUNK_BYTES": 40, "BLOCK_ROWS": 3},
-    "two processes": {"PARALLEL_MIN_BYTES": 0, "CHUNK_BYTES": 64},
+    "two processes": {"execution": Execution(workers=2, min_parallel=0), "CHUNK_BYTES": 64},
 }
 
 
 def read_with(strategy: dict[str, Any], source: Path, options: dict[str, Any], on_error: str) -> Any:
     """What the reader writes (split files, categories, skipped problems), or the error it raises."""
     with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as patch:
+        execution = strategy.get("execution", Execution(workers=2))
         for name, value in strategy.items():
+            if name == "execution":
+                continue
             patch.setattr(csvtable._TableReader if name in ("streaming", "columnar") else csvtable, name, value)
         writer = DatasetWriter(Path(tmp), on_error=on_error)
         converter = CsvConverter()
         try:
             resolved = converter.resolve_options(converter.read_options, {**options, "workers": 2})
-            converter.read(source, ReadContext(options=resolved, sink=writer, images=None, workers=2))
+            converter.read(
+                source, ReadContext(options=resolved, sink=writer, images=None, executor=LocalExecutor(execution))
+            )
         except AnnonormError as error:
             return type(error).__name__, str(error), error.location
         finally:
@@ -911,12 +917,12 @@ def test_a_large_file_read_by_two_processes_is_the_file_read_by_one(
 ) -> None:
     source = write(tmp_path / "t.csv", _tensorflow_rows(300))
     options = {"preset": "tensorflow", "column": ["split=part"]}
-    one = read_with({"PARALLEL_MIN_BYTES": 1 << 40}, source, options, "fail")
+    one = read_with({"execution": Execution(workers=2, min_parallel=1 << 40)}, source, options, "fail")
     halves: list[tuple[int, int]] = []
     monkeypatch.setattr(
         csvtable._TableReader, "_stream_halves", _recorded(csvtable._TableReader._stream_halves, halves)
     )
-    two = read_with({"PARALLEL_MIN_BYTES": 0}, source, options, "fail")
+    two = read_with({"execution": Execution(workers=2, min_parallel=0)}, source, options, "fail")
     assert halves and halves[0][0] > 0  # it did cut the file in two
     assert two == one
     assert [c["name"] for c in two[1]] == ["person", "car", "dog"]
@@ -999,8 +1005,8 @@ def test_a_problem_in_the_second_half_is_reported_as_one_process_reports_it(tmp_
     lines[10] = lines[10].replace(",640,", ",ten,")  # and one in the first half
     source = write(tmp_path / "t.csv", "\n".join(lines) + "\n")
     options = {"preset": "tensorflow", "column": ["split=part"]}
-    one = read_with({"PARALLEL_MIN_BYTES": 1 << 40}, source, options, on_error)
-    two = read_with({"PARALLEL_MIN_BYTES": 0}, source, options, on_error)
+    one = read_with({"execution": Execution(workers=2, min_parallel=1 << 40)}, source, options, on_error)
+    two = read_with({"execution": Execution(workers=2, min_parallel=0)}, source, options, on_error)
     assert two == one
     if on_error == "skip":
         assert [location for _, _, location in two[2]] == [
