@@ -82,7 +82,7 @@ from annonorm.records import make_record
 if TYPE_CHECKING:
     from annonorm.provenance import SourceRegistry
 
-__all__ = ["Capabilities", "Converter", "Option", "ReadContext", "ReadResult", "make_record"]
+__all__ = ["Capabilities", "Converter", "Option", "ReadContext", "ReadResult", "make_record", "workers_option"]
 
 _OPTION_TYPES = (str, int, float, bool, Path)
 
@@ -149,6 +149,17 @@ class Option:
         if self.choices is not None and converted not in self.choices:
             raise UsageError(f"option {self.flag}: expected one of {', '.join(self.choices)}, got {value!r}")
         return converted
+
+
+def workers_option(work: str) -> Option:
+    """The ``--workers N`` option, with the one meaning it has everywhere (DESIGN §4): N processes,
+    0 = one per core (the default: not given), 1 = this process only. ``work`` says what they do."""
+    return Option(
+        "workers",
+        f"Processes that {work}: N, 0 = one per core (default), 1 = this process only, nothing forks",
+        type=int,
+        affects_output=False,
+    )
 
 
 @dataclass

@@ -90,7 +90,7 @@ import msgspec
 import numpy as np
 from msgspec import UNSET, UnsetType
 
-from annonorm.converters.base import Capabilities, Converter, Option, ReadContext, ReadResult
+from annonorm.converters.base import Capabilities, Converter, Option, ReadContext, ReadResult, workers_option
 from annonorm.engine import Executor, LocalExecutor
 from annonorm.errors import AnnonormError, InvalidDataError, ParseError, UnsafePathError
 from annonorm.fsutil import OutputError, open_regular, read_regular_bytes, require_regular_file
@@ -1489,13 +1489,7 @@ class CocoConverter(Converter):
     summary = "COCO instances JSON: boxes, crowds, polygon/RLE segmentation, keypoints"
     read_options = (
         Option("masks", "Render segmentations into instance mask PNGs.", type=bool, default=True),
-        Option(
-            "workers",
-            "Processes that build records (large splits, --no-masks) or render masks (default: all cores).",
-            type=int,
-            default=None,
-            affects_output=False,
-        ),
+        workers_option("build records (large splits) or render masks"),
     )
 
     capabilities = Capabilities(

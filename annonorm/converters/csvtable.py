@@ -90,7 +90,15 @@ from typing import IO, Any, ClassVar, NoReturn
 
 import numpy as np
 
-from annonorm.converters.base import Capabilities, Converter, Option, ReadContext, ReadResult, make_record
+from annonorm.converters.base import (
+    Capabilities,
+    Converter,
+    Option,
+    ReadContext,
+    ReadResult,
+    make_record,
+    workers_option,
+)
 from annonorm.engine import Executor, LocalExecutor
 from annonorm.errors import AnnonormError, InvalidDataError, ParseError, UnsafePathError, UsageError
 from annonorm.fsutil import open_regular, require_regular_file
@@ -1874,13 +1882,7 @@ class CsvConverter(Converter):
             default="error",
             choices=("error", "pad"),
         ),
-        Option(
-            "workers",
-            "Processes that stream a large file, one half each (default: all cores; 1 = this process only)",
-            type=int,
-            default=None,
-            affects_output=False,
-        ),
+        workers_option("stream a large file, one half each"),
     )
     write_options = (
         Option("layout", "Column layout of the written CSV", default="tensorflow", choices=tuple(LAYOUTS)),

@@ -68,7 +68,15 @@ import defusedxml
 import defusedxml.ElementTree as SafeET
 import numpy as np
 
-from annonorm.converters.base import Capabilities, Converter, Option, ReadContext, ReadResult, make_record
+from annonorm.converters.base import (
+    Capabilities,
+    Converter,
+    Option,
+    ReadContext,
+    ReadResult,
+    make_record,
+    workers_option,
+)
 from annonorm.engine import Executor
 from annonorm.errors import AnnonormError, InvalidDataError, ParseError, UnsafePathError, UsageError
 from annonorm.fsutil import open_regular, read_regular_bytes, require_regular_file
@@ -1123,13 +1131,7 @@ class VocConverter(Converter):
             "none, or auto (the default: instance if present, else semantic)",
             choices=("auto", "instance", "semantic", "none"),
         ),
-        Option(
-            "workers",
-            f"Processes parsing XML; 0 = auto, the default (a pool above {PARALLEL_MIN_FILES} files with 3+ cores), "
-            "1 = none",
-            type=int,
-            affects_output=False,
-        ),
+        workers_option(f"parse XML (a pool above {PARALLEL_MIN_FILES} files)"),
     )
     write_options = (Option("copy_images", "Copy the images into JPEGImages/ as well", type=bool, default=False),)
     # The writer fills pose, truncated, difficult (and folder, depth, segmented); the reader ids records by stem;
