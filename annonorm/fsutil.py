@@ -62,9 +62,12 @@ __all__ = [
     "check_output_free",
     "check_overlap",
     "deferred_interrupts",
+    "file_state",
     "install_interrupt_handlers",
     "is_annonorm_output",
+    "make_private_directory",
     "open_regular",
+    "process_alive",
     "read_regular_bytes",
     "require_regular_file",
     "stop_workers",
@@ -804,3 +807,29 @@ def user_cache_root() -> Path:
     from platformdirs import user_cache_path
 
     return user_cache_path("annonorm", appauthor=False)
+
+
+def file_state(info: os.stat_result) -> tuple[int, int, int, int, int]:
+    """What tells one state of a file from another: device, inode, size, mtime_ns and ctime_ns.
+
+    Size and mtime alone are never enough (an edit can keep both); the ctime changes with any edit
+    and the inode with a replaced file. Stamps that spare a hash (the loader's index, the sources'
+    staleness) compare all five.
+    """
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+
+
+def make_private_directory(directory: Path) -> None:
+    """Create ``directory`` and its missing parents, each readable by its owner only (0700)."""
+    missing = []
+    while not os.path.lexists(directory):
+        missing.append(directory)
+        directory = directory.parent
+    for path in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # a concurrent run made it
+            path.mkdir(mode=0o700)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (this process counts as alive); leftovers of dead ones may be removed."""
+    return _process_alive(pid)

@@ -17,7 +17,6 @@ its cache and memory"). :class:`~annonorm.dataset.NormalizedDataset` is the data
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import math
@@ -41,7 +40,15 @@ import numpy as np
 from msgspec import UNSET, Meta, UnsetType
 
 from annonorm.errors import AnnonormError, InvalidDataError, ParseError
-from annonorm.fsutil import open_regular, read_regular_bytes, require_regular_file, user_cache_root
+from annonorm.fsutil import (
+    file_state,
+    make_private_directory,
+    open_regular,
+    process_alive,
+    read_regular_bytes,
+    require_regular_file,
+    user_cache_root,
+)
 from annonorm.records import CountListError, box_counts, label_list, merge_count_list, present_labels
 from annonorm.schemas.types import FLOAT32_MAX, INT32_MAX, INT64_MAX, INT64_MIN
 
@@ -522,43 +529,17 @@ def _aligned(position: int) -> int:
     return -(-position // _ALIGN) * _ALIGN
 
 
-def _identity(info: os.stat_result) -> tuple[int, int, int, int, int]:
-    """What tells one file's state from another's: device, inode, size, mtime_ns and ctime_ns."""
-    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
-
-
 def _remove_leftovers(directory: Path) -> None:
     """Delete the temporary files of cache writers that died (their pid is in the name)."""
     for leftover in directory.glob(".*.tmp"):
         match = _LEFTOVER.search(leftover.name)
-        if match and int(match[1]) != os.getpid() and not _pid_alive(int(match[1])):
+        if match and int(match[1]) != os.getpid() and not process_alive(int(match[1])):
             leftover.unlink(missing_ok=True)
-
-
-def _make_private_directory(directory: Path) -> None:
-    """Create ``directory`` and its missing parents, each readable by its owner only (0700)."""
-    missing = []
-    while not os.path.lexists(directory):
-        missing.append(directory)
-        directory = directory.parent
-    for path in reversed(missing):
-        with contextlib.suppress(FileExistsError):  # a concurrent opener made it
-            path.mkdir(mode=0o700)
 
 
 def _replace_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     """Write a file beside ``path`` and rename it over ``path``; raises ``OSError`` when that cannot be done."""
-    _make_private_directory(path.parent)
+    make_private_directory(path.parent)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp")
     try:
         with os.fdopen(descriptor, "wb") as stream:
@@ -624,7 +605,7 @@ def _map_index(
             buffer = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
         except (OSError, ValueError) as exc:
             return None, f"cannot be mapped ({exc})"
-    identity = _identity(info)
+    identity = file_state(info)
     check = identity != trusted
     magic, version, header_crc, header_length = _PREFIX.unpack_from(buffer, 0)
     if magic != _MAGIC:
@@ -726,12 +707,12 @@ def _read_stamp(path: Path, split: str) -> _Stamp | None:
 
 def _vouches(stamp: _Stamp, info: os.stat_result) -> bool:
     """Whether the stamp describes the split file as it is now, taken late enough to be sure of it."""
-    same = (stamp.device, stamp.inode, stamp.size, stamp.mtime_ns, stamp.ctime_ns) == _identity(info)
+    same = (stamp.device, stamp.inode, stamp.size, stamp.mtime_ns, stamp.ctime_ns) == file_state(info)
     return same and stamp.verified_ns > max(stamp.mtime_ns, stamp.ctime_ns) + _RACY_WINDOW_NS
 
 
 def _write_stamp(path: Path, split: str, info: os.stat_result, sha: str, verified_ns: int) -> None:
-    device, inode, size, mtime_ns, ctime_ns = _identity(info)
+    device, inode, size, mtime_ns, ctime_ns = file_state(info)
     stamp = _Stamp(split, size, mtime_ns, ctime_ns, inode, device, sha, verified_ns)
 
     def write(stream: IO[bytes]) -> None:
@@ -743,9 +724,9 @@ def _write_stamp(path: Path, split: str, info: os.stat_result, sha: str, verifie
         logger.info("cannot write the index stamp %s (%s)", path, exc)
 
 
-def _current_identity(path: Path) -> tuple[int, ...] | None:
+def _currentfile_state(path: Path) -> tuple[int, ...] | None:
     try:
-        return _identity(os.stat(path))
+        return file_state(os.stat(path))
     except OSError:
         return None
 
@@ -783,7 +764,7 @@ def open_index(
     else:
         started = time.time_ns()
         sha = _hash_file(split_path)
-        if _current_identity(split_path) == _identity(info):  # unchanged while it was hashed
+        if _currentfile_state(split_path) == file_state(info):  # unchanged while it was hashed
             _write_stamp(stamp_file, split, info, sha, started)
     categories_sha = _categories_sha256(categories)
     found, problem = _map_index(
@@ -797,7 +778,7 @@ def open_index(
         )
     started = time.time_ns()
     arrays, built_sha = build_index(split_path, categories)
-    if _current_identity(split_path) != _identity(info):
+    if _currentfile_state(split_path) != file_state(info):
         logger.warning("%s changed while it was indexed; not caching the index", split_path)
         return SplitIndex(arrays), "memory"
     if built_sha != sha:  # the file changed in a way its stat did not show: what was indexed counts

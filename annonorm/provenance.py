@@ -27,7 +27,6 @@ false stamp; it is created private (0700).
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import hashlib
 import logging
@@ -43,7 +42,7 @@ from pathlib import Path
 import msgspec
 
 from annonorm.errors import ParseError
-from annonorm.fsutil import read_regular_bytes, user_cache_root
+from annonorm.fsutil import file_state, make_private_directory, read_regular_bytes, user_cache_root
 from annonorm.schemas.manifest import MANIFEST_FILE, Manifest
 
 __all__ = [
@@ -194,11 +193,6 @@ class _StampFile(msgspec.Struct, forbid_unknown_fields=True):
 _STAMP_VERSION = 1
 
 
-def _identity(info: os.stat_result) -> tuple[int, int, int, int, int]:
-    """What tells one file's state from another's: device, inode, size, mtime_ns and ctime_ns."""
-    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
-
-
 def _trustworthy(verified_ns: int, mtime_ns: int, ctime_ns: int) -> bool:
     return verified_ns > max(mtime_ns, ctime_ns) + RACY_WINDOW_NS
 
@@ -247,7 +241,7 @@ class SourceStamps:
     def sha256(self, path: str | os.PathLike[str], info: os.stat_result | None = None) -> str:
         """The SHA-256 of ``path`` (``info``: its ``os.stat``, if known): from its stamp when that vouches for it."""
         info = os.stat(path) if info is None else info
-        key, identity = _key(path), _identity(info)
+        key, identity = _key(path), file_state(info)
         stamp = self._known.get(key)
         if stamp is not None and _vouches(stamp, identity):
             self._used[key] = stamp
@@ -273,25 +267,14 @@ class SourceStamps:
 def _unchanged(path: str | os.PathLike[str], identity: tuple[int, ...]) -> bool:
     """Whether ``path`` is still the file of ``identity`` (it did not change while it was hashed)."""
     try:
-        return _identity(os.stat(path)) == identity
+        return file_state(os.stat(path)) == identity
     except OSError:
         return False
 
 
-def _private_directory(directory: Path) -> None:
-    """Create ``directory`` and its missing parents, each readable by its owner only (0700)."""
-    missing = []
-    while not os.path.lexists(directory):
-        missing.append(directory)
-        directory = directory.parent
-    for path in reversed(missing):
-        with contextlib.suppress(FileExistsError):  # a concurrent run made it
-            path.mkdir(mode=0o700)
-
-
 def _replace_atomically(path: Path, data: bytes) -> None:
     """Write ``data`` beside ``path`` and rename it over ``path`` (a concurrent reader sees old or new)."""
-    _private_directory(path.parent)
+    make_private_directory(path.parent)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp")
     try:
         with os.fdopen(descriptor, "wb") as stream:
