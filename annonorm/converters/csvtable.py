@@ -108,6 +108,7 @@ from annonorm.io import NormalizedSource
 from annonorm.paths import check_relative_path
 from annonorm.sink import DatasetWriter, SplitSummary
 from annonorm.sources.classlists import ClassList, read_class_list
+from annonorm.sources.images import IMAGE_EXTENSIONS, IMAGE_SUFFIXES
 
 __all__ = [
     "PRESETS",
@@ -146,8 +147,6 @@ ROLES = (
 #: Names a split is recognised by inside a file name.
 SPLIT_NAMES = ("train", "val", "valid", "validation", "test", "trainval", "dev")
 DEFAULT_SPLIT = "train"
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".JPG", ".JPEG", ".PNG")
-_IMAGE_SUFFIXES = frozenset(e.lower() for e in IMAGE_EXTENSIONS)
 SNIFF_BYTES = 16 * 1024
 SNIFF_DELIMITERS = ",;\t| "
 SPLIT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -869,7 +868,7 @@ def _find_image(root: Path, name: str, split: str) -> str | None:
         candidate = prefix.format(split=split) + name
         if (root / candidate).is_file():
             return candidate
-        if PurePosixPath(name).suffix.lower() not in _IMAGE_SUFFIXES:
+        if PurePosixPath(name).suffix.lower() not in IMAGE_SUFFIXES:
             for extension in IMAGE_EXTENSIONS:
                 if (root / (candidate + extension)).is_file():
                     return candidate + extension
@@ -909,7 +908,7 @@ class _ImageFinder:
             return _find_image(self.root, name, split)  # Path drops the trailing part, stat does not
         head, _, base = name.rpartition("/")
         dot = base.rfind(".")
-        bare = not 0 < dot < len(base) - 1 or base[dot:].lower() not in _IMAGE_SUFFIXES  # PurePath.suffix's rule
+        bare = not 0 < dot < len(base) - 1 or base[dot:].lower() not in IMAGE_SUFFIXES  # PurePath.suffix's rule
         prefixes = self.prefixes.get(split)
         if prefixes is None:
             prefixes = self.prefixes[split] = [prefix.format(split=split) for prefix in _IMAGE_PREFIXES]

@@ -64,11 +64,12 @@ from typing import Any
 
 from annonorm.converters.base import Capabilities, Converter, Option, ReadContext, ReadResult, make_record
 from annonorm.errors import AnnonormError, InvalidDataError, ParseError
-from annonorm.fsutil import read_regular_bytes, require_regular_file
+from annonorm.fsutil import require_regular_file
 from annonorm.geometry import corners_to_cxcywh, cxcywh_to_corners, normalize, round_coord, scale
 from annonorm.images import read_image_size
-from annonorm.io import DatasetWriter, NormalizedSource
-from annonorm.sources.classlists import class_list_file, read_class_list
+from annonorm.io import DatasetWriter, NormalizedSource, read_text
+from annonorm.sources.classlists import class_list_file, find_class_list, read_class_list
+from annonorm.sources.images import IMAGE_SUFFIXES, find_image, list_dir, walk_files
 
 __all__ = [
     "YoloConverter",
@@ -95,9 +96,6 @@ VAL_SPLITS = ("val", "valid", "validation")
 DECIMALS = 6
 #: A fraction may leave 0..1 by this much (rounding in the exporting tool) before it is an error.
 FRACTION_SLACK = 1e-6
-#: Image suffixes looked up for a label file's stem, most usual first.
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".JPG", ".JPEG", ".PNG")
-_IMAGE_SUFFIXES = frozenset(e.lower() for e in IMAGE_EXTENSIONS)
 NOT_YOLO = "no YOLO annotations here"
 EXPECTED_LAYOUT = (
     "expected labels/<split>/*.txt, labels/*.txt, <split>/labels/*.txt or a Darknet obj.data with its image lists"
@@ -106,28 +104,26 @@ EXPECTED_LAYOUT = (
 # ---------------------------------------------------------------------------------------------- sniff
 
 
-def _entries(directory: Path) -> list[os.DirEntry[str]]:
-    """The entries of ``directory``, by name (none if it does not exist); an unlistable one is a ParseError."""
-    try:
-        with os.scandir(directory) as iterator:
-            return sorted(iterator, key=lambda e: e.name)
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    except OSError as exc:
-        raise ParseError(f"cannot list the folder: {exc.strerror}", file=directory) from None
-
-
-def _find_yaml(root: Path) -> Path | None:
-    return next((root / n for n in YAML_FILES if os.path.lexists(root / n)), None)
-
-
 def _has_labels(root: Path) -> bool:
     if (root / FOLDER_PAIRS[0][0]).is_dir() or (root / DARKNET_DATA).is_file():
         return True
-    return any((Path(e.path) / "labels").is_dir() for e in _entries(root) if e.is_dir())
+    return any((Path(e.path) / "labels").is_dir() for e in list_dir(root) if e.is_dir())
 
 
-# ---------------------------------------------------------------------------------------------- mapping functions
+def _sniff(source: Path) -> bool:
+    """A ``data.yaml``; a directory with ``labels/`` (or ``<split>/labels/``) and a class list; ``obj.data``."""
+    try:
+        if source.is_file():
+            return source.name in YAML_FILES
+        if not source.is_dir() or not _has_labels(source):
+            return False
+        names = (*CLASS_FILES, *YAML_FILES, DARKNET_DATA)
+        return any((d / n).is_file() for d in (source, source / "labels") for n in names)
+    except (OSError, AnnonormError):
+        return False
+
+
+# ------------------------------------------------------------------------------------ mapping yolo -> annonorm
 
 
 def yolo_line_to_box(*, values: Sequence[float], width: int, height: int) -> tuple[float, float, float, float]:
@@ -150,6 +146,26 @@ def yolo_line_to_box(*, values: Sequence[float], width: int, height: int) -> tup
     # Fractions of the image side: x by the width, y by the height.
     x1, y1, x2, y2 = scale(left, top, right, bottom, width, height)
     return round_coord(x1), round_coord(y1), round_coord(x2), round_coord(y2)
+
+
+def darknet_data_to_entries(*, text: str) -> dict[str, tuple[int, str]]:
+    """The ``key = value`` entries of a Darknet ``obj.data`` (with their line numbers).
+
+    Raises :class:`ValueError` naming the line when a line is not ``key = value``.
+    """
+    entries: dict[str, tuple[int, str]] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        body = line.split("#", 1)[0].strip()
+        if not body:
+            continue
+        key, sep, value = body.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"line {number}: expected 'key = value', found {body!r}")
+        entries[key.strip()] = (number, value.strip())
+    return entries
+
+
+# ------------------------------------------------------------------------------------ mapping annonorm -> yolo
 
 
 def box_to_yolo_line(*, class_id: int, box: Mapping[str, Any], width: int, height: int) -> str:
@@ -181,30 +197,37 @@ def _fraction(units: int) -> str:
     return f"{sign}{whole}.{rest:0{DECIMALS}d}"
 
 
+def _yaml_string(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)  # a JSON string is a valid double-quoted YAML scalar
+
+
+def export_image_path(*, image: str, split: str) -> str:
+    """Where a record's image goes below ``images/<split>/`` (its label: the same path below ``labels/<split>/``).
+
+    The record's path loses a leading ``<split>/`` folder (a YOLO or Roboflow tree read back keeps one,
+    and ``images/train/train/...`` would follow) and everything up to its last ``images/`` folder:
+    Ultralytics finds an image's label by replacing the last ``/images/`` of its path with ``/labels/``,
+    so an ``images`` folder below ``images/<split>/`` would send it looking in the wrong place.
+    """
+    parts = list(PurePosixPath(image.replace("\\", "/")).parts)
+    if len(parts) > 1 and parts[0] == split:
+        parts = parts[1:]
+    folders = parts[:-1]
+    if "images" in folders:
+        parts = parts[len(folders) - folders[::-1].index("images") :]
+    return "/".join(parts)
+
+
+def _label_path(image: str) -> str:
+    return PurePosixPath(image).with_suffix(".txt").as_posix()
+
+
 # ---------------------------------------------------------------------------------------------- layout
 
 
-def _walk(directory: Path, suffixes: frozenset[str], *, labels: bool) -> dict[str, Path]:
-    """Files under ``directory`` with one of ``suffixes``, by their relative path without suffix.
-
-    Symlinked folders are not followed (a link to ``..`` would loop). Label files are kept whatever
-    they are (a FIFO or a link to ``/dev/zero`` named ``x.txt`` is refused when read, by name, instead
-    of being left out silently); images only when they are regular files.
-    """
-    found: dict[str, Path] = {}
-    pending = [(directory, "")]
-    while pending:
-        folder, prefix = pending.pop()
-        for entry in _entries(folder):
-            if entry.is_dir(follow_symlinks=False):
-                pending.append((Path(entry.path), f"{prefix}{entry.name}/"))
-                continue
-            stem, dot, suffix = entry.name.rpartition(".")
-            if not dot or not stem or f".{suffix.lower()}" not in suffixes or entry.name in CLASS_FILES:
-                continue
-            if labels or entry.is_file():
-                found[prefix + stem] = Path(entry.path)
-    return found
+def _label_files(directory: Path) -> dict[str, Path]:
+    """The label files under ``directory`` by relative path without suffix, of any kind (refused when read)."""
+    return walk_files(directory, {".txt"}, any_kind=True, skip=CLASS_FILES)
 
 
 def _folder_pair(root: Path) -> tuple[Path, Path] | None:
@@ -233,23 +256,6 @@ def _darknet_relative(root: Path, text: str) -> str | None:
     return None
 
 
-def darknet_data_to_entries(*, text: str) -> dict[str, tuple[int, str]]:
-    """The ``key = value`` entries of a Darknet ``obj.data`` (with their line numbers).
-
-    Raises :class:`ValueError` naming the line when a line is not ``key = value``.
-    """
-    entries: dict[str, tuple[int, str]] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
-        body = line.split("#", 1)[0].strip()
-        if not body:
-            continue
-        key, sep, value = body.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"line {number}: expected 'key = value', found {body!r}")
-        entries[key.strip()] = (number, value.strip())
-    return entries
-
-
 @dataclass(frozen=True)
 class _Split:
     """One split of a YOLO tree: its label directory (or Darknet list) and where its images may be."""
@@ -276,7 +282,7 @@ class _Layout:
 def _darknet_layout(root: Path, config: Path, images: Path | None) -> _Layout:
     """Darknet / CVAT / Datumaro: ``obj.data`` naming ``obj.names`` and one image list per split."""
     try:
-        entries = darknet_data_to_entries(text=_read_text(config, "obj.data"))
+        entries = darknet_data_to_entries(text=read_text(config, "obj.data"))
     except ValueError as exc:
         raise ParseError(str(exc).partition(": ")[2], file=config, location=str(exc).partition(":")[0]) from None
     layout = _Layout(root, images if images is not None else root, [], files=[config])
@@ -306,13 +312,13 @@ def _find_layout(root: Path, images: Path | None, split_option: str | None) -> _
         layout = _darknet_layout(root, root / DARKNET_DATA, images)
     elif (pair := _folder_pair(root)) is not None:
         labels, image_dir = pair
-        flat = any(e.name.endswith(".txt") and e.name not in CLASS_FILES and not e.is_dir() for e in _entries(labels))
+        flat = any(e.name.endswith(".txt") and e.name not in CLASS_FILES and not e.is_dir() for e in list_dir(labels))
         if flat:
             splits = [_Split(split_option or DEFAULT_SPLIT, labels, ("",))]
         else:
             splits = [
                 _Split(e.name, Path(e.path), (f"{e.name}/", f"{e.name}/images/", ""))
-                for e in _entries(labels)
+                for e in list_dir(labels)
                 if e.is_dir()
             ]
         if not splits:
@@ -321,7 +327,7 @@ def _find_layout(root: Path, images: Path | None, split_option: str | None) -> _
     else:
         splits = [
             _Split(e.name, Path(e.path) / "labels", (f"{e.name}/images/", f"{e.name}/", ""))
-            for e in _entries(root)
+            for e in list_dir(root)
             if e.is_dir() and (Path(e.path) / "labels").is_dir()
         ]
         if not splits:
@@ -336,13 +342,6 @@ def _find_layout(root: Path, images: Path | None, split_option: str | None) -> _
     return layout
 
 
-def _read_text(path: Path, what: str) -> str:
-    try:
-        return read_regular_bytes(path, what).decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise ParseError(f"the {what} is not UTF-8 text", file=path) from None
-
-
 def _load_names(root: Path, option: str | None, first: Path | None) -> tuple[list[str], Path | None]:
     """The class names the label files' ids index, and the file they came from (None for ``A,B,C``).
 
@@ -352,13 +351,9 @@ def _load_names(root: Path, option: str | None, first: Path | None) -> tuple[lis
     ``A,B,C``) as that list: where the source has its list, ``--classes`` orders the categories
     (through the writer) and never renames the ids the label files were written with.
     """
-    candidates: list[Path] = [first] if first is not None else []
-    for directory in (root, root / "labels"):
-        found = _find_yaml(directory)
-        candidates += [found] if found else []
-        candidates += [directory / n for n in CLASS_FILES if os.path.lexists(directory / n)]
-    if candidates:
-        return class_list_file(candidates[0]).names, candidates[0]
+    found = first if first is not None else find_class_list((root, root / "labels"), (*YAML_FILES, *CLASS_FILES))
+    if found is not None:
+        return class_list_file(found).names, found
     if option is not None:
         listed = read_class_list(option)
         return listed.names, listed.file
@@ -368,21 +363,25 @@ def _load_names(root: Path, option: str | None, first: Path | None) -> tuple[lis
     )
 
 
+def _source_files(source: Path, options: Mapping[str, Any]) -> list[Path]:
+    """The label folders, the ``data.yaml``/``obj.data`` given, the class list unless ``--classes`` names one."""
+    root = source.parent if source.is_file() else source
+    found = [source] if source.is_file() else []
+    if (root / "labels").is_dir():
+        found.append(root / "labels")  # the class list may live in here too
+    else:
+        found += [d / "labels" for d in sorted(root.iterdir()) if (d / "labels").is_dir()]
+    if options.get("classes") is None and not source.is_file():
+        found += [root / n for n in (*YAML_FILES, *CLASS_FILES) if (root / n).is_file()][:1]
+    return found
+
+
 # ---------------------------------------------------------------------------------------------- reading
-
-
-def _find_image(image_root: Path, prefixes: Sequence[str], stem: str) -> str | None:
-    for prefix in prefixes:
-        base = image_root / (prefix + stem)
-        for extension in IMAGE_EXTENSIONS:
-            if base.with_name(base.name + extension).is_file():
-                return prefix + stem + extension
-    return None
 
 
 def _parse_label_file(path: Path, names: Sequence[str], width: int, height: int) -> list[dict[str, Any]]:
     """The boxes of one label file; raises :class:`ParseError`/:class:`InvalidDataError` naming the line."""
-    text = _read_text(path, "label file")
+    text = read_text(path, "label file")
     boxes = []
     for number, line in enumerate(text.splitlines(), start=1):
         tokens = line.split()
@@ -419,11 +418,11 @@ def _folder_entries(
 ) -> dict[str, Path | None]:
     """Image path (relative to the image root) -> its label file, for a split with a label folder.
 
-    ``labels`` are the split's label files by relative path without suffix (:func:`_walk`).
+    ``labels`` are the split's label files by relative path without suffix (:func:`_label_files`).
     """
     entries: dict[str, Path | None] = {}
     for stem, label_file in sorted(labels.items()):
-        image = _find_image(image_root, split.prefixes, stem)
+        image = find_image(image_root, split.prefixes, stem)
         if image is None:
             writer.problem(
                 InvalidDataError(
@@ -447,7 +446,7 @@ def _folder_entries(
     )
     if image_dir is not None:
         # An image without a label file is an image without objects.
-        for path in _walk(image_dir, _IMAGE_SUFFIXES, labels=False).values():
+        for path in walk_files(image_dir, IMAGE_SUFFIXES, any_kind=False, skip=CLASS_FILES).values():
             entries.setdefault(path.relative_to(image_root).as_posix(), None)
     return dict(sorted(entries.items()))
 
@@ -456,7 +455,7 @@ def _listed_entries(split: _Split, layout: _Layout, writer: DatasetWriter) -> di
     """Image path -> its label file, for a Darknet split list: the label sits beside the image (or in the
     ``labels`` folder that replaces the path's last ``images`` folder); an image without one has no object."""
     entries: dict[str, Path | None] = {}
-    for number, line in enumerate(_read_text(split.labels, "image list").splitlines(), start=1):
+    for number, line in enumerate(read_text(split.labels, "image list").splitlines(), start=1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         image = _darknet_relative(layout.image_root, line)
@@ -505,32 +504,36 @@ def _add_records(
         writer.add(split, make_record(image=image, width=size[0], height=size[1], boxes=boxes))
 
 
+def _read(source: Path, ctx: ReadContext) -> ReadResult:
+    """Read a YOLO tree (its directory, its ``data.yaml`` or its ``obj.data``) into ``ctx.sink``."""
+    writer, images, options = ctx.sink, ctx.images, ctx.options
+    given_file = not source.is_dir()  # a data.yaml or obj.data (refused below unless a regular file)
+    root = source.parent if given_file else source
+    layout = _find_layout(root, images, options.get("split"))
+    listed = source if given_file and source.name != DARKNET_DATA else layout.names_file
+    # Label files first: a tree without any is not YOLO (before "no class list" and per-image problems).
+    labels = {s.name: _label_files(s.labels) for s in layout.splits if not s.listed}
+    if labels and not any(labels.values()) and all(not s.listed for s in layout.splits):
+        folders = ", ".join(str(s.labels) for s in layout.splits)
+        raise ParseError(f"{NOT_YOLO}: no label file (*.txt) in {folders} ({EXPECTED_LAYOUT})", file=root)
+    option = options.get("classes")
+    names, names_file = _load_names(root, str(option) if option is not None else None, listed)
+    for index, name in enumerate(names):
+        writer.category(name, source_id=index)
+    for path in [*([names_file] if names_file is not None else []), *layout.files]:
+        writer.add_source_file(path)
+    for split in layout.splits:
+        writer.declare_split(split.name)
+        if split.listed:
+            entries = _listed_entries(split, layout, writer)
+        else:
+            writer.expect(len(labels[split.name]))
+            entries = _folder_entries(split, labels[split.name], layout.image_root, writer)
+        _add_records(split.name, entries, layout.image_root, names, writer)
+    return ReadResult(name=root.resolve().name or "yolo", image_root=layout.image_root)
+
+
 # ---------------------------------------------------------------------------------------------- writing
-
-
-def _yaml_string(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False)  # a JSON string is a valid double-quoted YAML scalar
-
-
-def export_image_path(*, image: str, split: str) -> str:
-    """Where a record's image goes below ``images/<split>/`` (its label: the same path below ``labels/<split>/``).
-
-    The record's path loses a leading ``<split>/`` folder (a YOLO or Roboflow tree read back keeps one,
-    and ``images/train/train/...`` would follow) and everything up to its last ``images/`` folder:
-    Ultralytics finds an image's label by replacing the last ``/images/`` of its path with ``/labels/``,
-    so an ``images`` folder below ``images/<split>/`` would send it looking in the wrong place.
-    """
-    parts = list(PurePosixPath(image.replace("\\", "/")).parts)
-    if len(parts) > 1 and parts[0] == split:
-        parts = parts[1:]
-    folders = parts[:-1]
-    if "images" in folders:
-        parts = parts[len(folders) - folders[::-1].index("images") :]
-    return "/".join(parts)
-
-
-def _label_path(image: str) -> str:
-    return PurePosixPath(image).with_suffix(".txt").as_posix()
 
 
 def _place_image(source: Path, target: Path, mode: str, where: str) -> None:
@@ -616,6 +619,25 @@ def _iter_data_yaml(names: Sequence[str], splits: Sequence[str], images_placed: 
         yield f"  {index}: {_yaml_string(name)}\n"
 
 
+def _write(dataset: NormalizedSource, out: Path, options: Mapping[str, Any]) -> None:
+    """Write ``labels/<split>/``, ``classes.txt`` and an Ultralytics ``data.yaml`` (and images when asked)."""
+    names = dataset.manifest.category_names
+    if any("\n" in n or "\r" in n or n != n.strip() for n in names):
+        raise InvalidDataError(
+            "a class name has a line break or surrounding spaces; classes.txt cannot hold it",
+            file=dataset.root / "annonorm.json",
+            location="categories",
+        )
+    ids = {name: index for index, name in enumerate(names)}
+    splits = list(dataset.manifest.splits)
+    images = options.get("images") or "none"
+    for split in splits:
+        _write_split(dataset, split, out, ids, images)
+    (out / "classes.txt").write_text("".join(f"{n}\n" for n in names), encoding="utf-8", newline="")
+    data_yaml = "".join(_iter_data_yaml(names, splits, images != "none"))
+    (out / "data.yaml").write_text(data_yaml, encoding="utf-8", newline="")
+
+
 # ---------------------------------------------------------------------------------------------- the converter
 
 
@@ -644,72 +666,14 @@ class YoloConverter(Converter):
 
     @classmethod
     def sniff(cls, source: Path) -> bool:
-        """A ``data.yaml``; a directory with ``labels/`` (or ``<split>/labels/``) and a class list; ``obj.data``."""
-        try:
-            if source.is_file():
-                return source.name in YAML_FILES
-            if not source.is_dir() or not _has_labels(source):
-                return False
-            names = (*CLASS_FILES, *YAML_FILES, DARKNET_DATA)
-            return any((d / n).is_file() for d in (source, source / "labels") for n in names)
-        except (OSError, AnnonormError):
-            return False
+        return _sniff(source)
 
     @classmethod
     def source_files(cls, source: Path, options: Mapping[str, Any]) -> list[Path]:
-        """The label folders, the ``data.yaml``/``obj.data`` given, the class list unless ``--classes`` names one."""
-        root = source.parent if source.is_file() else source
-        found = [source] if source.is_file() else []
-        if (root / "labels").is_dir():
-            found.append(root / "labels")  # the class list may live in here too
-        else:
-            found += [d / "labels" for d in sorted(root.iterdir()) if (d / "labels").is_dir()]
-        if options.get("classes") is None and not source.is_file():
-            found += [root / n for n in (*YAML_FILES, *CLASS_FILES) if (root / n).is_file()][:1]
-        return found
+        return _source_files(source, options)
 
     def read(self, source: Path, ctx: ReadContext) -> ReadResult:
-        """Read a YOLO tree (its directory, its ``data.yaml`` or its ``obj.data``) into ``ctx.sink``."""
-        writer, images, options = ctx.sink, ctx.images, ctx.options
-        given_file = not source.is_dir()  # a data.yaml or obj.data (refused below unless a regular file)
-        root = source.parent if given_file else source
-        layout = _find_layout(root, images, options.get("split"))
-        listed = source if given_file and source.name != DARKNET_DATA else layout.names_file
-        # Label files first: a tree without any is not YOLO (before "no class list" and per-image problems).
-        labels = {s.name: _walk(s.labels, frozenset({".txt"}), labels=True) for s in layout.splits if not s.listed}
-        if labels and not any(labels.values()) and all(not s.listed for s in layout.splits):
-            folders = ", ".join(str(s.labels) for s in layout.splits)
-            raise ParseError(f"{NOT_YOLO}: no label file (*.txt) in {folders} ({EXPECTED_LAYOUT})", file=root)
-        option = options.get("classes")
-        names, names_file = _load_names(root, str(option) if option is not None else None, listed)
-        for index, name in enumerate(names):
-            writer.category(name, source_id=index)
-        for path in [*([names_file] if names_file is not None else []), *layout.files]:
-            writer.add_source_file(path)
-        for split in layout.splits:
-            writer.declare_split(split.name)
-            if split.listed:
-                entries = _listed_entries(split, layout, writer)
-            else:
-                writer.expect(len(labels[split.name]))
-                entries = _folder_entries(split, labels[split.name], layout.image_root, writer)
-            _add_records(split.name, entries, layout.image_root, names, writer)
-        return ReadResult(name=root.resolve().name or "yolo", image_root=layout.image_root)
+        return _read(source, ctx)
 
     def write(self, dataset: NormalizedSource, out: Path, *, options: Mapping[str, Any]) -> None:
-        """Write ``labels/<split>/``, ``classes.txt`` and an Ultralytics ``data.yaml`` (and images when asked)."""
-        names = dataset.manifest.category_names
-        if any("\n" in n or "\r" in n or n != n.strip() for n in names):
-            raise InvalidDataError(
-                "a class name has a line break or surrounding spaces; classes.txt cannot hold it",
-                file=dataset.root / "annonorm.json",
-                location="categories",
-            )
-        ids = {name: index for index, name in enumerate(names)}
-        splits = list(dataset.manifest.splits)
-        images = options.get("images") or "none"
-        for split in splits:
-            _write_split(dataset, split, out, ids, images)
-        (out / "classes.txt").write_text("".join(f"{n}\n" for n in names), encoding="utf-8", newline="")
-        data_yaml = "".join(_iter_data_yaml(names, splits, images != "none"))
-        (out / "data.yaml").write_text(data_yaml, encoding="utf-8", newline="")
+        _write(dataset, out, options)

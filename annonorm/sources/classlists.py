@@ -23,7 +23,7 @@ from pathlib import Path
 from annonorm.errors import ParseError, UsageError
 from annonorm.fsutil import read_regular_bytes
 
-__all__ = ["ClassList", "class_list_file", "data_yaml_to_names", "read_class_list"]
+__all__ = ["ClassList", "class_list_file", "data_yaml_to_names", "find_class_list", "read_class_list"]
 
 #: Suffixes of class list files: ``--classes labels.txt`` that does not exist is an error, not a class name.
 LIST_SUFFIXES = frozenset({".txt", ".names", ".yaml", ".yml", ".json", ".csv", ".pbtxt"})
@@ -193,6 +193,12 @@ def class_list_file(path: Path) -> ClassList:
     classes = _collect(pairs, str(path), file=path)
     classes.file = path
     return classes
+
+
+def find_class_list(directories: Sequence[Path], names: Sequence[str]) -> Path | None:
+    """The first ``<directory>/<name>`` that exists (as any kind of entry: reading it checks it), directories
+    first, then names in order; ``None`` when there is none."""
+    return next((d / n for d in directories for n in names if os.path.lexists(d / n)), None)
 
 
 def _collect(pairs: Sequence[tuple[str, str]], where: str, file: Path | None = None) -> ClassList:
