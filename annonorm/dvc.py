@@ -171,8 +171,8 @@ def add_stage(
         raise UsageError(f"the {format!r} converter can only write, so it cannot be a conversion stage")
     given = {k: v for k, v in (options or {}).items() if v is not None and v != ()}
     # --classes is one option for every converter (some declare it themselves): written once, its file a dep.
-    classes = classes if classes is not None else given.pop("classes", None)
-    given.pop("classes", None)
+    declared_classes = given.pop("classes", None)
+    classes = classes if classes is not None else declared_classes
     resolved = converter.resolve_options(converter.read_options, given)
     given = {name: resolved[name] for name in given}
     root = find_repo_root(Path(repo) if repo is not None else None)

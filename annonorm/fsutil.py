@@ -345,7 +345,7 @@ def _running(pid: int) -> bool:
         return info[0] != "Z"
     if os.path.isdir("/proc/self"):
         return False
-    return _process_alive(pid)
+    return process_alive(pid)
 
 
 def stop_workers(grace: float = 0.5) -> None:
@@ -483,7 +483,8 @@ def _aside_name(target: Path, kind: str = "", suffix: str = "") -> Path:
     return target.parent / f"{_stem(target)}.annonorm-{os.getpid()}-{kind}{uuid.uuid4().hex[:8]}{suffix}"
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (this process counts as alive); leftovers of dead ones may be removed."""
     if pid == os.getpid():
         return True
     try:
@@ -519,7 +520,7 @@ def _remove_stale_temporaries(target: Path) -> None:
         return
     for entry in entries:
         match = pattern.fullmatch(entry.name)
-        if match is None or _process_alive(int(match["pid"])):
+        if match is None or process_alive(int(match["pid"])):
             continue
         (asides if match["kind"] == "old" else garbage).append(Path(entry.path))
     if asides and not (target.exists() or target.is_symlink()):
@@ -828,8 +829,3 @@ def make_private_directory(directory: Path) -> None:
     for path in reversed(missing):
         with contextlib.suppress(FileExistsError):  # a concurrent run made it
             path.mkdir(mode=0o700)
-
-
-def process_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists (this process counts as alive); leftovers of dead ones may be removed."""
-    return _process_alive(pid)

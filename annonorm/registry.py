@@ -80,11 +80,8 @@ def get(name: str) -> type[Converter]:
     """Import and return the converter class registered as ``name``."""
     from annonorm.converters.base import Converter
 
-    table = available()
-    target = table.get(name) or table.get(name.lower())
-    if target is None:
-        raise UnknownFormatError(f"unknown format {name!r}; installed: {', '.join(table)}")
-    name = name if name in table else name.lower()
+    name = canonical_name(name)
+    target = available()[name]
     module_name, _, attribute = target.partition(":")
     try:
         module = importlib.import_module(module_name)

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile("ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -18,14 +22,35 @@ if "ANNONORM_CACHE_DIR" not in os.environ:
     os.environ["ANNONORM_CACHE_DIR"] = tempfile.mkdtemp(prefix="annonorm-test-cache-")
 
 
+# ---------------------------------------------------------------------------------------------- unlistable folders
+
+
+@pytest.fixture
+def unlistable(monkeypatch: pytest.MonkeyPatch) -> Callable[[Path], None]:
+    """Make ``os.scandir`` of one folder fail as a folder without read permission does.
+
+    (``chmod 0`` does not stop root, who may run this suite.)
+    """
+
+    def lock(folder: Path) -> None:
+        real_scandir = os.scandir
+
+        def scandir(path: Any) -> Any:
+            if Path(str(path)) == folder:
+                raise PermissionError(13, "Permission denied", str(path))
+            return real_scandir(path)
+
+        monkeypatch.setattr(os, "scandir", scandir)
+
+    return lock
+
+
 # ---------------------------------------------------------------------------------------------- peer data
 # Tests that read ../shared/peer_data (third-party datasets) skip, with the reason shown, in a local run
 # where it is absent; .ci/run sets ANNONORM_REQUIRE_PEER_DATA=1 so that CI fails at once instead.
 
 import inspect  # noqa: E402
-from pathlib import Path  # noqa: E402
 
-import pytest  # noqa: E402
 from peer import PEER_DATA  # noqa: E402
 
 _PEER_MISSING = (

@@ -7,8 +7,8 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from peer import PEER_DATA
@@ -149,18 +149,12 @@ def test_a_directory_named_like_an_xml_file_is_refused(tmp_path: Path) -> None:
     assert "d.xml" in done.stderr and "not a regular file" in done.stderr
 
 
-def test_an_unlistable_folder_is_an_error_not_an_empty_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unlistable_folder_is_an_error_not_an_empty_dataset(
+    tmp_path: Path, unlistable: Callable[[Path], None]
+) -> None:
     root = devkit(tmp_path / "voc", ("a",))
-    real_scandir = os.scandir
     locked = root / "Annotations"
-
-    def scandir(path: Any) -> Any:
-        # What a folder without read permission does (chmod 0 does not stop root, who may run this suite).
-        if Path(str(path)) == locked:
-            raise PermissionError(13, "Permission denied", str(path))
-        return real_scandir(path)
-
-    monkeypatch.setattr(os, "scandir", scandir)
+    unlistable(locked)
     done = runner.invoke(app, ["convert", "voc", str(root), "-o", str(tmp_path / "out")])
     assert done.exit_code == 2, done.output
     assert str(locked) in done.stderr and "cannot list the folder: Permission denied" in done.stderr

@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -285,21 +286,13 @@ def test_a_fifo_input_is_refused_promptly(tmp_path: Path, fifo: str) -> None:
     assert Path(fifo).name in done.stderr and "not a regular file" in done.stderr
 
 
-def test_an_unlistable_label_folder_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unlistable_label_folder_is_an_error(tmp_path: Path, unlistable: Callable[[Path], None]) -> None:
     root = tmp_path / "yolo"
     write(root / "classes.txt", "cat\n")
     image(root / "images/train/a.jpg")
     write(root / "labels/train/sub/a.txt", "0 0.5 0.5 0.5 0.5\n")
     locked = root / "labels/train/sub"
-    real_scandir = os.scandir
-
-    def scandir(path: Any) -> Any:
-        # What a folder without read permission does (chmod 0 does not stop root, who may run this suite).
-        if Path(str(path)) == locked:
-            raise PermissionError(13, "Permission denied", str(path))
-        return real_scandir(path)
-
-    monkeypatch.setattr(os, "scandir", scandir)
+    unlistable(locked)
     done = runner.invoke(app, ["convert", "yolo", str(root), "-o", str(tmp_path / "out")])
     assert done.exit_code == 2, done.output
     assert str(locked) in done.stderr and "cannot list the folder" in done.stderr
