@@ -295,6 +295,39 @@ def test_yolo_reader_on_yolo_shaped_labels(labels: list[str], classes: list[str]
         convert_or_refuse("yolo", root / "yolo", root / "out", on_error=on_error)
 
 
+@FUZZ
+@given(data=st.binary(max_size=300), suffix=st.sampled_from([".txt", ".names", ".yaml", ".json", ".csv"]))
+def test_class_list_reader_on_arbitrary_bytes(data: bytes, suffix: str) -> None:
+    """``--classes FILE`` in every form it accepts: garbage is a worded error, never a traceback."""
+    with workspace() as root:
+        (root / "coco").mkdir()
+        (root / "coco" / "instances_train.json").write_text(
+            json.dumps({"images": [{"id": 1, "file_name": "a.png", "width": 8, "height": 6}], "annotations": [],
+                        "categories": [{"id": 1, "name": "cat"}]})
+        )  # fmt: skip
+        class_file = root / f"classes{suffix}"
+        class_file.write_bytes(data)
+        convert_or_refuse("coco", root / "coco" / "instances_train.json", root / "out", classes=class_file)
+
+
+@FUZZ
+@given(
+    obj_data=st.one_of(st.just(b"classes = 1\ntrain = train.txt\nnames = obj.names\n"), st.binary(max_size=200)),
+    listing=st.one_of(st.just(b"obj_train_data/a.png\n"), st.binary(max_size=200)),
+    label=st.one_of(st.just(b"0 0.5 0.5 0.25 0.25\n"), st.binary(max_size=100)),
+)
+def test_yolo_darknet_layout_on_arbitrary_bytes(obj_data: bytes, listing: bytes, label: bytes) -> None:
+    """The Darknet layout (``obj.data`` naming ``obj.names`` and ``train.txt``), each file well formed or garbage."""
+    with workspace() as root:
+        tree = root / "darknet"
+        write_png(tree / "obj_train_data" / "a.png")
+        (tree / "obj_train_data" / "a.txt").write_bytes(label)
+        (tree / "obj.names").write_text("cat\n")
+        (tree / "train.txt").write_bytes(listing)
+        (tree / "obj.data").write_bytes(obj_data)
+        convert_or_refuse("yolo", tree, root / "out")
+
+
 # ---------------------------------------------------------------------------------------------- normalized datasets
 
 boxes = maybe_keys(
