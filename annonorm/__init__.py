@@ -16,7 +16,11 @@ __all__ = [
     "__version__",
     "convert",
     "export",
+    "filter_dataset",
     "load",
+    "merge",
+    "remap",
+    "split",
     "validate",
 ]
 
@@ -25,6 +29,10 @@ if TYPE_CHECKING:
     from annonorm.api import open_at_revision as load
     from annonorm.dataset import NormalizedDataset
     from annonorm.errors import AnnonormError
+    from annonorm.ops.filter import filter_dataset
+    from annonorm.ops.merge import merge
+    from annonorm.ops.remap import remap
+    from annonorm.ops.split import split
     from annonorm.validation import validate
 
 #: Public name -> (module, attribute), imported on first use.
@@ -34,6 +42,12 @@ _LAZY = {
     "convert": ("annonorm.api", "convert"),
     "export": ("annonorm.api", "export"),
     "validate": ("annonorm.validation", "validate"),
+    "merge": ("annonorm.ops", "merge"),
+    "split": ("annonorm.ops", "split"),
+    "remap": ("annonorm.ops", "remap"),
+    "filter_dataset": ("annonorm.ops", "filter_dataset"),
+    # annonorm.filter(...) reads like the command; not in __all__, so `from annonorm import *` keeps the builtin.
+    "filter": ("annonorm.ops", "filter_dataset"),
     # annonorm.load("out/coco", "val"); annonorm.open("data/coco", "train", rev="v1", repo=".") reads like
     # the DVC docs (not in __all__: it would shadow open). Without split: the only split, else train.
     "load": ("annonorm.api", "open_at_revision"),

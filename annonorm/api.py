@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -16,7 +17,7 @@ import msgspec
 
 from annonorm import __version__, registry
 from annonorm.converters.base import Converter, ReadContext, ReadResult
-from annonorm.engine import Execution, LocalExecutor
+from annonorm.engine import Execution, Executor, LocalExecutor
 from annonorm.errors import AnnonormError, InvalidDataError, ParseError, UsageError
 from annonorm.io import DatasetWriter, SplitSummary, atomic_output, iter_lines, open_dataset
 from annonorm.records import label_list
@@ -33,6 +34,9 @@ Progress = Callable[[int], None]
 
 #: File in the output directory listing the images that ``on_error="skip"`` left out.
 SKIPPED_REPORT = "skipped.jsonl"
+
+#: Where a conversion's units run (``--engine``): local processes, or tasks on a Ray cluster.
+ENGINES = ("local", "ray")
 
 
 @dataclass
@@ -68,6 +72,7 @@ def convert(
     name: str | None = None,
     progress: Progress | None = None,
     execution: Execution | None = None,
+    engine: str = "local",
     **options: Any,
 ) -> ConvertResult:
     """Convert ``source`` (in ``format``) into a normalized dataset at ``out``.
@@ -81,8 +86,12 @@ def convert(
     the source uses must be listed; listed classes without instances are kept.
 
     ``execution`` says how the run does its work (:class:`annonorm.engine.Execution`: processes,
-    thresholds, GC policy); a ``workers`` option sets its ``workers``. It never changes the output.
+    thresholds, GC policy); a ``workers`` option sets its ``workers``. ``engine`` runs the engine's units
+    in local processes (``"local"``) or as tasks on a Ray cluster (``"ray"``, :mod:`annonorm.ray`: the
+    cluster at ``RAY_ADDRESS``, else a local one). Neither changes the output.
     """
+    if engine not in ENGINES:
+        raise UsageError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
     if format == "auto":
         format = registry.detect(Path(source))
     converter_class = registry.get(format)
@@ -117,7 +126,7 @@ def convert(
             temporary, on_error=on_error, progress=progress, class_list=class_list, part_check=check_part
         )
         try:
-            with execution.running(), registry.blame(format), LocalExecutor(execution) as executor:
+            with execution.running(), registry.blame(format), _executor(engine, execution) as executor:
                 info = _read(converter_class(), source_path, writer, images_path, resolved, executor)
         finally:
             writer.close()
@@ -160,13 +169,22 @@ def convert(
     )
 
 
+def _executor(engine: str, execution: Execution) -> contextlib.AbstractContextManager[Executor]:
+    """The executor of ``engine`` (``ray`` connects to its cluster here, before any work)."""
+    if engine == "ray":
+        from annonorm.ray import RayExecutor
+
+        return RayExecutor(execution)
+    return LocalExecutor(execution)
+
+
 def _read(
     converter: Converter,
     source: Path,
     writer: DatasetWriter,
     images: Path | None,
     options: dict[str, Any],
-    executor: LocalExecutor,
+    executor: Executor,
 ) -> ReadResult:
     """Call the reader: with a :class:`ReadContext`, or as annonorm 0.1 did for a plugin written for it."""
     if converter.reads_v1():

@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import copy
 import errno
+import functools
 import gc
+import itertools
 import operator
 import os
 import stat
@@ -43,6 +45,7 @@ from PIL import Image
 from annonorm.errors import InvalidDataError, MissingDependency, ParseError, UnsafePathError, UsageError
 from annonorm.fsutil import open_regular, require_regular_file
 from annonorm.index import open_index
+from annonorm.io import fingerprint as _fingerprint
 from annonorm.io import manifest_path, read_manifest
 from annonorm.paths import is_inside, lexically_inside, resolve_below
 from annonorm.schemas.manifest import Manifest
@@ -51,6 +54,8 @@ __all__ = ["LOCAL_CACHE_DIR", "NormalizedDataset", "SkippedRecordWarning", "choo
 
 #: Where ``cache="local"`` keeps the index: this directory beside the split files.
 LOCAL_CACHE_DIR = ".annonorm-cache"
+#: At most this many resolved image folders are remembered per dataset (then forgotten at once).
+_FOLDERS_KEPT = 65536
 
 
 class SkippedRecordWarning(UserWarning):
@@ -159,10 +164,6 @@ class NormalizedDataset:
         split = choose_split(list(manifest.splits), split, manifest_file)
         if on_missing not in ("raise", "skip"):
             raise UsageError(f"on_missing must be 'raise' or 'skip', not {on_missing!r}")
-        if masks and manifest.mask_kind is None:
-            raise UsageError(
-                "masks=True but the dataset has no masks (its manifest sets no mask_kind)", file=manifest_file
-            )
         self.split = split
         self.split_path = self.root / manifest.splits[split]
         chosen_root = Path(image_root) if image_root is not None else self.root / manifest.image_root
@@ -183,7 +184,21 @@ class NormalizedDataset:
             self._converter = to_tensors
         if cache == "local":  # the old place, inside the dataset (a DVC-tracked dataset then shows it)
             cache = self.split_path.parent / LOCAL_CACHE_DIR
-        self._index, self.index_source = open_index(self.split_path, self.categories, cache)
+        keypoint_counts = manifest.keypoint_counts
+        self._index, self.index_source = open_index(self.split_path, self.categories, cache, keypoint_counts)
+        ix = self._index
+        #: Keypoints per box in targets (the most any category names; 0: no ``keypoints`` key).
+        self._keypoint_k = max(keypoint_counts.values(), default=0)
+        self._scores = len(ix.box_score) > 0
+        self._vector_masks = len(ix.box_rings) > 0 or len(ix.rle_offsets) > 0
+        if masks and manifest.mask_kind is None and not self._vector_masks:
+            raise UsageError(
+                "masks=True but the dataset has no masks (its manifest sets no mask_kind and no box has a "
+                "polygon or rle)",
+                file=manifest_file,
+            )
+        # Image folder (relative) -> its symlink-resolved path: each folder is resolved once per process.
+        self._folders: dict[tuple[str, str], str] = {}
         self._positions: np.ndarray | None = None
         self._root_str = str(self.image_root)
         self._real_image_root = os.path.realpath(self.image_root)
@@ -299,7 +314,7 @@ class NormalizedDataset:
         counts_start, counts_end = ix.count_offsets[position : position + 2].tolist()
         labels_start, labels_end = ix.label_offsets[position : position + 2].tolist()
         image_id = ix.image_ids[position]
-        return {
+        target: dict[str, Any] = {
             "boxes": ix.boxes[start:end].copy(),
             "labels": ix.box_labels[start:end].astype(np.int64),
             "image_id": int(image_id),
@@ -314,11 +329,39 @@ class NormalizedDataset:
             ),
             "names": [names[k] for k in ix.label_ids[labels_start:labels_end].tolist()],
         }
+        if self._scores:
+            target["scores"] = ix.box_score[start:end].copy()
+        if self._keypoint_k:
+            target["keypoints"] = self._keypoints(start, end)
+        return target
+
+    def _keypoints(self, start: int, end: int) -> np.ndarray:
+        """``(N, K, 3)`` keypoints of boxes ``start:end``; a box without keypoints (or fewer) is padded with zeros."""
+        ix = self._index
+        out = np.zeros((end - start, self._keypoint_k, 3), dtype=np.float32)
+        if len(ix.keypoint_offsets):
+            offsets = ix.keypoint_offsets[start : end + 1]
+            first, last = int(offsets[0]), int(offsets[-1])
+            if last > first:
+                counts = np.diff(offsets)
+                rows = np.repeat(np.arange(end - start), counts)
+                columns = np.arange(last - first) - np.repeat(offsets[:-1] - first, counts)
+                out[rows, columns] = ix.keypoints[first:last]
+        return out
 
     def size(self, index: int) -> tuple[int, int] | None:
         """The record's ``(width, height)``, or ``None`` when the record does not say."""
         width, height = self._index.sizes[self._record_position(index)].tolist()
         return (width, height) if width else None
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """The content fingerprint of the whole dataset (all splits), as ``annonorm stats`` prints it.
+
+        :func:`annonorm.io.fingerprint`: computed on first use (one read of the split files), then kept;
+        record it in an experiment log to say exactly which data a model was trained on.
+        """
+        return _fingerprint(self.root)
 
     def image_path(self, index: int) -> Path:
         """The checked, symlink-resolved path of record ``index``'s image."""
@@ -342,7 +385,7 @@ class NormalizedDataset:
         if not lexically_inside(relative):
             raise self._unsafe(position, relative, root, what)
         try:
-            resolved = resolve_below(real_root, relative)
+            resolved = self._resolve(real_root, relative)
         except (OSError, ValueError) as exc:
             loop = isinstance(exc, OSError) and exc.errno == errno.ELOOP
             reason = "is a symlink loop" if loop else f"cannot be resolved ({getattr(exc, 'strerror', None) or exc})"
@@ -354,6 +397,28 @@ class NormalizedDataset:
         if not is_inside(resolved, real_root):
             raise self._unsafe(position, relative, root, what)
         return resolved
+
+    def _resolve(self, real_root: str, relative: str) -> str:
+        """``resolve_below(real_root, relative)``, the folder part resolved once per dataset and process.
+
+        Exact because resolving is compositional: the real path of ``folder/name`` is the real path
+        of ``name`` inside the folder's real path. Only folders that exist are remembered (a missing
+        one may appear later, as a symlink); a folder replaced by a symlink while the dataset is
+        open is the same race as a file replaced between its check and its opening.
+        """
+        folder, _, name = relative.rpartition("/")
+        if not folder:
+            return resolve_below(real_root, relative)
+        key = (real_root, folder)
+        base = self._folders.get(key)
+        if base is None:
+            base = resolve_below(real_root, folder)
+            if not os.path.isdir(base):  # nothing below a missing folder: the path stays as written
+                return os.path.join(base, name)
+            if len(self._folders) >= _FOLDERS_KEPT:
+                self._folders.clear()
+            self._folders[key] = base
+        return resolve_below(base, name) if name else base
 
     def _checked_image_path(self, position: int, relative: str) -> Path:
         if self.allow_outside_root:
@@ -410,6 +475,83 @@ class NormalizedDataset:
         return image
 
     def _add_masks(self, position: int, target: dict[str, Any], size: tuple[int, int] | None) -> None:
+        if self.manifest.mask_kind is not None:
+            self._add_file_masks(position, target, size)
+        if self._vector_masks:
+            self._add_vector_masks(position, target, size)
+
+    def _add_vector_masks(self, position: int, target: dict[str, Any], size: tuple[int, int] | None) -> None:
+        """Instance planes rasterized from the boxes' ``polygon`` (first) or ``rle``, as pycocotools does.
+
+        A box with neither keeps its plane from the mask file, else an empty plane.
+        """
+        ix = self._index
+        start, end = ix.box_offsets[position : position + 2].tolist()
+        rings = ix.box_rings[start : end + 1] if len(ix.box_rings) else None
+        runs = ix.rle_offsets[start : end + 1] if len(ix.rle_offsets) else None
+        has_polygon = rings is not None and rings[-1] > rings[0]
+        has_rle = runs is not None and runs[-1] > runs[0]
+        if size is None and runs is not None and has_rle and not has_polygon:
+            height, width = ix.rle_sizes[start + int(np.argmax(np.diff(runs) > 0))].tolist()
+            size = (width, height)
+        if size is None:
+            if has_polygon:
+                raise InvalidDataError(
+                    f"record {position}: the record gives no width and height, which its polygons are "
+                    "rasterized to; add them to the record or load the image (load_images=True)",
+                    file=self.split_path,
+                    location=self._where(position),
+                )
+            size = (0, 0)
+        width, height = size
+        planes = target.get("masks")
+        if planes is None or planes.shape != (end - start, height, width):
+            planes = np.zeros((end - start, height, width), dtype=np.uint8)
+        target["masks"] = planes
+        if not (has_polygon or has_rle):
+            return
+        from pycocotools import mask as mask_utils  # imported on first use: most targets need no raster
+
+        from annonorm.geometry import rle_string_runs
+
+        for box in range(start, end):
+            where = f"{self._where(position)}: boxes[{box - start}]"
+            if rings is not None and rings[box - start + 1] > rings[box - start]:
+                bounds = ix.ring_offsets[int(rings[box - start]) : int(rings[box - start + 1]) + 1].tolist()
+                polygon = [ix.polygon_coords[a:b] for a, b in itertools.pairwise(bounds)]
+                reach = 4 * (width + height) + 16
+                if any(float(np.abs(ring).max()) > reach for ring in polygon):
+                    raise InvalidDataError(
+                        f"record {position}: a polygon point lies more than {reach} px from the image, "
+                        "beyond what the loader rasterizes",
+                        file=self.split_path,
+                        location=f"{where}.polygon",
+                    )
+                rle = mask_utils.merge(mask_utils.frPyObjects([ring.tolist() for ring in polygon], height, width))
+            elif runs is not None and runs[box - start + 1] > runs[box - start]:
+                counts = ix.rle_bytes[int(runs[box - start]) : int(runs[box - start + 1])].tobytes()
+                rle_height, rle_width = ix.rle_sizes[box].tolist()
+                problem = None
+                if (rle_width, rle_height) != (width, height):
+                    problem = f"rle.size is [{rle_height}, {rle_width}] but the image is [{height}, {width}]"
+                else:
+                    try:
+                        total = int(rle_string_runs(counts).sum())
+                    except ValueError as exc:
+                        problem = f"rle.counts does not decode: {exc}"
+                    else:
+                        if total != width * height:
+                            problem = f"rle.counts covers {total} pixels; expected {height} x {width}"
+                if problem is not None:  # pycocotools would read or write beyond its buffers
+                    raise InvalidDataError(
+                        f"record {position}: {problem}", file=self.split_path, location=f"{where}.rle"
+                    )
+                rle = {"size": [height, width], "counts": counts}
+            else:
+                continue
+            planes[box - start] = mask_utils.decode(rle)
+
+    def _add_file_masks(self, position: int, target: dict[str, Any], size: tuple[int, int] | None) -> None:
         relative = self._mask_relative(position)
         instance = self.manifest.mask_kind == "instance"
         boxes = len(target["boxes"])

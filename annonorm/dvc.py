@@ -35,14 +35,16 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from annonorm.errors import AnnonormError, MissingDependency, ParseError, UsageError
-from annonorm.fsutil import atomic_file
+from annonorm.fsutil import atomic_file, user_cache_root
 from annonorm.io import iter_lines, manifest_path, read_manifest
 from annonorm.provenance import StaleSource, check_sources
 from annonorm.schemas.manifest import MANIFEST_FILE
 
 __all__ = [
+    "OPERATIONS",
     "Stage",
     "StaleSource",
+    "add_operation_stage",
     "add_stage",
     "default_cache_dir",
     "find_repo_root",
@@ -212,6 +214,53 @@ def add_stage(
     return Stage(name=name, cmd=shlex.join(command), deps=deps, outs=[out_rel], dvc_file=dvc_file, created=created)
 
 
+#: The dataset operations a stage can run (``annonorm dvc stage merge|split|filter|remap``).
+OPERATIONS = ("merge", "split", "filter", "remap")
+
+
+def add_operation_stage(
+    operation: str,
+    datasets: Sequence[str | Path],
+    out: str | Path,
+    *,
+    arguments: Sequence[str] = (),
+    class_map: str | Path | None = None,
+    stage_name: str | None = None,
+    repo: str | Path | None = None,
+) -> Stage:
+    """Add (or update) the stage running ``annonorm OPERATION DATASET... -o OUT [--map MAP] ARGUMENTS``.
+
+    Its deps are the input datasets and the class map file, its out the new dataset. ``arguments``
+    are the operation's other options as typed (``--ratios train=0.8,val=0.2 --seed 1``), passed on.
+    """
+    if operation not in OPERATIONS:
+        raise UsageError(f"unknown operation {operation!r}; expected one of {', '.join(OPERATIONS)}")
+    if not datasets or (operation != "merge" and len(datasets) != 1):
+        raise UsageError(f"{operation} takes {'two or more datasets' if operation == 'merge' else 'one dataset'}")
+    root = find_repo_root(Path(repo) if repo is not None else None)
+    for dataset in datasets:
+        if not Path(dataset).exists():
+            raise ParseError("input dataset does not exist", file=dataset)
+    if class_map is not None and not Path(class_map).is_file():
+        raise ParseError("class map file does not exist", file=class_map)
+    out_rel = _relative_to(Path(out), root, "output")
+    deps = [_relative_to(Path(d), root, "input dataset") for d in datasets]
+    command = ["annonorm", operation, *deps, "-o", out_rel]
+    if class_map is not None:
+        deps.append(_relative_to(Path(class_map), root, "class map"))
+        command += ["--map", deps[-1]]
+    clash = next((d for d in deps if _overlaps(d, out_rel)), None)
+    if clash is not None:
+        raise UsageError(f"the output {out_rel} overlaps the stage's dependency {clash}", file=out)
+    command += [*arguments, "--force", "--quiet"]
+    name = stage_name or stage_name_for(operation, Path(out))
+    if not name or not set(name) <= _STAGE_NAME_KEEP:
+        raise UsageError(f"stage name {name!r} may hold only letters, digits, '_' and '-' (DVC's rule)")
+    dvc_file = root / DVC_FILE
+    created = _write_stage(dvc_file, name, shlex.join(command), deps, [out_rel])
+    return Stage(name=name, cmd=shlex.join(command), deps=deps, outs=[out_rel], dvc_file=dvc_file, created=created)
+
+
 def _write_stage(dvc_file: Path, name: str, cmd: str, deps: list[str], outs: list[str]) -> bool:
     """Put the stage into ``dvc_file`` (round-trip YAML: comments and order kept); True when it is new."""
     try:
@@ -257,12 +306,8 @@ def _write_stage(dvc_file: Path, name: str, cmd: str, deps: list[str], outs: lis
 
 
 def default_cache_dir() -> Path:
-    """Where revisions are materialized: ``$ANNONORM_CACHE_DIR``, else ``$XDG_CACHE_HOME/annonorm/revisions``."""
-    configured = os.environ.get("ANNONORM_CACHE_DIR")
-    if configured:
-        return Path(configured)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "annonorm" / "revisions"
+    """Where revisions are materialized: ``revisions/`` under :func:`annonorm.fsutil.user_cache_root`."""
+    return user_cache_root() / "revisions"
 
 
 def _import_dvc() -> tuple[Any, tuple[type[BaseException], ...], type[BaseException]]:

@@ -1,13 +1,12 @@
 """The loader's index: a split decoded into a few numpy arrays, checked, and cached by content.
 
-:func:`build_index` decodes a split in one streaming pass (msgspec typed decoding, no per-box
-objects kept) into flat numpy arrays: record offsets into one box array, label ids, counts, image
-ids and sizes, the image and mask paths as one UTF-8 buffer plus offsets. No Python object per
+:func:`~annonorm.index_build.build_index` decodes a split in one streaming pass into flat numpy
+arrays (see :mod:`annonorm.index_build`); :func:`check_index` checks them. No Python object per
 record survives, so forked DataLoader workers share every page of it (a list of dicts is copied
 through reference-count writes). The arrays hold what the format allows (:mod:`annonorm.schemas.types`).
 
 :func:`open_index` caches it: one file per split content (the SHA-256 of the split's bytes and of
-the category names) under ``index-v2/`` in the user's cache directory (:func:`cache_root`), never
+the category names and keypoint counts) under ``index-v3/`` in the user's cache directory (:func:`cache_root`), never
 in the dataset; memory-mapped read-only, written atomically (beside it, then renamed). A stamp per
 split path (size, mtime_ns, ctime_ns, inode, device, taken after git's "racy clean" window) spares
 the hashing. Every open checks the file (layout, a CRC-32 per array, :func:`check_index`); one that
@@ -21,7 +20,6 @@ import hashlib
 import logging
 import math
 import mmap
-import operator
 import os
 import re
 import struct
@@ -29,17 +27,14 @@ import tempfile
 import time
 import warnings
 import zlib
-from array import array
 from collections.abc import Callable, Mapping, Sequence
-from itertools import chain
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Annotated, Any, NamedTuple
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
 import numpy as np
-from msgspec import UNSET, Meta, UnsetType
 
-from annonorm.errors import AnnonormError, InvalidDataError, ParseError
+from annonorm.errors import AnnonormError, ParseError
 from annonorm.fsutil import (
     file_state,
     make_private_directory,
@@ -49,8 +44,8 @@ from annonorm.fsutil import (
     require_regular_file,
     user_cache_root,
 )
-from annonorm.records import CountListError, box_counts, label_list, merge_count_list, present_labels
-from annonorm.schemas.types import FLOAT32_MAX, INT32_MAX, INT64_MAX, INT64_MIN
+from annonorm.index_build import ARRAYS as _ARRAYS
+from annonorm.index_build import BOX_OFFSETS, OFFSETS, VISIBILITIES, build_index, categories_sha256
 
 __all__ = [
     "INDEX_VERSION",
@@ -65,293 +60,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: Version of the on-disk index layout; the cache lives under ``index-v<version>``, other versions are ignored.
-INDEX_VERSION = 2
+INDEX_VERSION = 3
 #: A file's stamp is trusted only when taken this long after its last change (coarse file systems tick in 2 s).
 _RACY_WINDOW_NS = 2_000_000_000
-_INT64 = Annotated[int, Meta(ge=INT64_MIN, le=INT64_MAX)]
-_SIDE = Annotated[int, Meta(gt=0, le=INT32_MAX)]
-_COUNT = Annotated[int, Meta(ge=0, le=INT64_MAX)]
-_COORD = Annotated[float, Meta(ge=0, le=FLOAT32_MAX)]
-_NAME = Annotated[str, Meta(min_length=1)]
-_PATH = Annotated[str, Meta(min_length=1)]
-
-# name -> (dtype, trailing shape); the first dimension is records (+1 for offsets), boxes, or a flat length.
-# fmt: off
-_ARRAYS: dict[str, tuple[str, tuple[int, ...]]] = {
-    "box_offsets": ("int64", ()), "boxes": ("float32", (4,)), "box_labels": ("int32", ()),
-    "box_area": ("float32", ()), "box_iscrowd": ("uint8", ()),
-    "label_offsets": ("int64", ()), "label_ids": ("int32", ()),
-    "count_offsets": ("int64", ()), "count_ids": ("int32", ()), "count_values": ("int64", ()),
-    "image_ids": ("int64", ()), "sizes": ("int32", (2,)), "lines": ("int64", ()),
-    "image_offsets": ("int64", ()), "image_bytes": ("uint8", ()),
-    "mask_offsets": ("int64", ()), "mask_bytes": ("uint8", ()),
-}
-# offsets array -> the flat array it indexes into
-_OFFSETS = {
-    "box_offsets": "box_labels", "label_offsets": "label_ids", "count_offsets": "count_ids",
-    "image_offsets": "image_bytes", "mask_offsets": "mask_bytes",
-}
-# fmt: on
-
-
-# ------------------------------------------------------------------------------------------ decoding
-
-
-class _BoxAttributes(msgspec.Struct, gc=False):
-    """The box attributes the loader reads; other keys are skipped unread.
-
-    Attributes are free-form in the format, so a value of another type is not an error here:
-    see :func:`_crowd` and :func:`_area`.
-    """
-
-    iscrowd: Any = None
-    area: Any = None
-
-
-def _crowd(value: Any) -> int:
-    """``iscrowd`` as 0/1: true or a non-zero number is 1, anything else (absent, a string...) 0."""
-    return 1 if value is True or (type(value) in (int, float) and value != 0) else 0
-
-
-def _area(value: Any) -> float:
-    """The ``area`` attribute when it is a number >= 0, else NaN (the box's area is used).
-
-    A number beyond float32 is inf here, refused afterwards with the place named (as the validator does).
-    """
-    if type(value) not in (int, float):
-        return math.nan
-    if value > FLOAT32_MAX:
-        return math.inf
-    return float(value) if value >= 0 else math.nan
-
-
-class _Box(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    name: _NAME
-    x1: _COORD
-    y1: _COORD
-    x2: _COORD
-    y2: _COORD
-    attributes: _BoxAttributes | None = None
-
-
-class _Record(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    image: _PATH
-    width: _SIDE | None = None
-    height: _SIDE | None = None
-    labels: _NAME | list[_NAME] | UnsetType = UNSET
-    counts: dict[_NAME, _COUNT] | list[dict[_NAME, _COUNT]] | UnsetType = UNSET
-    boxes: list[_Box] = []
-    mask: _PATH | None = None
-    id: _INT64 | str | None = None
-    # Record attributes are not read by the loader: keep them as raw bytes, undecoded.
-    attributes: msgspec.Raw = msgspec.Raw(b"null")
-
-
-def _categories_sha256(categories: Sequence[str]) -> str:
-    return hashlib.sha256(msgspec.json.encode(list(categories))).hexdigest()
-
-
-def _as_numpy(values: array[Any] | bytearray, dtype: str) -> np.ndarray:
-    if not len(values):
-        return np.empty(0, dtype=dtype)
-    return np.frombuffer(values, dtype=np.uint8 if isinstance(values, bytearray) else values.typecode).astype(dtype)
-
-
-def _merge_counts(counts: list[dict[str, int]], file: Path, number: int) -> dict[str, int]:
-    try:
-        merged: dict[str, int] = merge_count_list(counts)
-    except CountListError as exc:
-        raise InvalidDataError(exc.reason, file=file, location=f"line {number}: counts[{exc.position}]") from None
-    return merged
-
-
-def _unknown(name: str, key: str, file: Path, number: int) -> InvalidDataError:
-    return InvalidDataError(f"{name!r} is not a category of the manifest", file=file, location=f"line {number}: {key}")
-
-
-def _path_bytes(value: str, key: str, file: Path, number: int) -> bytes:
-    if "\x00" in value:  # no file system takes it (the format refuses it too)
-        raise InvalidDataError("path must not contain a NUL character", file=file, location=f"line {number}: {key}")
-    return value.encode("utf-8")
-
-
-def _box_problem(
-    boxes: np.ndarray, area: np.ndarray, offsets: np.ndarray, lines: array[int], file: Path
-) -> InvalidDataError | None:
-    """The first box out of order or beyond the loader's float32 areas, worded as the validator words it."""
-    own_area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    checks = (
-        ("order", (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])),
-        ("area", own_area > FLOAT32_MAX),
-        ("attribute", area > FLOAT32_MAX),
-    )
-    for kind, bad in checks:
-        found = np.flatnonzero(bad)
-        if not found.size:
-            continue
-        flat = int(found[0])
-        position = int(np.searchsorted(offsets, flat, side="right")) - 1
-        where = f"line {lines[position]}: boxes[{flat - int(offsets[position])}]"
-        if kind == "order":
-            x1, y1, x2, y2 = boxes[flat].tolist()
-            message = f"corners out of order ({x1}, {y1}, {x2}, {y2}); expected x1 <= x2 and y1 <= y2"
-        elif kind == "area":
-            message = f"box area {float(own_area[flat]):g} is beyond float32's range (at most {FLOAT32_MAX:g})"
-        else:
-            where += ".attributes.area"
-            message = f"attributes.area is beyond float32's range (at most {FLOAT32_MAX:g})"
-        return InvalidDataError(
-            f"{message}, which the loader keeps areas in" if kind != "order" else message, file=file, location=where
-        )
-    return None
-
-
-def build_index(split_path: Path, categories: Sequence[str]) -> tuple[dict[str, np.ndarray], str]:
-    """Read a split file in one streaming pass into the index arrays; return them and the file's SHA-256.
-
-    Each line is decoded with msgspec into typed structs (unknown keys refused, types and ranges
-    checked) and copied into flat arrays at once, so memory holds only the arrays being built. A
-    line that is not a valid record raises :class:`ParseError` (not JSON) or
-    :class:`InvalidDataError` naming the file, the line and the key. This is not the full
-    validator (``annonorm validate`` is): it checks what the loader relies on, and refuses what its
-    arrays cannot hold as the validator does (:mod:`annonorm.schemas.types`). The split file must
-    be a regular file (checked on the opened descriptor).
-    """
-    decode = msgspec.json.Decoder(_Record).decode
-    category_ids = {name: position for position, name in enumerate(categories)}
-    digest = hashlib.sha256()
-    coords: array[float] = array("d")
-    box_labels: array[int] = array("i")
-    areas: array[float] = array("d")
-    crowd: array[int] = array("B")
-    box_offsets: array[int] = array("q", [0])
-    label_ids: array[int] = array("i")
-    label_offsets: array[int] = array("q", [0])
-    count_ids: array[int] = array("i")
-    count_values: array[int] = array("q")
-    count_offsets: array[int] = array("q", [0])
-    image_ids: array[int] = array("q")
-    sizes: array[int] = array("i")
-    lines: array[int] = array("q")
-    image_bytes = bytearray()
-    image_offsets: array[int] = array("q", [0])
-    mask_bytes = bytearray()
-    mask_offsets: array[int] = array("q", [0])
-    nan = math.nan
-    name_of = operator.attrgetter("name")
-    corners_of = operator.attrgetter("x1", "y1", "x2", "y2")
-    attributes_of = operator.attrgetter("attributes")
-    with open_regular(split_path, "split file") as stream:
-        for number, line in enumerate(stream, start=1):
-            digest.update(line)
-            if line.isspace():
-                continue
-            try:
-                record = decode(line)
-            except msgspec.ValidationError as exc:
-                raise InvalidDataError(
-                    f"not a valid record: {exc}", file=split_path, location=f"line {number}"
-                ) from None
-            except msgspec.DecodeError as exc:
-                raise ParseError(f"not valid JSON ({exc})", file=split_path, location=f"line {number}") from None
-            first_box = len(box_labels)
-            record_boxes = record.boxes
-            if record_boxes:
-                try:
-                    box_labels.extend(map(category_ids.__getitem__, map(name_of, record_boxes)))
-                except KeyError:
-                    position, name = next((k, b.name) for k, b in enumerate(record_boxes) if b.name not in category_ids)
-                    raise _unknown(name, f"boxes[{position}].name", split_path, number) from None
-                coords.extend(chain.from_iterable(map(corners_of, record_boxes)))
-                for attributes in map(attributes_of, record_boxes):
-                    if attributes is None:
-                        areas.append(nan)
-                        crowd.append(0)
-                    else:
-                        areas.append(_area(attributes.area))
-                        crowd.append(_crowd(attributes.iscrowd))
-            box_offsets.append(len(box_labels))
-
-            counts = record.counts
-            if isinstance(counts, UnsetType):
-                # The seed format may leave counts out: one per box, in first-seen order.
-                derived = box_counts(box_labels[first_box:])
-                count_ids.extend(derived)
-                count_values.extend(derived.values())
-                counted = derived
-            else:
-                if isinstance(counts, list):
-                    counts = _merge_counts(counts, split_path, number)
-                counted = {}
-                for name, value in counts.items():
-                    found = category_ids.get(name)
-                    if found is None:
-                        raise _unknown(name, f"counts.{name}", split_path, number)
-                    counted[found] = value
-                count_ids.extend(counted)
-                count_values.extend(counted.values())
-            count_offsets.append(len(count_ids))
-
-            labels = record.labels
-            if isinstance(labels, UnsetType):
-                # Derived as the schema does: boxed classes, then counted ones, first-seen order.
-                label_ids.extend(present_labels(box_labels[first_box:], counted))
-            else:
-                for position, name in enumerate(label_list(labels)):
-                    found = category_ids.get(name)
-                    if found is None:
-                        raise _unknown(name, f"labels[{position}]", split_path, number)
-                    label_ids.append(found)
-            label_offsets.append(len(label_ids))
-
-            if (record.width is None) != (record.height is None):
-                raise InvalidDataError(
-                    "width and height must be given together (or both left out)",
-                    file=split_path,
-                    location=f"line {number}",
-                )
-            sizes.extend((record.width or 0, record.height or 0))
-            identifier = record.id
-            # image_id: the record's id when it is an integer, else the record's position in the split.
-            image_ids.append(identifier if type(identifier) is int else len(lines))
-            lines.append(number)
-            image_bytes += _path_bytes(record.image, "image", split_path, number)
-            image_offsets.append(len(image_bytes))
-            if record.mask is not None:
-                mask_bytes += _path_bytes(record.mask, "mask", split_path, number)
-            mask_offsets.append(len(mask_bytes))
-
-    boxes = np.frombuffer(coords, dtype=np.float64).reshape(-1, 4) if len(coords) else np.empty((0, 4))
-    offsets = _as_numpy(box_offsets, "int64")
-    given_area = np.frombuffer(areas, dtype=np.float64) if len(areas) else np.empty(0)
-    with np.errstate(over="ignore", invalid="ignore"):
-        problem = _box_problem(boxes, given_area, offsets, lines, split_path)
-    if problem is not None:
-        raise problem
-    # area: the source's own area (COCO: the segment's) when the box carries one, else the box's.
-    area = np.where(np.isnan(given_area), (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), given_area)
-    arrays = {
-        "box_offsets": offsets,
-        "boxes": boxes.astype(np.float32),
-        "box_labels": _as_numpy(box_labels, "int32"),
-        "box_area": area.astype(np.float32),
-        "box_iscrowd": _as_numpy(crowd, "uint8"),
-        "label_offsets": _as_numpy(label_offsets, "int64"),
-        "label_ids": _as_numpy(label_ids, "int32"),
-        "count_offsets": _as_numpy(count_offsets, "int64"),
-        "count_ids": _as_numpy(count_ids, "int32"),
-        "count_values": _as_numpy(count_values, "int64"),
-        "image_ids": _as_numpy(image_ids, "int64"),
-        "sizes": _as_numpy(sizes, "int32").reshape(-1, 2),
-        "lines": _as_numpy(lines, "int64"),
-        "image_offsets": _as_numpy(image_offsets, "int64"),
-        "image_bytes": _as_numpy(image_bytes, "uint8"),
-        "mask_offsets": _as_numpy(mask_offsets, "int64"),
-        "mask_bytes": _as_numpy(mask_bytes, "uint8"),
-    }
-    return arrays, digest.hexdigest()
-
-
 # --------------------------------------------------------------------------------------------- index
 
 
@@ -393,7 +104,7 @@ def check_index(arrays: Mapping[str, np.ndarray], categories: int) -> str | None
         return "the box arrays differ in length"
     if len(arrays["count_values"]) != len(arrays["count_ids"]):
         return "count_values and count_ids differ in length"
-    for name, indexed in _OFFSETS.items():
+    for name, indexed in OFFSETS.items():
         offsets = arrays[name]
         if len(offsets) != records + 1 or offsets[0] != 0 or offsets[-1] != len(arrays[indexed]):
             return f"{name} does not span {indexed}"
@@ -429,6 +140,50 @@ def check_index(arrays: Mapping[str, np.ndarray], categories: int) -> str | None
         problem = _utf8_table_problem(f"{table}_bytes", arrays[f"{table}_bytes"], arrays[f"{table}_offsets"])
         if problem is not None:
             return problem
+    return _extras_problem(arrays, boxes)
+
+
+def _spans(offsets: np.ndarray, length: int) -> bool:
+    return bool(offsets[0] == 0 and offsets[-1] == length and not (offsets[1:] < offsets[:-1]).any())
+
+
+def _extras_problem(arrays: Mapping[str, np.ndarray], boxes: int) -> str | None:
+    """What is wrong with the format-version-2 arrays: each group empty, or spanning every box and consistent."""
+    for name, (indexed, others) in BOX_OFFSETS.items():
+        offsets = arrays[name]
+        if not len(offsets):
+            if any(len(arrays[other]) for other in (indexed, *others)):
+                return f"{name} is empty but {indexed} is not"
+            continue
+        length = len(arrays[indexed]) - 1 if name == "box_rings" else len(arrays[indexed])
+        if len(offsets) != boxes + 1 or not _spans(offsets, length):
+            return f"{name} does not span {indexed}"
+    rings = arrays["ring_offsets"]
+    if len(arrays["box_rings"]):
+        if not _spans(rings, len(arrays["polygon_coords"])):
+            return "ring_offsets does not span polygon_coords"
+        lengths = np.diff(rings)
+        if bool(((lengths < 6) | (lengths % 2 != 0)).any()):
+            return "ring_offsets holds a ring of fewer than 3 points or an odd number of coordinates"
+        if not bool(np.isfinite(arrays["polygon_coords"]).all()):
+            return "polygon_coords holds a coordinate that is not finite"
+    if len(arrays["rle_offsets"]):
+        sizes = arrays["rle_sizes"]
+        if len(sizes) != boxes or bool((sizes < 0).any()):
+            return "rle_sizes must have one row of sides >= 0 per box"
+        has_rle = np.diff(arrays["rle_offsets"]) > 0
+        if bool((has_rle != (sizes[:, 0] > 0)).any()) or bool(((sizes[:, 0] > 0) != (sizes[:, 1] > 0)).any()):
+            return "rle_sizes and rle_offsets disagree on which boxes have a mask"
+        data = arrays["rle_bytes"]
+        if len(data) and bool(((data < 48) | (data > 111)).any()):
+            return "rle_bytes holds a character outside an RLE string's"
+    if len(arrays["keypoint_offsets"]):
+        points = arrays["keypoints"]
+        if not bool(np.isfinite(points).all()) or not bool(np.isin(points[:, 2], VISIBILITIES).all()):
+            return "keypoints holds a coordinate that is not finite or a visibility other than 0, 1 and 2"
+    scores = arrays["box_score"]
+    if len(scores) and (len(scores) != boxes or bool((scores < 0).any() | (scores > 1).any())):
+        return "box_score must have one score in [0, 1] (or NaN) per box"
     return None
 
 
@@ -676,7 +431,7 @@ class _Stamp(msgspec.Struct, forbid_unknown_fields=True):
 
 
 def cache_root(cache: bool | str | os.PathLike[str] = True) -> Path | None:
-    """The directory the index cache lives under (``index-v2/`` inside): the user's, the one given, or none.
+    """The directory the index cache lives under (``index-v3/`` inside): the user's, the one given, or none.
 
     ``cache=True``: :func:`user_cache_root`; a path: that directory; ``False``: ``None`` (the index
     is built in memory on every open).
@@ -744,17 +499,21 @@ def _split_info(split_path: Path) -> os.stat_result:
 
 
 def open_index(
-    split_path: Path, categories: Sequence[str], cache: bool | str | os.PathLike[str] = True
+    split_path: Path,
+    categories: Sequence[str],
+    cache: bool | str | os.PathLike[str] = True,
+    keypoint_counts: Mapping[str, int] | None = None,
 ) -> tuple[SplitIndex, str]:
     """The index of a split: from a checked cache file, else built (and cached where possible).
 
     Returns the index and how it was obtained: ``"cache"``, ``"built"`` (and cached) or ``"memory"``
     (built, no cache written). See the module docstring for where the cache lives and how it is checked.
+    ``keypoint_counts``: as :func:`build_index` takes it (it is part of the cache key).
     """
     info = _split_info(split_path)
     root = cache_root(cache)
     if root is None:
-        return SplitIndex(build_index(split_path, categories)[0]), "memory"
+        return SplitIndex(build_index(split_path, categories, keypoint_counts)[0]), "memory"
     directory = root / f"index-v{INDEX_VERSION}"
     split = os.path.abspath(split_path)
     stamp_file = directory / "stamps" / f"{hashlib.sha256(os.fsencode(split)).hexdigest()[:32]}.json"
@@ -766,7 +525,7 @@ def open_index(
         sha = _hash_file(split_path)
         if _currentfile_state(split_path) == file_state(info):  # unchanged while it was hashed
             _write_stamp(stamp_file, split, info, sha, started)
-    categories_sha = _categories_sha256(categories)
+    categories_sha = categories_sha256(categories, keypoint_counts)
     found, problem = _map_index(
         _index_file(directory, sha, categories_sha), _Expected(sha, info.st_size, categories_sha, len(categories))
     )
@@ -777,7 +536,7 @@ def open_index(
             "index cache %s is damaged (%s); rebuilding it", _index_file(directory, sha, categories_sha), problem
         )
     started = time.time_ns()
-    arrays, built_sha = build_index(split_path, categories)
+    arrays, built_sha = build_index(split_path, categories, keypoint_counts)
     if _currentfile_state(split_path) != file_state(info):
         logger.warning("%s changed while it was indexed; not caching the index", split_path)
         return SplitIndex(arrays), "memory"

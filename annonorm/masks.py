@@ -7,36 +7,58 @@ uncompressed RLE go through pycocotools only, so every reader and the loader dra
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import hashlib
 import math
 import struct
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
 
+import msgspec
 import numpy as np
 
-from annonorm.errors import InvalidDataError
+from annonorm.errors import AnnonormError, InvalidDataError
+from annonorm.fsutil import OutputError
+from annonorm.geometry import rle_string_runs
+
+if TYPE_CHECKING:
+    from annonorm.engine import Executor
+    from annonorm.sink import DatasetWriter
 
 #: An instance mask is 8-bit up to this many boxes, 16-bit above (the type's maximum value means void).
 MAX_8BIT_INSTANCES = 254
 #: The most boxes a 16-bit instance mask can number.
 MAX_16BIT_INSTANCES = 65534
+#: The longest file or folder name most file systems hold, in bytes.
+NAME_MAX_BYTES = 255
+#: Errors of a file name the file system refuses (too long, not in its encoding).
+NAME_ERRNOS = frozenset({errno.ENAMETOOLONG, errno.EILSEQ, errno.EINVAL})
+_ANY = msgspec.json.Decoder()
 
 __all__ = [
     "MAX_8BIT_INSTANCES",
     "MAX_16BIT_INSTANCES",
+    "MaskJob",
     "MaskWindow",
     "coco_rle_string_runs",
     "coco_rle_string_total",
     "coco_runs_to_window",
     "coco_segmentation_to_rle",
     "coco_segmentation_to_window",
+    "draw_instance_masks",
+    "instance_mask_name",
     "instance_mask_to_coco_rle",
     "instance_mask_to_coco_rles",
     "instance_windows",
+    "mask_name_error",
+    "max_mask_pixels",
+    "read_instance_mask",
     "render_instance_mask",
+    "render_mask_job",
     "write_instance_mask_png",
 ]
 
@@ -52,46 +74,14 @@ __all__ = [
 
 
 def coco_rle_string_runs(*, counts: str | bytes) -> np.ndarray:
-    """The run lengths (int64) of a compressed COCO RLE string, read as pycocotools' ``rleFrString`` reads them.
+    """The run lengths of a compressed COCO RLE string (:func:`annonorm.geometry.rle_string_runs`).
 
-    The string stores each run length in 5-bit groups, least significant first, as characters offset
-    by 48; bit 0x20 says another group follows and bit 0x10 of the last group is the sign. From the
-    third run on, the value is stored as a difference to the run two places before. Decoded at numpy
-    speed (a large stuff mask has a string of hundreds of kilobytes). Raises :class:`InvalidDataError`
-    for a string that is not one (pycocotools would read garbage).
+    Raises :class:`InvalidDataError` for a string that is not one (pycocotools would read garbage).
     """
-    if isinstance(counts, str):
-        try:
-            data = counts.encode("ascii")
-        except UnicodeEncodeError as exc:
-            raise InvalidDataError(f"RLE counts string holds the invalid character {exc.object[exc.start]!r}") from None
-    else:
-        data = bytes(counts)
-    chunks = np.frombuffer(data, dtype=np.uint8).astype(np.int64) - 48
-    invalid = (chunks < 0) | (chunks >= 64)
-    if invalid.any():
-        raise InvalidDataError(f"RLE counts string holds the invalid character {chr(data[int(np.argmax(invalid))])!r}")
-    if not len(chunks):
-        return np.zeros(0, dtype=np.int64)
-    more = (chunks & 0x20) != 0
-    if more[-1]:
-        raise InvalidDataError("RLE counts string ends in the middle of a number")
-    ends = np.flatnonzero(~more)
-    starts = np.r_[0, ends[:-1] + 1]
-    lengths = ends - starts + 1
-    if lengths.max() > 7:  # 35 bits: pycocotools holds run lengths in 32
-        raise InvalidDataError("RLE counts string holds a number too large for a run length")
-    shifts = 5 * (np.arange(len(chunks)) - np.repeat(starts, lengths))
-    values = np.add.reduceat((chunks & 0x1F) << shifts, starts)
-    values = np.where((chunks[ends] & 0x10) != 0, values - (np.int64(1) << (5 * lengths)), values)
-    runs = values.copy()
-    runs[1::2] = np.cumsum(values[1::2])
-    runs[2::2] = np.cumsum(values[2::2])
-    if (runs < 0).any():
-        raise InvalidDataError("RLE counts string decodes to a negative run length")
-    if (runs >= 1 << 32).any():
-        raise InvalidDataError("RLE counts string decodes to a run length beyond 32 bits")
-    return runs
+    try:
+        return rle_string_runs(counts)
+    except ValueError as exc:
+        raise InvalidDataError(str(exc)) from None
 
 
 def coco_rle_string_total(*, counts: str) -> int:
@@ -128,11 +118,15 @@ def _checked_rle(segmentation: dict[str, Any], height: int, width: int) -> tuple
     if size != [height, width]:
         raise InvalidDataError(f"RLE size {size} differs from the image size [{height}, {width}]")
     if isinstance(counts, list):
-        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in counts):
+        # Checked as an array: a crowd's counts run to thousands of numbers, and train2017 has 9,000 crowds.
+        runs = np.array(counts, dtype=object if {type(v) for v in counts} - {int} else None)
+        if runs.size and (runs.dtype.kind != "i" or runs.min() < 0):
             raise InvalidDataError("RLE counts: expected non-negative integers")
-        if sum(counts) != height * width:
-            raise InvalidDataError(f"RLE counts cover {sum(counts)} pixels; expected height x width = {height * width}")
-        if any(v >= 1 << 32 for v in counts):
+        if int(runs.sum()) != height * width:
+            raise InvalidDataError(
+                f"RLE counts cover {int(runs.sum())} pixels; expected height x width = {height * width}"
+            )
+        if runs.size and runs.max() >= 1 << 32:
             raise InvalidDataError("RLE counts: a run length beyond 32 bits")
         return counts, None
     if isinstance(counts, str):
@@ -514,3 +508,122 @@ def instance_mask_to_coco_rles(*, mask: np.ndarray, count: int) -> list[dict[str
         r, c = rows[low:high], columns[low:high]
         rles.append(_window_to_coco_rle(mask, index, (int(r.min()), int(r.max()), int(c.min()), int(c.max()))))
     return rles
+
+
+# ------------------------------------------------------------------------- the instance-mask pipeline
+
+
+def max_mask_pixels() -> int:
+    """Pillow's decompression-bomb limit: a larger mask could not be read back, and would fill memory."""
+    from PIL import Image
+
+    return 2 * int(Image.MAX_IMAGE_PIXELS or 0) or 2**62
+
+
+def _fitting_name(name: str, room: int) -> str:
+    """``name``, or when it and ``room`` more bytes exceed a file name's limit, a prefix and a digest of it."""
+    raw = name.encode("utf-8", errors="surrogatepass")
+    if len(raw) + room <= NAME_MAX_BYTES:
+        return name
+    digest = hashlib.sha256(raw).hexdigest()[:16]
+    prefix = raw[: NAME_MAX_BYTES - room - len(digest) - 1].decode("utf-8", errors="ignore")
+    return f"{prefix}~{digest}"
+
+
+def instance_mask_name(split: str, file_name: str, used: set[str]) -> str:
+    """``masks/<split>/<file name without extension>.png``, unique among ``used`` (``a.2.png``...), which
+    it joins; a folder or file name over :data:`NAME_MAX_BYTES` is shortened with a digest."""
+    path = PurePosixPath(file_name.replace("\\", "/"))
+    parts = (path.with_suffix("") if path.suffix else path).parts
+    folders = [_fitting_name(part, 0) for part in parts[:-1]]
+    number = 1
+    while True:  # a.jpg and a.png in one directory: a.png, a.2.png
+        ending = ".png" if number == 1 else f".{number}.png"
+        candidate = "/".join(["masks", split, *folders, _fitting_name(parts[-1], len(ending)) + ending])
+        if candidate not in used:
+            used.add(candidate)
+            return candidate
+        number += 1
+
+
+def mask_name_error(exc: OSError, file: Path, index: int, image: str) -> OutputError:
+    """The error of a mask whose name the file system refuses (``index``: the image's place in the source)."""
+    message = f"cannot write the mask of this image: the file system refuses its name ({exc.strerror})"
+    return OutputError(message, file=file, location=f"images[{index}].file_name", image=image)
+
+
+@dataclass
+class MaskJob:
+    """What a worker needs to draw one image's instance mask."""
+
+    out: str
+    height: int
+    width: int
+    segmentations: list[bytes | None]  # raw JSON of each box's segmentation, None for none
+    locations: list[str]  # where each is in the source, for the error
+    image: str  # the source's file name, for the error
+    index: int  # the image's position in the source
+
+
+def render_mask_job(job: MaskJob) -> AnnonormError | None:
+    """Draw and write one mask; return the problem of a malformed segmentation or an impossible name."""
+    try:
+        values = [None if raw is None else _ANY.decode(raw) for raw in job.segmentations]
+        windows = instance_windows(values, job.height, job.width)
+    except InvalidDataError as exc:
+        location = job.locations[int(exc.location)] if exc.location is not None else job.locations[0]
+        return InvalidDataError(exc.message, location=location, image=job.image)
+    try:
+        write_instance_mask_png(
+            Path(job.out), windows=windows, height=job.height, width=job.width, instances=len(job.segmentations)
+        )
+    except OSError as exc:
+        if exc.errno not in NAME_ERRNOS:
+            raise
+        return mask_name_error(exc, Path(), job.index, job.image)
+    return None
+
+
+def draw_instance_masks(
+    writer: DatasetWriter,
+    executor: Executor,
+    split: str,
+    units: Iterable[tuple[dict[str, Any], MaskJob | None]],
+    *,
+    file: Path,
+    size: int,
+    pool_min: int,
+) -> int:
+    """Write ``split``'s records in order while their masks are drawn (here, or on the engine's ordered
+    bounded map once ``size`` jobs reach ``pool_min``); a failed job's record is reported as a problem of
+    ``file``. Return how many masks were written."""
+    processes = executor.execution.pool_size(size, pool_min)
+    written = 0
+    pairs = ((unit, unit[1]) for unit in units)
+    with contextlib.closing(
+        executor.map(render_mask_job, pairs, processes=processes, window=4 * processes + 1)
+    ) as drawn:
+        for (record, job), failure in drawn:
+            if failure is not None:
+                failure.file = str(file)  # the worker does not know it
+                writer.problem(failure)
+                continue
+            written += job is not None
+            writer.add(split, record, canonical=True)
+    return written
+
+
+def read_instance_mask(path: Path) -> np.ndarray:
+    """A single-channel mask PNG as an array; :class:`InvalidDataError` naming ``path`` when it is not one."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            mask = np.asarray(image)
+    # missing, truncated, not an image (UnidentifiedImageError is an OSError), or a pixel bomb
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        message = f"cannot read the mask: {exc}; check it with annonorm validate --check-images"
+        raise InvalidDataError(message, file=path) from None
+    if mask.ndim != 2:
+        raise InvalidDataError(f"mask has {mask.shape[2]} channels; expected a single-channel instance mask", file=path)
+    return mask

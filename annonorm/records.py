@@ -13,6 +13,12 @@ that writes records (:mod:`annonorm.sink`) and the converters (:func:`make_recor
 - A boxed class is in ``labels`` and counted at least once per box; a counted class is in
   ``labels`` (:func:`consistency_problem`).
 
+The rules of a box's format-version-2 fields, each with its stable code (the Pydantic error type
+and the ``annonorm validate`` finding code, :data:`V2_RULE_CODES`), return ``(code, message)`` or
+``None``: :func:`polygon_problem`, :func:`obb_problem`, :func:`keypoints_problem`,
+:func:`score_problem`, :func:`rle_problem`; the warnings :func:`polygon_outside` and
+:func:`keypoints_outside`.
+
 The derivations are generic over the class key: the models and the fast check count names, the
 loader's index counts category ids.
 """
@@ -22,29 +28,65 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from annonorm.geometry import COORD_DECIMALS
+from annonorm.geometry import COORD_DECIMALS, obb_hull, rle_string_runs
 
 __all__ = [
+    "BOX_EXTRA_KEYS",
     "BOX_KEYS",
+    "KEYPOINTS_INVALID",
+    "OBB_INVALID",
+    "POLYGON_INVALID",
     "RECORD_KEYS",
+    "RLE_INVALID",
+    "SCORE_OUT_OF_RANGE",
+    "V2_RULE_CODES",
     "CountListError",
     "box_counts",
     "canonical_box",
     "canonical_record",
     "consistency_problem",
     "duplicate_labels",
+    "keypoints_outside",
+    "keypoints_problem",
     "label_list",
     "make_record",
     "merge_count_list",
+    "obb_problem",
+    "polygon_outside",
+    "polygon_problem",
     "present_labels",
+    "rle_problem",
+    "score_problem",
 ]
 
 #: The record's keys in the order the canonical form writes them.
 RECORD_KEYS = ("image", "width", "height", "labels", "counts", "boxes", "mask", "id", "attributes")
 #: A box's keys in the order the canonical form writes them.
-BOX_KEYS = ("name", "x1", "y1", "x2", "y2", "attributes")
+BOX_KEYS = ("name", "x1", "y1", "x2", "y2", "polygon", "rle", "obb", "keypoints", "score", "attributes")
+#: The optional geometry and prediction keys of a box (format version 2), in canonical order.
+BOX_EXTRA_KEYS = ("polygon", "rle", "obb", "keypoints", "score")
 
 K = TypeVar("K", bound=Hashable)
+
+#: A ring has an odd number of coordinates or fewer than 3 points, or a polygon has no ring.
+POLYGON_INVALID = "polygon_invalid"
+#: An ``obb`` is not 8 numbers, or its axis-aligned hull is not the box (within :data:`OBB_TOLERANCE`).
+OBB_INVALID = "obb_invalid"
+#: ``keypoints`` are not one ``[x, y, v]`` per keypoint name of the category, or a ``v`` is not 0, 1 or 2.
+KEYPOINTS_INVALID = "keypoints_invalid"
+#: A ``score`` is outside ``[0, 1]``.
+SCORE_OUT_OF_RANGE = "score_out_of_range"
+#: An ``rle``'s size is not ``[height, width]``, or its counts do not decode to exactly that many pixels.
+RLE_INVALID = "rle_invalid"
+#: The codes of the rules of a box's v2 fields (each one a Pydantic error type and a finding code).
+V2_RULE_CODES = frozenset({POLYGON_INVALID, OBB_INVALID, KEYPOINTS_INVALID, SCORE_OUT_OF_RANGE, RLE_INVALID})
+#: How far (pixels) an oriented box's hull may be from the box's corners.
+OBB_TOLERANCE = 1e-3
+#: The COCO visibility flags of a keypoint: 0 not labeled, 1 labeled but not visible, 2 visible.
+VISIBILITIES = (0, 1, 2)
+
+#: What a rule of a v2 field answers: ``(code, message)`` when it is broken, else ``None``.
+Problem = tuple[str, str] | None
 
 
 class CountListError(ValueError):
@@ -195,7 +237,11 @@ def canonical_record(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def canonical_box(box: Mapping[str, Any]) -> dict[str, Any]:
-    """A box in the canonical form: keys in format order, corners as rounded floats, no empty attributes."""
+    """A box in the canonical form: keys in format order, coordinates as rounded floats, ``None`` left out.
+
+    Polygon, oriented-box and keypoint coordinates are rounded like the corners; ``v`` of a keypoint
+    and ``rle`` are kept as they are.
+    """
     # Spelled out rather than looped over BOX_KEYS, and round_coord inlined (a quarter of the cost of
     # encoding a record is four calls per box): this runs once per box of every conversion.
     out = {
@@ -205,7 +251,109 @@ def canonical_box(box: Mapping[str, Any]) -> dict[str, Any]:
         "x2": round(float(box["x2"]), COORD_DECIMALS) + 0.0,
         "y2": round(float(box["y2"]), COORD_DECIMALS) + 0.0,
     }
-    attributes = box.get("attributes")
-    if attributes is not None:
-        out["attributes"] = attributes
+    if len(box) > 5:  # most boxes have no v2 field: one length test instead of five lookups
+        polygon = box.get("polygon")
+        if polygon is not None:
+            out["polygon"] = [[round(float(v), COORD_DECIMALS) + 0.0 for v in ring] for ring in polygon]
+        rle = box.get("rle")
+        if rle is not None:
+            out["rle"] = rle
+        obb = box.get("obb")
+        if obb is not None:
+            out["obb"] = [round(float(v), COORD_DECIMALS) + 0.0 for v in obb]
+        keypoints = box.get("keypoints")
+        if keypoints is not None:
+            out["keypoints"] = [
+                [round(float(x), COORD_DECIMALS) + 0.0, round(float(y), COORD_DECIMALS) + 0.0, v]
+                for x, y, v in keypoints
+            ]
+        score = box.get("score")
+        if score is not None:
+            out["score"] = float(score)
+        attributes = box.get("attributes")
+        if attributes is not None:
+            out["attributes"] = attributes
     return out
+
+
+def polygon_problem(polygon: Sequence[Sequence[float]]) -> Problem:
+    """A polygon holds at least one ring, and each ring an even number (>= 6) of coordinates."""
+    if not polygon:
+        return POLYGON_INVALID, "polygon has no ring; expected at least one ring [x1, y1, x2, y2, x3, y3, ...]"
+    for index, ring in enumerate(polygon):
+        if len(ring) % 2 or len(ring) < 6:
+            return POLYGON_INVALID, (
+                f"polygon ring {index} has {len(ring)} coordinates; expected an even number, at least 6 (3 points)"
+            )
+    return None
+
+
+def obb_problem(obb: Sequence[float], x1: float, y1: float, x2: float, y2: float) -> Problem:
+    """An oriented box is 4 corners (8 numbers) whose axis-aligned hull is the box, within :data:`OBB_TOLERANCE`."""
+    if len(obb) != 8:
+        return OBB_INVALID, f"obb has {len(obb)} numbers; expected 8 (4 corners x, y)"
+    hull = obb_hull(obb)
+    if max(abs(hull[0] - x1), abs(hull[1] - y1), abs(hull[2] - x2), abs(hull[3] - y2)) > OBB_TOLERANCE:
+        shown = ", ".join(f"{v:g}" for v in hull)
+        return OBB_INVALID, (
+            f"obb's hull ({shown}) is not the box ({x1:g}, {y1:g}, {x2:g}, {y2:g}); "
+            f"expected x1..y2 to be the hull of the obb within {OBB_TOLERANCE:g} px"
+        )
+    return None
+
+
+def keypoints_problem(keypoints: Sequence[Sequence[float]], expected: int | None) -> Problem:
+    """One ``[x, y, v]`` per keypoint name (``expected``; ``None``: not checked), each ``v`` in 0, 1, 2."""
+    for index, point in enumerate(keypoints):
+        if len(point) != 3:
+            return KEYPOINTS_INVALID, f"keypoints[{index}] has {len(point)} numbers; expected [x, y, v]"
+        visibility = point[2]
+        if visibility.__class__ is not int or visibility not in VISIBILITIES:
+            return KEYPOINTS_INVALID, (
+                f"keypoints[{index}] has visibility {visibility!r}; expected 0 (not labeled), 1 (labeled, "
+                "not visible) or 2 (visible)"
+            )
+    if expected is not None and len(keypoints) != expected:
+        return KEYPOINTS_INVALID, (
+            f"{len(keypoints)} keypoints where the category names {expected}; expected one [x, y, v] per keypoint name"
+        )
+    return None
+
+
+def score_problem(score: float) -> Problem:
+    """A score is a confidence in ``[0, 1]``."""
+    if not 0.0 <= score <= 1.0:
+        return SCORE_OUT_OF_RANGE, f"score {score:g} is outside [0, 1]; expected a confidence between 0 and 1"
+    return None
+
+
+def rle_problem(size: Sequence[int], counts: str, width: int | None, height: int | None) -> Problem:
+    """An RLE's size is ``[height, width]`` (when known) and its counts decode to exactly ``height * width`` pixels."""
+    if len(size) != 2:
+        return RLE_INVALID, f"rle.size has {len(size)} numbers; expected [height, width]"
+    if width is not None and (size[0] != height or size[1] != width):
+        return RLE_INVALID, f"rle.size is {list(size)} but the image is [{height}, {width}]; expected [height, width]"
+    try:
+        runs = rle_string_runs(counts)
+    except ValueError as exc:
+        return RLE_INVALID, f"rle.counts does not decode: {exc}"
+    total = int(runs.sum())
+    if total != size[0] * size[1]:
+        return RLE_INVALID, (
+            f"rle.counts covers {total} pixels; expected {size[0]} x {size[1]} = {size[0] * size[1]} (rle.size)"
+        )
+    return None
+
+
+def polygon_outside(polygon: Sequence[Sequence[float]], width: int, height: int) -> bool:
+    """Whether a point of a polygon lies outside the ``width`` x ``height`` image."""
+    for ring in polygon:
+        xs, ys = ring[0::2], ring[1::2]
+        if min(xs) < 0 or min(ys) < 0 or max(xs) > width or max(ys) > height:
+            return True
+    return False
+
+
+def keypoints_outside(keypoints: Sequence[Sequence[float]], width: int, height: int) -> bool:
+    """Whether a labeled keypoint (``v`` > 0) lies outside the ``width`` x ``height`` image."""
+    return any(v > 0 and not (0 <= x <= width and 0 <= y <= height) for x, y, v in keypoints)

@@ -7,18 +7,37 @@ say "this is a COCO results list" instead of only "unknown format".
 
 from __future__ import annotations
 
+import codecs
 import re
 import stat
 from pathlib import Path
 
-__all__ = ["recognise_shape"]
+__all__ = ["PREFIX_BYTES", "is_coco_results", "recognise_shape"]
 
 #: How much of a file is looked at.
 PREFIX_BYTES = 64 * 1024
 
+_ARRAY_OF_OBJECTS = re.compile(rb"^\s*\[\s*\{")
+
+
+def is_coco_results(prefix: bytes) -> bool:
+    """Whether the first bytes of a JSON file are a COCO results (detections) list.
+
+    That is an array of ``{image_id, category_id, bbox | segmentation, score}`` objects, what a model
+    evaluated with pycocotools writes, with no ``images`` or ``categories``. ``prefix`` is the start of
+    the file (:data:`PREFIX_BYTES` of it suffice; a UTF-8 byte order mark is allowed).
+    """
+    head = prefix.removeprefix(codecs.BOM_UTF8)
+    return (
+        _ARRAY_OF_OBJECTS.match(head) is not None
+        and b'"image_id"' in head
+        and b'"category_id"' in head
+        and (b'"bbox"' in head or b'"segmentation"' in head)
+    )
+
+
 # (what it is, pattern over the first bytes of a JSON file); the first match wins.
 _JSON_SHAPES: tuple[tuple[str, re.Pattern[bytes]], ...] = (
-    ("a COCO results (detections) list", re.compile(rb'^\s*\[\s*\{[^{}]*"image_id"[^{}]*"score"', re.S)),
     ("a LabelMe JSON file", re.compile(rb'"shapes"\s*:\s*\[.*"imagePath"|"imagePath".*"shapes"\s*:', re.S)),
     ("a Label Studio JSON export", re.compile(rb'^\s*\[\s*\{.*"(annotations|completions)"\s*:\s*\[.*"data"', re.S)),
     ("a CreateML JSON file", re.compile(rb'^\s*\[\s*\{\s*"image"\s*:.*"coordinates"', re.S)),
@@ -50,6 +69,8 @@ def _prefix(path: Path) -> bytes:
 
 def _file_shape(path: Path) -> str | None:
     prefix = _prefix(path)
+    if is_coco_results(prefix):
+        return "a COCO results (detections) list"
     if prefix.lstrip().startswith((b"{", b"[")):
         for what, pattern in _JSON_SHAPES:
             if pattern.search(prefix):

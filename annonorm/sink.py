@@ -7,8 +7,9 @@ canonical shape (:meth:`~DatasetWriter.add`), asks where to write masks
 reports per-record problems through :meth:`~DatasetWriter.problem`, which raises in ``fail`` mode and
 collects them in ``skip`` mode.
 
-A reader that builds a split in several processes gives each a :meth:`~DatasetWriter.part_writer`;
-the process checks the part it wrote with :meth:`~DatasetWriter.check_part` while the part is still in
+A reader that builds a split in several processes hands :meth:`~DatasetWriter.add_in_parts` a
+function that writes a range of it; underneath, each process gets a :meth:`~DatasetWriter.part_writer`,
+checks the part it wrote with :meth:`~DatasetWriter.check_part` while the part is still in
 the page cache, and the parent appends parts in order (:meth:`~DatasetWriter.append_part`). The check
 itself is the validator's: the caller (:func:`annonorm.convert`) injects it as :attr:`part_check`, so a
 format never imports the validator. Without one, parts are not checked and the output is validated
@@ -18,10 +19,10 @@ in full before it is renamed into place.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
@@ -29,6 +30,9 @@ from annonorm.errors import AnnonormError
 from annonorm.provenance import SourceRegistry
 from annonorm.records import RECORD_KEYS, canonical_box
 from annonorm.schemas.manifest import MANIFEST_FILE, Manifest
+
+if TYPE_CHECKING:
+    from annonorm.engine import Executor
 
 __all__ = ["DatasetWriter", "PartCheck", "SplitSummary", "encode_record"]
 
@@ -57,6 +61,28 @@ def encode_record(record: dict[str, Any]) -> bytes:
             value = [canonical_box(box) for box in value]
         out[key] = value
     return _JSON_ENCODER.encode(out) + b"\n"
+
+
+def _category_fields(
+    source_id: int | str | None,
+    attributes: dict[str, Any] | None,
+    supercategory: str | None,
+    keypoints: Sequence[str] | None,
+    skeleton: Sequence[Sequence[int]] | None,
+) -> dict[str, Any]:
+    """The optional manifest fields of a category, in manifest key order, the ones not given left out."""
+    fields: dict[str, Any] = {}
+    if source_id is not None:
+        fields["source_id"] = source_id
+    if supercategory is not None:
+        fields["supercategory"] = supercategory
+    if keypoints is not None:
+        fields["keypoints"] = list(keypoints)
+    if skeleton is not None:
+        fields["skeleton"] = [list(pair) for pair in skeleton]
+    if attributes:
+        fields["attributes"] = attributes
+    return fields
 
 
 @dataclass
@@ -102,35 +128,43 @@ class DatasetWriter:
             self._by_name[name] = len(self.categories)
             self.categories.append({"id": len(self.categories), "name": name})
 
-    def category(self, name: str, source_id: int | str | None = None, attributes: dict[str, Any] | None = None) -> int:
+    def category(
+        self,
+        name: str,
+        source_id: int | str | None = None,
+        attributes: dict[str, Any] | None = None,
+        *,
+        supercategory: str | None = None,
+        keypoints: Sequence[str] | None = None,
+        skeleton: Sequence[Sequence[int]] | None = None,
+    ) -> int:
         """The contiguous id of ``name``, registering it (in first-seen order) when new.
 
-        With a :attr:`class_list` the id is the class's place in that list; the first ``source_id``
-        and ``attributes`` the reader gives a listed class are kept. A class the list does not name
-        is registered after the listed ones and remembered in :attr:`unlisted`.
+        ``supercategory``, ``keypoints`` (the keypoint names, in the order a box's ``keypoints``
+        lists them) and ``skeleton`` (pairs of keypoint indices) are the format-version-2 fields of a
+        category. With a :attr:`class_list` the id is the class's place in that list; the first
+        ``source_id``, ``attributes`` and v2 fields the reader gives a listed class are kept. A class
+        the list does not name is registered after the listed ones and remembered in :attr:`unlisted`.
         """
+        fields = _category_fields(source_id, attributes, supercategory, keypoints, skeleton)
         known = self._by_name.get(name)
         if known is not None:
             if self.class_list is not None and name not in self._sourced:
                 self._sourced.add(name)
-                listed = self.categories[known]
-                if source_id is not None:
-                    listed["source_id"] = source_id
-                if attributes:
-                    listed["attributes"] = attributes
+                self.categories[known].update(fields)
             return known
         if self.class_list is not None:
             self.unlisted.append(name)
             self._sourced.add(name)
         index = len(self.categories)
-        entry: dict[str, Any] = {"id": index, "name": name}
-        if source_id is not None:
-            entry["source_id"] = source_id
-        if attributes:
-            entry["attributes"] = attributes
-        self.categories.append(entry)
+        self.categories.append({"id": index, "name": name, **fields})
         self._by_name[name] = index
         return index
+
+    def category_keypoints(self, name: str) -> list[str] | None:
+        """The keypoint names declared for category ``name`` (``None`` without any, or for an unknown name)."""
+        known = self._by_name.get(name)
+        return None if known is None else self.categories[known].get("keypoints")
 
     def has_category(self, name: str) -> bool:
         """Whether the reader has declared ``name`` (a class only the class list names does not count)."""
@@ -183,6 +217,44 @@ class DatasetWriter:
         with part.open("rb") as source:
             shutil.copyfileobj(source, self._stream(split), 1 << 20)
         self._count(split, summary.records, summary.boxes, summary.masks)
+
+    def add_in_parts(
+        self, split: str, executor: Executor, count: int, workers: int, build: Callable[[DatasetWriter, int, int], None]
+    ) -> bool:
+        """Write ``split``'s ``count`` items in ``workers`` forked processes: ``build(writer, start, stop)``
+        writes items ``start..stop`` into ``writer`` (a part writer there, this writer for a part redone).
+
+        Each process writes and checks a part file (:meth:`check_part`) and the parts are appended in
+        order; a part that fails is built again here, in its turn, so the split is byte for byte what one
+        process writes. ``False`` (nothing written): the executor cannot fork.
+        """
+        if not executor.forks():
+            return False
+        bounds = [count * part // workers for part in range(workers + 1)]
+        parts = [self.directory / f".part-{split}-{part}" for part in range(workers)]
+        categories = [category["name"] for category in self.categories]
+
+        def build_part(part: int) -> tuple[SplitSummary, list[AnnonormError], Any]:
+            writer = self.part_writer(parts[part])
+            parts[part].mkdir()
+            writer.declare_split(split)
+            try:
+                build(writer, bounds[part], bounds[part + 1])
+            finally:
+                writer.close()
+            return writer.summary[split], writer.skipped, writer.check_part(split, categories)
+
+        def redo(part: int) -> None:
+            build(self, bounds[part], bounds[part + 1])
+
+        try:
+            for part, (summary, skipped, checked) in executor.parts(build_part, workers, redo=redo):
+                self.skipped.extend(skipped)
+                self.append_part(split, parts[part] / f"{split}.jsonl", summary, checked)
+        finally:
+            for directory in parts:
+                shutil.rmtree(directory, ignore_errors=True)
+        return True
 
     def _write(self, split: str, data: bytes, records: int, boxes: int, masks: int) -> None:
         self._stream(split).write(data)

@@ -5,6 +5,8 @@ appears in, its boxes and its summed counts; box sizes bucketed by COCO's area t
 ``area < 32²``, medium ``< 96²``, large otherwise, on the box area ``w * h`` in pixels); and the
 box aspect ratio ``w / h`` as quantiles and buckets. Records are streamed; per box only three
 numbers (class index, width, height) are kept, in flat arrays, and numpy does the distributions.
+The dataset's content fingerprint (:func:`annonorm.io.fingerprint`, over every split whichever
+are shown) comes with the figures, so an experiment log can name the exact data.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from annonorm.errors import InvalidDataError, UsageError
-from annonorm.io import NormalizedSource, open_dataset
+from annonorm.io import NormalizedSource, fingerprint, open_dataset
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -76,6 +78,8 @@ class DatasetStats:
 
     dataset: str
     name: str
+    #: The content fingerprint of the whole dataset (:func:`annonorm.io.fingerprint`), all splits.
+    fingerprint: str
     categories: list[str]
     splits: dict[str, SplitStats]
 
@@ -201,7 +205,11 @@ def compute_stats(dataset: str | Path, splits: list[str] | None = None) -> Datas
                 raise malformed(exc, source.split_path(split), number) from None
         result[split] = accumulator.finish()
     return DatasetStats(
-        dataset=str(dataset), name=source.manifest.name, categories=source.manifest.category_names, splits=result
+        dataset=str(dataset),
+        name=source.manifest.name,
+        fingerprint=fingerprint(source.root),
+        categories=source.manifest.category_names,
+        splits=result,
     )
 
 
@@ -251,3 +259,4 @@ def print_stats(stats: DatasetStats, console: Console | None = None) -> None:
     for split, s in stats.splits.items():
         buckets.add_row(split, *(str(s.aspect_buckets[b]) for b in ASPECT_NAMES), str(s.degenerate_boxes))
     console.print(buckets)
+    console.print(f"fingerprint: {stats.fingerprint}", highlight=False)

@@ -89,7 +89,10 @@ def target_to_tensors(
 
     With ``wrap`` (default: when torchvision is installed) ``boxes`` become
     ``tv_tensors.BoundingBoxes(format="XYXY", canvas_size=canvas_size)`` (``(height, width)``;
-    boxes stay plain tensors when it is unknown) and ``masks`` / ``mask`` become ``tv_tensors.Mask``.
+    boxes stay plain tensors when it is unknown) and ``masks`` / ``mask`` become ``tv_tensors.Mask``;
+    ``keypoints`` ``(N, K, 3)`` become ``tv_tensors.KeyPoints`` of their ``(N, K, 2)`` positions with
+    the visibilities as ``keypoints_visibility`` ``(N, K)`` where torchvision has ``KeyPoints`` (0.23+).
+    ``scores`` and the other arrays become plain tensors.
     """
     wrapped = _wrap(wrap)
     out: dict[str, Any] = {}
@@ -101,6 +104,10 @@ def target_to_tensors(
                 value = tv_tensors.BoundingBoxes(value, format="XYXY", canvas_size=canvas_size)
             elif key in _MASK_KEYS:
                 value = tv_tensors.Mask(value)
+            elif key == "keypoints" and canvas_size is not None and hasattr(tv_tensors, "KeyPoints"):
+                # KeyPoints are [..., 2] (torchvision >= 0.23): the visibilities travel beside them.
+                out["keypoints_visibility"] = value[..., 2]
+                value = tv_tensors.KeyPoints(value[..., :2], canvas_size=canvas_size)
         out[key] = value
     return out
 

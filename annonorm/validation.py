@@ -10,6 +10,10 @@ cannot hold (sides beyond int32, ids and counts beyond int64, coordinates and ar
 is ``number_out_of_range``, and with ``check_images`` a mask pixel value that names no box or class
 is ``mask_value_unknown``: a dataset this module calls valid loads.
 
+Leakage: an image path in two splits is ``image_in_several_splits`` (a warning, an error with
+``strict``); with ``check_images`` the image files are also hashed (SHA-256, streamed, in the same
+pass that opens them), so the same content under two paths in two splits is found too.
+
 Split files and the manifest are opened only when they are regular files (a FIFO, a device or a
 directory is refused before reading, exit 2: :mod:`annonorm.fsutil`).
 
@@ -36,10 +40,12 @@ from pydantic import ValidationError
 
 from annonorm.engine import Execution, LocalExecutor
 from annonorm.errors import AnnonormError, ParseError
-from annonorm.fastcheck import CheckedRecord, RecordChecker
+from annonorm.fastcheck import CheckedRecord, RecordChecker, SplitImages, leaks, values_at
+from annonorm.fastcheck import stable_key as _stable_key
 from annonorm.fsutil import open_regular, require_regular_file
 from annonorm.io import UNDECODABLE, format_validation_error, iter_lines, manifest_path, read_manifest
 from annonorm.provenance import check_sources as check_sources_of
+from annonorm.records import V2_RULE_CODES, keypoints_outside, polygon_outside
 from annonorm.schemas.manifest import MANIFEST_FILE, Manifest
 from annonorm.schemas.record import Record
 from annonorm.schemas.types import OUT_OF_RANGE
@@ -202,8 +208,9 @@ def validate_dataset(
             key="image_root",
         )
         check_images = False
+    images = []
     for split, relative in manifest.splits.items():
-        _validate_split(
+        seen = _validate_split(
             report,
             split,
             root / relative,
@@ -215,6 +222,9 @@ def validate_dataset(
             executor=executor,
             checked=(checked or {}).get(split),
         )
+        images.append(seen)
+    for split_images, number, message in leaks(images):
+        report.add("image_in_several_splits", "warning", message, file=str(split_images.path), line=number, key="image")
     return report
 
 
@@ -257,6 +267,11 @@ class _ChunkResult:
     box_top: float = 0.0
     #: The smallest image side of the range's records with a known size (``None``: no such record).
     min_side: int | None = None
+    #: With ``check_images``: the SHA-256 of each image that opened (32 bytes each), and its line.
+    image_digests: bytes = b""
+    digest_lines: list[int] = field(default_factory=list)
+    #: Whether the keys are :func:`_stable_key` s (else Python's salted ``hash``).
+    stable_keys: bool = False
 
 
 #: ``boxes_look_normalized``: a split needs this many boxes before its coordinates are judged.
@@ -271,21 +286,21 @@ PERCENT_MIN_SIDE = 4 * 100
 PERCENT_MIN_TOP = 10.0
 
 
-def _stable_key(value: object) -> int:
-    """A 64-bit key of an image path or id that is the same in every process."""
-    data = (f"i{value}" if isinstance(value, int) else f"s{value}").encode("utf-8", "surrogatepass")
-    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little", signed=True)
-
-
 def _check_chunk(chunk: _Chunk) -> _ChunkResult:
     """Check every record of one byte range (the per-record rules; duplicates are found by the caller)."""
     report = Report(dataset="", strict=chunk.strict)
     key = _stable_key if chunk.stable_keys else hash  # equal keys are only candidates, compared exactly later
-    checker = RecordChecker(chunk.categories)
-    check = checker.check
-    context = {"categories": frozenset(chunk.categories)} if chunk.categories is not None else None
-    file = str(chunk.path)
     manifest = chunk.manifest
+    # Without a manifest (a part check, a bare split file) the number of a box's keypoints is not checked.
+    keypoints = manifest.keypoint_counts if manifest is not None else None
+    checker = RecordChecker(chunk.categories, keypoints)
+    check = checker.check
+    context: dict[str, Any] | None = None
+    if chunk.categories is not None:
+        context = {"categories": frozenset(chunk.categories)}
+        if keypoints is not None:
+            context["keypoints"] = keypoints
+    file = str(chunk.path)
     mask_kind_missing = manifest is not None and manifest.mask_kind is None
     images_ok = chunk.check_images and chunk.image_root is not None and chunk.dataset_root is not None
     image_keys: list[int] = []
@@ -296,6 +311,8 @@ def _check_chunk(chunk: _Chunk) -> _ChunkResult:
     # For boxes_look_normalized: followed only while every box is within 0..100 (real pixels end it at once).
     box_top = 0.0
     min_side: int | None = None
+    digests = bytearray()
+    digest_lines: list[int] = []
     with open_regular(chunk.path, "split file") as stream:
         stream.seek(chunk.start)
         position = chunk.start
@@ -343,7 +360,10 @@ def _check_chunk(chunk: _Chunk) -> _ChunkResult:
                 )
             if images_ok:
                 assert chunk.image_root is not None and chunk.dataset_root is not None
-                _check_files(report, record, file, number, chunk.image_root, chunk.dataset_root, manifest)
+                digest = _check_files(report, record, file, number, chunk.image_root, chunk.dataset_root, manifest)
+                if digest is not None:
+                    digests += digest
+                    digest_lines.append(number)
     return _ChunkResult(
         report.findings,
         number,
@@ -357,6 +377,9 @@ def _check_chunk(chunk: _Chunk) -> _ChunkResult:
         id_lines,
         box_top,
         min_side,
+        bytes(digests),
+        digest_lines,
+        chunk.stable_keys,
     )
 
 
@@ -408,6 +431,8 @@ def _covers(
         return False
     if manifest.mask_kind is None and any(part.masks for part in parts):
         return False
+    if manifest.keypoint_counts:  # a part is checked without the categories' keypoint names
+        return False
     same_names = all(part.categories == tuple(categories) for part in parts)
     return same_names and sum(part.size for part in parts) == path.stat().st_size
 
@@ -424,13 +449,13 @@ def _validate_split(
     dataset_root: Path | None = None,
     executor: LocalExecutor | None = None,
     checked: Sequence[CheckedPart] | None = None,
-) -> None:
+) -> SplitImages:
+    """Check one split file into ``report``; return its image keys for the cross-split rules."""
     if not os.path.lexists(path):
         raise ParseError("split file is missing", file=path)
     require_regular_file(path, "split file")
     if checked and _covers(checked, path, categories, manifest, check_images=check_images, strict=report.strict):
-        _merge_split(report, split, path, [part.findings_in(path) for part in checked])
-        return
+        return _merge_split(report, split, path, [part.findings_in(path) for part in checked])
     executor = executor or LocalExecutor()
     parts = executor.execution.pool_size(path.stat().st_size, PARALLEL_MIN_BYTES)
     # Forked workers share this process's hash secret, so Python's fast hash is a valid key there.
@@ -441,10 +466,10 @@ def _validate_split(
     ]
     checked_chunks = executor.map(_check_chunk, ((None, c) for c in chunks), processes=len(chunks), window=len(chunks))
     results = [result for _, result in checked_chunks if result is not None]
-    _merge_split(report, split, path, results)
+    return _merge_split(report, split, path, results)
 
 
-def _merge_split(report: Report, split: str, path: Path, results: list[_ChunkResult]) -> None:
+def _merge_split(report: Report, split: str, path: Path, results: list[_ChunkResult]) -> SplitImages:
     """Add the checks of a split's consecutive byte ranges to ``report``, and the cross-record rules."""
     stats = report.splits[split] = SplitStats()
     first_finding = len(report.findings)
@@ -455,6 +480,8 @@ def _merge_split(report: Report, split: str, path: Path, results: list[_ChunkRes
     id_lines: list[np.ndarray] = []
     box_top = 0.0
     sides = []
+    digests: list[bytes] = []
+    digest_lines: list[np.ndarray] = []
     for result in results:
         report.findings.extend(
             f if f.line is None else dataclasses.replace(f, line=f.line + offset) for f in result.findings
@@ -463,6 +490,8 @@ def _merge_split(report: Report, split: str, path: Path, results: list[_ChunkRes
         image_lines.append(np.array(result.image_lines, dtype=np.int64) + offset)
         id_keys.append(np.array(result.id_keys, dtype=np.int64))
         id_lines.append(np.array(result.id_lines, dtype=np.int64) + offset)
+        digests.append(result.image_digests)
+        digest_lines.append(np.array(result.digest_lines, dtype=np.int64) + offset)
         offset += result.lines
         nonblank += result.nonblank
         stats.records += result.records
@@ -472,7 +501,8 @@ def _merge_split(report: Report, split: str, path: Path, results: list[_ChunkRes
         if result.min_side is not None:
             sides.append(result.min_side)
     _unit_finding(report, path, stats.boxes, box_top, min(sides, default=None))
-    _report_duplicates(report, path, np.concatenate(image_keys), np.concatenate(image_lines), "image")
+    keys, lines = np.concatenate(image_keys), np.concatenate(image_lines)
+    _report_duplicates(report, path, keys, lines, "image")
     _report_duplicates(report, path, np.concatenate(id_keys), np.concatenate(id_lines), "id")
     # Keep the split's findings in file order whatever process found them.
     report.findings[first_finding:] = sorted(report.findings[first_finding:], key=lambda f: f.line or 0)
@@ -480,6 +510,9 @@ def _merge_split(report: Report, split: str, path: Path, results: list[_ChunkRes
         report.add("split_empty", "warning", "split has no record", file=str(path))
     elif stats.records == 0 and stats.invalid == nonblank and _nothing_is_json(path):
         raise ParseError("no line of this split file is a JSON object; expected JSON Lines", file=path)
+    digest_rows = np.frombuffer(b"".join(digests), dtype=np.uint8).reshape(-1, 32)
+    stable = frozenset(result.stable_keys for result in results)
+    return SplitImages(split, path, keys, lines, stable, digest_rows, np.concatenate(digest_lines))
 
 
 def _unit_finding(report: Report, path: Path, boxes: int, top: float, min_side: int | None) -> None:
@@ -530,11 +563,7 @@ def _report_duplicates(report: Report, path: Path, keys: np.ndarray, lines: np.n
     candidate = np.zeros(len(keys), dtype=bool)
     candidate[order[1:][repeated]] = True
     candidate[order[:-1][repeated]] = True
-    wanted = set(lines[candidate].tolist())
-    values: dict[int, Any] = {}
-    for number, line in iter_lines(path):
-        if number in wanted:
-            values[number] = msgspec.json.decode(line).get(field_name)
+    values = values_at(path, set(lines[candidate].tolist()), field_name)
     first_line: dict[tuple[str, Any], int] = {}
     for number in sorted(values):
         value = values[number]
@@ -586,7 +615,8 @@ def _explain(report: Report, line: bytes, file: str, number: int, context: dict[
         Record.model_validate_json(line, context=context)
     except ValidationError as exc:
         for (key, message), item in zip(format_validation_error(exc), exc.errors(include_url=False), strict=True):
-            code = OUT_OF_RANGE if item["type"] in _OUT_OF_RANGE_TYPES else "record_invalid"
+            kind = item["type"]
+            code = OUT_OF_RANGE if kind in _OUT_OF_RANGE_TYPES else kind if kind in V2_RULE_CODES else "record_invalid"
             if item["type"] == "finite_number":
                 message = "number beyond float64's range (such as 1e400); expected a finite number"
             report.add(code, "error", message, file=file, line=number, key=key)
@@ -626,6 +656,26 @@ def _quality(report: Report, record: CheckedRecord, file: str, number: int) -> N
                 line=number,
                 key=f"boxes.{index}",
             )
+        if width is None or height is None:
+            continue
+        if box.polygon is not None and polygon_outside(box.polygon, width, height):
+            report.add(
+                "polygon_outside_image",
+                "warning",
+                f"a point of the polygon lies outside the {width}x{height} image",
+                file=file,
+                line=number,
+                key=f"boxes.{index}.polygon",
+            )
+        if box.keypoints is not None and keypoints_outside(box.keypoints, width, height):
+            report.add(
+                "keypoint_outside_image",
+                "warning",
+                f"a labeled keypoint lies outside the {width}x{height} image",
+                file=file,
+                line=number,
+                key=f"boxes.{index}.keypoints",
+            )
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -644,29 +694,37 @@ def _check_files(
     image_root: Path,
     dataset_root: Path,
     manifest: Manifest | None,
-) -> None:
-    """Check that the image (and mask) exist, open, stay inside their roots and have the recorded size."""
+) -> bytes | None:
+    """Check that the image (and mask) exist, open, stay inside their roots and have the recorded size.
+
+    Return the SHA-256 of the image file when it opened (read once, streamed, for the leakage rule).
+    """
     from PIL import Image, UnidentifiedImageError
 
     image_path = image_root / record.image
     where = {"file": file, "line": number}
     if not image_path.exists():
         report.add("image_missing", "error", f"image {image_path} does not exist", key="image", **where)
-        return
+        return None
     if not _inside(image_path, image_root):
         report.add(
             "image_outside_root", "error", f"image {image_path} resolves outside image_root", key="image", **where
         )
-        return
+        return None
     try:
-        with open_regular(image_path, "image") as stream, Image.open(stream) as image:  # reads the header only
-            size = image.size
+        with open_regular(image_path, "image") as stream:
+            digest = hashlib.sha256()
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
+            stream.seek(0)
+            with Image.open(stream) as image:  # reads the header only
+                size = image.size
     except ParseError as exc:  # a FIFO, a device, a directory: refused before reading
         report.add("image_unreadable", "error", f"image {image_path}: {exc.message}", key="image", **where)
-        return
+        return None
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
         report.add("image_unreadable", "error", f"image {image_path} cannot be opened: {exc}", key="image", **where)
-        return
+        return None
     if record.width is not None and size != (record.width, record.height):
         report.add(
             "image_size_mismatch",
@@ -677,6 +735,7 @@ def _check_files(
         )
     if record.mask is not None:
         _check_mask(report, record, dataset_root, size, manifest, where)
+    return digest.digest()
 
 
 _WIDE_MODES = frozenset({"I;16", "I;16B", "I;16L", "I"})

@@ -3,7 +3,9 @@
 Sections (``--only``, comma-separated; default all):
 
 * ``coco``: read a COCO instances file and group boxes per image. annonorm runs
-  ``annonorm convert coco FILE -o OUT --no-masks --force --quiet`` (which also writes the normalized JSONL);
+  ``annonorm convert coco FILE -o OUT --no-masks --force --quiet`` (which also writes the normalized JSONL),
+  then the default ``--masks vector`` (polygons and crowd RLE into the records), held to 1.5x the
+  ``--no-masks`` time of the same run and a peak RSS under 1.5 GB;
   the floor is a msgspec typed decode + grouping (``peers/coco_msgspec.py``); peers (``--peers``) run in
   their own virtualenv ``benchmarks/.peers-venv``: pycocotools ``COCO()``, globox, orjson, Datumaro,
   supervision (dense masks: only at ``--supervision-images`` images, reported as skipped at full scale).
@@ -54,6 +56,10 @@ PEERS_VENV = HERE / ".peers-venv"
 PEER_PACKAGES = ("msgspec", "orjson", "pycocotools", "globox", "supervision", "datumaro")
 ALL_PEERS = ("pycocotools", "globox", "orjson", "datumaro", "supervision")
 SECTIONS = ("coco", "voc", "csv", "validate", "loader")
+#: ``--masks vector`` (the default) may take this many times the ``--no-masks`` time of the same run ...
+VECTOR_TIME_LIMIT = 1.5
+#: ... with a peak resident memory below this (issue 14, item 10).
+VECTOR_PEAK_LIMIT_MB = 1536
 SCALES = {"train2017": generate.TRAIN2017_IMAGES, "val2017": generate.VAL2017_IMAGES}
 #: supervision renders one dense boolean mask per object (H x W bytes): ~300 KB per box.
 SUPERVISION_BYTES_PER_BOX = 640 * 480
@@ -278,7 +284,23 @@ def section_coco(args: argparse.Namespace, images: int) -> list[str]:
         after=lambda: dataset_counts(out),
     )
     rows.append(ours)
+    vectors = measure(
+        "annonorm convert coco (--masks vector, the default)",
+        annonorm_command("coco", source, out),
+        runs=args.runs,
+        timeout=args.timeout,
+        after=lambda: dataset_counts(out),
+    )
+    rows.append(vectors)
     notes: list[str] = []
+    if vectors.walls and ours.walls:
+        ratio = vectors.median / ours.median
+        verdict = "within" if ratio <= VECTOR_TIME_LIMIT and vectors.peak_mb < VECTOR_PEAK_LIMIT_MB else "OUTSIDE"
+        notes.append(
+            f"Polygons and crowd RLE kept as vectors: {ratio:.2f}× the `--no-masks` time of this run, peak RSS "
+            f"{vectors.peak_mb:,.0f} MB ({verdict} the targets: ≤ {VECTOR_TIME_LIMIT}× and < "
+            f"{VECTOR_PEAK_LIMIT_MB:,} MB)."
+        )
     for peer in args.peers:
         if not peers_python.exists():
             rows.append(Measurement(peer, error="peers venv missing (run with --setup-peers)"))
@@ -323,7 +345,7 @@ def section_coco(args: argparse.Namespace, images: int) -> list[str]:
         "",
     ]
     if ours.walls and baseline.walls:
-        others = [f"{r.label.split()[0]} {r.median / ours.median:.1f}×" for r in rows[2:] if r.walls and r.comparable]
+        others = [f"{r.label.split()[0]} {r.median / ours.median:.1f}×" for r in rows[3:] if r.walls and r.comparable]
         lines.append(
             f"annonorm takes {ours.median / baseline.median:.1f}× the raw-parse floor's time"
             + (f"; each peer's time as a multiple of annonorm's: {', '.join(others)}." if others else ".")

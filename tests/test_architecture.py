@@ -20,9 +20,8 @@ PACKAGE = ROOT / "annonorm"
 MAX_LINES = 850
 #: Modules still over the limit, and the lines they may not grow past (the redesign splits them).
 OVERSIZED = {
-    "annonorm/converters/coco.py": 1570,  # step "slim converters" (+ its source_files and capabilities, v2)
-    "annonorm/converters/csvtable.py": 1970,  # step "slim converters": the table engine to sources/tabular
-    "annonorm/converters/voc.py": 1370,  # step "slim converters" (+ its source_files and capabilities, v2)
+    "annonorm/converters/coco.py": 1250,  # step "slim converters": the part and mask pipelines go to sink/masks
+    "annonorm/converters/voc.py": 935,  # step "slim converters": the per-image task setup and export to trim
 }
 #: Import edges that still close a cycle, until the step that removes them (a lazy import counts).
 CYCLE_EDGES_ALLOWED: set[tuple[str, str]] = set()

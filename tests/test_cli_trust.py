@@ -191,14 +191,32 @@ def test_unknown_format_names_are_listed_and_names_are_case_insensitive(tmp_path
 def test_convert_auto_names_shapes_it_cannot_read_yet(tmp_path: Path) -> None:
     results = tmp_path / "detections.json"
     results.write_text(json.dumps([{"image_id": 1, "category_id": 2, "bbox": [1, 2, 3, 4], "score": 0.9}]))
-    labelme = tmp_path / "frame.json"
-    labelme.write_text(json.dumps({"version": "5.0", "shapes": [], "imagePath": "frame.jpg", "imageData": None}))
-    for source, shape in ((results, "a COCO results (detections) list"), (labelme, "a LabelMe JSON file")):
-        done = runner.invoke(app, ["convert", "auto", str(source), "-o", str(tmp_path / "never")])
-        assert done.exit_code == 2
-        assert "tried coco, voc, csv, yolo" in done.output
-        assert f"it looks like {shape}" in done.output
+    done = runner.invoke(app, ["convert", "auto", str(results), "-o", str(tmp_path / "never")])
+    assert done.exit_code == 2
+    assert "tried coco, voc, csv, yolo" in done.output
+    assert "it looks like a COCO results (detections) list" in done.output
     assert not (tmp_path / "never").exists()
+
+
+def test_convert_auto_reads_a_labelme_file_now_that_a_converter_reads_it(tmp_path: Path) -> None:
+    """The LabelMe shape that used to be only named is now read: auto detection hands it to the labelme converter."""
+    labelme = tmp_path / "frame.json"
+    labelme.write_text(
+        json.dumps(
+            {
+                "version": "5.0",
+                "shapes": [],
+                "imagePath": "frame.jpg",
+                "imageData": None,
+                "imageHeight": 4,
+                "imageWidth": 6,
+            }
+        )
+    )
+    done = runner.invoke(app, ["convert", "auto", str(labelme), "-o", str(tmp_path / "out")])
+    assert done.exit_code == 0, done.output
+    assert "is in the labelme format" in done.output
+    assert json.loads((tmp_path / "out" / "annonorm.json").read_text())["source"]["format"] == "labelme"
 
 
 def test_format_json_writes_nothing_but_json(tmp_path: Path) -> None:

@@ -74,7 +74,7 @@ def test_every_builtin_default_is_meant_and_none_overrides_the_data() -> None:
         for name in ("coco", "voc", "csv", "yolo")
     }
     meant = {
-        "coco": {"masks": True},
+        "coco": {"masks": "vector"},
         "voc": {"copy_images": False},
         "csv": {"preset": "auto", "header": "auto", "default_class": "object", "short_rows": "error"}
         | {"layout": "tensorflow"},

@@ -78,18 +78,18 @@ def _stage_entry(repo: Path, name: str) -> dict[str, Any]:
 
 def test_repro_runs_the_stage_then_skips_it_until_an_annotation_changes(dvc_repo: Path) -> None:
     shutil.copytree(SAMPLE / "coco", dvc_repo / "src" / "coco")
-    stage = add_stage("coco", dvc_repo / "src/coco", dvc_repo / "data/coco", options={"masks": False}, repo=dvc_repo)
+    stage = add_stage("coco", dvc_repo / "src/coco", dvc_repo / "data/coco", options={"masks": "none"}, repo=dvc_repo)
 
     entry = _stage_entry(dvc_repo, "annonorm-coco-coco")
     assert entry["deps"] == ["src/coco/annotations/instances_train.json", "src/coco/annotations/instances_val.json"]
     assert entry["outs"] == ["data/coco"]
-    assert entry["cmd"] == "annonorm convert coco src/coco -o data/coco --no-masks --force --quiet"
+    assert entry["cmd"] == "annonorm convert coco src/coco -o data/coco --masks none --force --quiet"
     assert stage.created and stage.name == "annonorm-coco-coco"
 
     first = _run(["dvc", "repro"], dvc_repo)
     assert "Running stage 'annonorm-coco-coco'" in first.stdout
     manifest = json.loads((dvc_repo / "data/coco/annonorm.json").read_text())
-    assert manifest["source"]["options"]["masks"] is False
+    assert manifest["source"]["options"]["masks"] == "none"
     assert not (dvc_repo / "data/coco/masks").exists()
     written = (dvc_repo / "data/coco/train.jsonl").read_bytes()
 
@@ -391,3 +391,41 @@ def test_stale_sources_of_a_dataset_without_provenance_is_empty(tmp_path: Path) 
     assert stale_sources(tmp_path / "ds") == []
     with pytest.raises(AnnonormError):
         stale_sources(tmp_path / "nothing")
+
+
+def test_revisions_share_the_user_cache_directory_with_the_loader_index(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """One rule for the user cache: revisions go to ``revisions/`` under it, wherever it is configured."""
+    from annonorm.dvc import default_cache_dir
+    from annonorm.fsutil import user_cache_root
+
+    monkeypatch.setenv("ANNONORM_CACHE_DIR", str(tmp_path / "configured"))
+    assert default_cache_dir() == tmp_path / "configured" / "revisions"
+    monkeypatch.delenv("ANNONORM_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache_dir() == user_cache_root() / "revisions"
+    assert default_cache_dir().is_relative_to(tmp_path / "xdg")
+
+
+def test_a_merge_stage_from_the_cli_reruns_when_an_input_or_the_map_changes(dvc_repo: Path) -> None:
+    """``annonorm dvc stage merge A B -o OUT --map MAP``: deps are both datasets and the map; `dvc repro` merges."""
+    from annonorm.converters.base import make_record
+
+    for name, category in (("a", "cat"), ("b", "kitty")):
+        box = {"name": category, "x1": 1.0, "y1": 1.0, "x2": 4.0, "y2": 4.0}
+        record = make_record(image=f"{name}.png", width=8, height=8, boxes=[box])
+        write_dataset(dvc_repo / "data" / name, [category], {"train": [record]})
+    (dvc_repo / "map.json").write_text('{"kitty": "cat"}')
+    _run(["annonorm", "dvc", "stage", "merge", "data/a", "data/b", "-o", "data/ab", "--map", "map.json"], dvc_repo)
+    entry = _stage_entry(dvc_repo, "annonorm-merge-ab")
+    assert entry["deps"] == ["data/a", "data/b", "map.json"]
+    assert entry["cmd"].startswith("annonorm merge data/a data/b -o data/ab --map map.json")
+    _run(["dvc", "repro"], dvc_repo)
+    merged = open_dataset(dvc_repo / "data" / "ab")
+    assert merged.manifest.category_names == ["cat"]
+    assert sorted(r["image"] for r in merged.records("train")) == ["a/a.png", "b/b.png"]
+    assert {b["name"] for r in merged.records("train") for b in r["boxes"]} == {"cat"}
+    assert "Running stage" not in _run(["dvc", "repro"], dvc_repo).stdout
+    (dvc_repo / "map.json").write_text('{"kitty": "cat" }')
+    assert "Running stage" in _run(["dvc", "repro"], dvc_repo).stdout

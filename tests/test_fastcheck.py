@@ -7,18 +7,18 @@ import math
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from annonorm.fastcheck import RecordChecker
 from annonorm.schemas import Record
 from annonorm.schemas.types import FLOAT32_MAX, INT32_MAX, INT64_MAX, INT64_MIN
-from annonorm.testing import category_names, records
+from annonorm.testing import category_names, keypoint_names, records
 
 ODD_NAMES = ["", "dog", " car", "../x", "/abs", "a/../../b", "C:\\x"]
 KEYS = ["image", "width", "height", "labels", "counts", "boxes", "mask", "id", "attributes", "extra"]
-BOX_KEYS = ["name", "x1", "y1", "x2", "y2", "attributes", "extra"]
+BOX_KEYS = ["name", "x1", "y1", "x2", "y2", "polygon", "rle", "obb", "keypoints", "score", "attributes", "extra"]
 #: Written into a JSON line as ``1e400``: a number JSON can spell but float64 cannot hold.
 OVERFLOW = "\x00overflow"
 #: The edges of what the loader's arrays hold (int32 sides, int64 ids and counts, float32 coordinates), either side.
@@ -67,14 +67,80 @@ def odd_values(names: list[str]) -> st.SearchStrategy[Any]:
     )
 
 
+#: Ways to break (or, for some, keep) one format-version-2 field of a box.
+V2_EDITS = [
+    ("polygon", []),
+    ("polygon", [[1, 1, 2, 2]]),
+    ("polygon", [[1, 1, 2, 2, 3]]),
+    ("polygon", [[-5, 1, 2, 2, 3, 3]]),
+    ("polygon", [[1, 1, 2, 2, 3, OVERFLOW]]),
+    ("polygon", [[1, 1, 2, 2, 3, 3.5e38]]),
+    ("polygon", [[1, 1, 2, 2, 3, "3"]]),
+    ("polygon", [1, 1, 2, 2, 3, 3]),
+    ("obb", [0, 0, 1, 0, 1, 1]),
+    ("obb", [0, 0, 1, 0, 1, 1, 0, 1, 0]),
+    ("obb", None),
+    ("keypoints", [[1, 1, 3]]),
+    ("keypoints", [[1, 1, True]]),
+    ("keypoints", [[1, 1, 2.0]]),
+    ("keypoints", [[1, 1]]),
+    ("keypoints", [[1, 1, 2, 0]]),
+    ("keypoints", [[-1, 1e39, 2]]),
+    ("keypoints", []),
+    ("score", 1.5),
+    ("score", -0.1),
+    ("score", 1),
+    ("score", 0),
+    ("score", OVERFLOW),
+    ("score", "0.5"),
+    ("rle", {"size": [2, 2], "counts": "04"}),
+    ("rle", {"size": [2, 2, 1], "counts": "04"}),
+    ("rle", {"size": [2, 2], "counts": "0"}),
+    ("rle", {"size": [2, 2], "counts": "0\x7f"}),
+    ("rle", {"size": [2, 2], "counts": "p"}),
+    ("rle", {"size": [2, 2], "counts": "04", "extra": 1}),
+    ("rle", {"size": [2, 2]}),
+    ("rle", "04"),
+]
+
+
+def _v2_edit(draw: st.DrawFn, box: dict[str, Any], record: dict[str, Any]) -> None:
+    """Break (or move) one v2 field of ``box``: a drawn bad value, or a shifted obb, keypoint or rle size."""
+    how = draw(st.sampled_from(["value", "obb_shift", "keypoint_drop", "rle_size"]))
+    if how == "value":
+        key, value = draw(st.sampled_from(V2_EDITS))
+        if key == "obb" and value is None:
+            value = [box.get("x1"), box.get("y1"), box.get("x2"), box.get("y1"), box.get("x2"), box.get("y2")] * 1
+            value += [box.get("x1"), box.get("y2")]  # the box itself as 4 corners: valid
+        box[key] = value
+    elif how == "obb_shift" and isinstance(box.get("obb"), list) and box["obb"]:
+        box["obb"][draw(st.integers(0, len(box["obb"]) - 1))] += draw(st.sampled_from([1e-4, 0.5, 3.0]))
+    elif how == "keypoint_drop" and isinstance(box.get("keypoints"), list) and box["keypoints"]:
+        box["keypoints"].pop()
+    elif how == "rle_size" and isinstance(box.get("rle"), dict):
+        box["rle"]["size"] = draw(st.sampled_from([[record.get("width"), record.get("height")], [1, 1], [0, 5]]))
+
+
 @st.composite
-def perturbed_records(draw: st.DrawFn) -> tuple[list[str], dict[str, Any]]:
-    """A valid record, then up to three random edits: wrong types, odd names, unknown keys, swapped corners."""
+def perturbed_records(draw: st.DrawFn) -> tuple[list[str], dict[str, Any], dict[str, int]]:
+    """A valid record (v2 fields included), then up to three random edits: wrong types, odd names, unknown keys,
+    swapped corners, broken polygons, oriented boxes, keypoints, scores and RLE masks.
+
+    Also the number of keypoint names of each category that has some."""
     names = draw(category_names(max_size=3))
-    record = draw(records(names, sizes=False, max_boxes=3))
+    keypoints = {name: len(draw(keypoint_names())) for name in names if draw(st.booleans())}
+    record = draw(
+        records(names, sizes=False, max_boxes=3, polygons=True, rle=True, obb=True, keypoints=keypoints, scores=True)
+    )
     for _ in range(draw(st.integers(0, 3))):
-        edit = draw(st.sampled_from(["set", "delete", "box_set", "box_swap", "shorthand", "edge", "box_edge"]))
-        if edit == "set":
+        edit = draw(
+            st.sampled_from(["set", "delete", "box_set", "box_swap", "shorthand", "edge", "box_edge", "v2", "v2", "v2"])
+        )
+        if edit == "v2" and isinstance(record.get("boxes"), list) and record["boxes"]:
+            box = record["boxes"][draw(st.integers(0, len(record["boxes"]) - 1))]
+            if isinstance(box, dict):
+                _v2_edit(draw, box, record)
+        elif edit == "set":
             record[draw(st.sampled_from(KEYS))] = draw(odd_values(names))
         elif edit == "edge":
             # A number at the edge of the loader's arrays, where a number may be: a side, the id, a count, attributes.
@@ -114,24 +180,33 @@ def perturbed_records(draw: st.DrawFn) -> tuple[list[str], dict[str, Any]]:
             record["counts"] = [{k: v} for k, v in record["counts"].items()]
             if isinstance(record.get("labels"), list) and len(record["labels"]) == 1:
                 record["labels"] = record["labels"][0]
-    return names, record
+    return names, record, keypoints
 
 
-def models_accept(line: bytes, categories: frozenset[str] | None) -> bool:
+def models_accept(line: bytes, categories: frozenset[str] | None, keypoints: dict[str, int] | None = None) -> bool:
+    context: dict[str, Any] | None = None
+    if categories is not None:
+        context = (
+            {"categories": categories} if keypoints is None else {"categories": categories, "keypoints": keypoints}
+        )
     try:
-        Record.model_validate_json(line, context={"categories": categories} if categories is not None else None)
+        Record.model_validate_json(line, context=context)
     except ValidationError:
         return False
     return True
 
 
+@settings(max_examples=300)
 @given(perturbed_records(), st.booleans())
-def test_fast_check_and_models_agree(drawn: tuple[list[str], dict[str, Any]], with_manifest: bool) -> None:
-    names, record = drawn
+def test_fast_check_and_models_agree(
+    drawn: tuple[list[str], dict[str, Any], dict[str, int]], with_manifest: bool
+) -> None:
+    names, record, keypoints = drawn
     categories = frozenset(names) if with_manifest else None
+    keypoint_counts = keypoints if with_manifest else None
     line = encode(record)
-    fast = RecordChecker(categories).check(line) is not None
-    assert fast == models_accept(line, categories), line
+    fast = RecordChecker(categories, keypoint_counts).check(line) is not None
+    assert fast == models_accept(line, categories, keypoint_counts), line
 
 
 @given(category_names().flatmap(lambda n: st.tuples(st.just(n), records(n, sizes=False))))

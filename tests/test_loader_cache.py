@@ -20,14 +20,24 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
+from pycocotools import mask as mask_utils
 
 import annonorm.index as loader
 from annonorm.dataset import NormalizedDataset
-from annonorm.errors import AnnonormError
+from annonorm.errors import AnnonormError, InvalidDataError
 from annonorm.index import write_cache
 from annonorm.testing import write_dataset
 
 CATEGORIES = ["cat", "dog", "bird"]
+KEYPOINTS = {"cat": ["nose", "tail"]}
+
+
+def _rle(height: int, width: int) -> dict[str, Any]:
+    """A compressed COCO RLE of a small rectangle, made by pycocotools itself."""
+    pixels = np.zeros((height, width), dtype=np.uint8, order="F")
+    pixels[2:9, 3:11] = 1
+    encoded = mask_utils.encode(pixels)
+    return {"size": [height, width], "counts": encoded["counts"].decode("ascii")}
 
 
 def _box(name: str, x1: float, y1: float, x2: float, y2: float, **attributes: Any) -> dict[str, Any]:
@@ -42,7 +52,19 @@ RECORDS: list[dict[str, Any]] = [
         "height": 30,
         "labels": ["cat", "dog"],
         "counts": {"cat": 1, "dog": 1},
-        "boxes": [_box("cat", 1.5, 2.0, 10.25, 12.0, iscrowd=True, area=33.5), _box("dog", 0, 0, 4, 5)],
+        "boxes": [
+            {
+                **_box("cat", 1.5, 2.0, 10.25, 12.0, iscrowd=True, area=33.5),
+                "rle": _rle(30, 40),
+                "keypoints": [[2.0, 3.0, 2], [0.0, 0.0, 0]],
+                "score": 0.75,
+            },
+            {
+                **_box("dog", 0, 0, 4, 5),
+                "polygon": [[0.0, 0.0, 4.0, 0.0, 4.0, 5.0], [0.5, 1, 1, 1, 1, 2]],
+                "score": 1.0,
+            },
+        ],
         "mask": "masks/a.png",
         "id": 101,
     },
@@ -52,7 +74,7 @@ RECORDS: list[dict[str, Any]] = [
         "height": 30,
         "labels": ["bird", "cat"],
         "counts": {"bird": 1, "cat": 4},
-        "boxes": [_box("bird", 3, 4, 30, 20)],
+        "boxes": [{**_box("bird", 3, 4, 30, 20), "score": 0.0}],
         "id": "b-image",
     },
     {"image": "img/c.png", "width": 16, "height": 8, "labels": ["dog"], "counts": {"dog": 2}, "boxes": [], "id": 7},
@@ -67,7 +89,7 @@ def user_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
 
 
 def _dataset(directory: Path, records: list[dict[str, Any]] = RECORDS) -> Path:
-    write_dataset(directory, CATEGORIES, {"train": records}, mask_kind="instance")
+    write_dataset(directory, CATEGORIES, {"train": records}, mask_kind="instance", keypoints=KEYPOINTS)
     for record in records:
         path = directory / record["image"]
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -117,7 +139,7 @@ def test_the_cache_lives_in_the_user_cache_and_opening_never_writes_into_the_dat
     before = _tree(directory)
     built = NormalizedDataset(directory, load_images=False)
     assert built.index_source == "built"
-    assert _index_files(user_cache) and list((user_cache / "index-v2" / "stamps").glob("*.json"))
+    assert _index_files(user_cache) and list((user_cache / "index-v3" / "stamps").glob("*.json"))
     cached = NormalizedDataset(directory, load_images=False)
     assert cached.index_source == "cache"
     assert _targets(cached) == _targets(built) == _reference(directory)
@@ -138,7 +160,7 @@ def test_a_read_only_dataset_gets_a_cache(tmp_path: Path, user_cache: Path) -> N
 
 def test_the_cache_directory_is_private(tmp_path: Path, user_cache: Path) -> None:
     NormalizedDataset(_dataset(tmp_path / "ds"), load_images=False)
-    assert (user_cache / "index-v2").stat().st_mode & 0o077 == 0
+    assert (user_cache / "index-v3").stat().st_mode & 0o077 == 0
     assert _the_index_file(user_cache).stat().st_mode & 0o077 == 0
 
 
@@ -149,7 +171,7 @@ def test_cache_false_and_an_explicit_cache_directory(tmp_path: Path, user_cache:
     chosen = tmp_path / "chosen"
     assert NormalizedDataset(directory, cache=chosen).index_source == "built"
     assert NormalizedDataset(directory, cache=str(chosen)).index_source == "cache"
-    assert list((chosen / "index-v2").glob("*.idx")) and not user_cache.exists()
+    assert list((chosen / "index-v3").glob("*.idx")) and not user_cache.exists()
 
 
 def test_cache_local_keeps_the_index_beside_the_split_files(tmp_path: Path, user_cache: Path) -> None:
@@ -157,7 +179,7 @@ def test_cache_local_keeps_the_index_beside_the_split_files(tmp_path: Path, user
     built = NormalizedDataset(directory, load_images=False, cache="local")
     assert built.index_source == "built" and _targets(built) == _reference(directory)
     assert NormalizedDataset(directory, load_images=False, cache="local").index_source == "cache"
-    assert list((directory / ".annonorm-cache" / "index-v2").glob("*.idx")) and not user_cache.exists()
+    assert list((directory / ".annonorm-cache" / "index-v3").glob("*.idx")) and not user_cache.exists()
 
 
 def test_no_writable_cache_keeps_the_index_in_memory(tmp_path: Path, user_cache: Path) -> None:
@@ -266,10 +288,23 @@ def test_a_category_change_invalidates_the_cache(tmp_path: Path) -> None:
     directory = _dataset(tmp_path / "ds")
     NormalizedDataset(directory, load_images=False)
     manifest = json.loads((directory / "annonorm.json").read_bytes())
-    manifest["categories"] = [{"id": k, "name": n} for k, n in enumerate(["bird", "dog", "cat"])]
+    manifest["categories"] = [
+        {"id": k, "name": n, **({"keypoints": KEYPOINTS[n]} if n in KEYPOINTS else {})}
+        for k, n in enumerate(["bird", "dog", "cat"])
+    ]
     (directory / "annonorm.json").write_text(json.dumps(manifest))
     ds = NormalizedDataset(directory, load_images=False)
     assert ds.index_source == "built" and ds.target(0)["labels"].tolist() == [2, 1]
+
+
+def test_a_keypoint_names_change_invalidates_the_cache(tmp_path: Path) -> None:
+    directory = _dataset(tmp_path / "ds")
+    assert NormalizedDataset(directory, load_images=False).target(0)["keypoints"].shape == (2, 2, 3)
+    manifest = json.loads((directory / "annonorm.json").read_bytes())
+    manifest["categories"][0]["keypoints"] = ["nose", "tail", "ear"]
+    (directory / "annonorm.json").write_text(json.dumps(manifest))
+    with pytest.raises(InvalidDataError, match=r"boxes\[0\]\.keypoints: 2 keypoints where the category names 3"):
+        NormalizedDataset(directory, load_images=False)  # the cached index was checked against 2 names
 
 
 # --------------------------------------------------------------------------------- damage: the file itself
@@ -501,7 +536,7 @@ def test_a_cache_file_that_is_not_a_regular_file_is_never_read(tmp_path: Path, u
 def test_a_stamp_that_is_not_a_regular_file_is_ignored(tmp_path: Path, user_cache: Path) -> None:
     directory = _dataset(tmp_path / "ds")
     NormalizedDataset(directory, load_images=False)
-    (stamp,) = (user_cache / "index-v2" / "stamps").glob("*.json")
+    (stamp,) = (user_cache / "index-v3" / "stamps").glob("*.json")
     stamp.unlink()
     os.mkfifo(stamp)
     done = _open_twice_elsewhere(directory, user_cache)
@@ -516,7 +551,7 @@ def test_a_stamp_that_is_not_a_regular_file_is_ignored(tmp_path: Path, user_cach
 def test_leftovers_of_dead_writers_are_removed(tmp_path: Path, user_cache: Path) -> None:
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     directory = _dataset(tmp_path / "ds")
-    index = user_cache / "index-v2"
+    index = user_cache / "index-v3"
     index.mkdir(parents=True)
     leftover = index / f".x.idx.{int(dead.stdout)}-abc123.tmp"
     mine = index / f".x.idx.{os.getpid()}-abc123.tmp"

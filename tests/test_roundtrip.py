@@ -21,7 +21,9 @@ from hypothesis import strategies as st
 from annonorm import registry
 from annonorm.api import convert, export
 from annonorm.converters.base import Capabilities, make_record
+from annonorm.geometry import polygon_hull, round_coord
 from annonorm.io import open_dataset
+from annonorm.records import BOX_EXTRA_KEYS
 from annonorm.testing import DatasetSpec, datasets, write_dataset
 
 
@@ -35,6 +37,10 @@ def _readers_and_writers() -> list[str]:
         if converter.can_read() and converter.can_write():
             names.append(name)
     return names
+
+
+#: A box's v2 field -> the capability that says it survives.
+_V2_FIELDS = {"polygon": "polygons", "rle": "rle", "obb": "obb", "keypoints": "keypoints", "score": "scores"}
 
 
 def _attributes(values: dict[str, Any] | None, kept: bool, caps: Capabilities) -> dict[str, Any] | None:
@@ -54,9 +60,17 @@ def fit(spec: DatasetSpec, caps: Capabilities) -> DatasetSpec:
                 if not caps.empty_boxes and (box["x2"] <= box["x1"] or box["y2"] <= box["y1"]):
                     continue
                 attributes = _attributes(box.get("attributes"), caps.box_attributes, caps)
+                kept = {key for key, flag in _V2_FIELDS.items() if getattr(caps, flag)}
+                corners = {k: box[k] for k in ("x1", "y1", "x2", "y2")}
+                if caps.shape_boxes and "polygon" in box and "polygon" in kept and not ("obb" in box and "obb" in kept):
+                    corners = dict(
+                        zip(("x1", "y1", "x2", "y2"), map(round_coord, polygon_hull(box["polygon"])), strict=True)
+                    )
                 boxes.append(
                     {
-                        **{k: box[k] for k in ("name", "x1", "y1", "x2", "y2")},
+                        "name": box["name"],
+                        **corners,
+                        **{k: box[k] for k in BOX_EXTRA_KEYS if k in box and k in kept},
                         **({"attributes": attributes} if attributes else {}),
                     }
                 )
@@ -73,7 +87,7 @@ def fit(spec: DatasetSpec, caps: Capabilities) -> DatasetSpec:
                 )
             )
         splits[split] = fitted
-    return DatasetSpec(categories=spec.categories, splits=splits)
+    return DatasetSpec(categories=spec.categories, splits=splits, keypoints=spec.keypoints if caps.keypoints else {})
 
 
 def project(record: dict[str, Any], caps: Capabilities) -> dict[str, Any]:
@@ -97,8 +111,15 @@ def _comparable(record: dict[str, Any], caps: Capabilities) -> tuple[dict[str, A
     boxes, corners = [], []
     for box in record["boxes"]:
         attributes = {k: v for k, v in (box.get("attributes") or {}).items() if k not in caps.added_attributes}
-        boxes.append({"name": box["name"], "attributes": attributes or None})
-        corners.append(tuple(box[k] for k in ("x1", "y1", "x2", "y2")))
+        # Coordinates (corners, polygon, obb and keypoint positions) are compared apart, within the tolerance.
+        flags = [point[2] for point in box.get("keypoints") or ()]
+        rings = [len(ring) for ring in box.get("polygon") or ()]
+        shape = {"rle": box.get("rle"), "score": box.get("score"), "rings": rings, "visibility": flags}
+        boxes.append({"name": box["name"], "attributes": attributes or None, **shape, "obb": "obb" in box})
+        coordinates = [box[k] for k in ("x1", "y1", "x2", "y2")]
+        coordinates += [v for ring in box.get("polygon") or () for v in ring] + list(box.get("obb") or ())
+        coordinates += [v for point in box.get("keypoints") or () for v in point[:2]]
+        corners.append(tuple(coordinates))
     rest = {k: v for k, v in record.items() if k not in ("boxes", "attributes", "id")}
     rest |= {"width": record.get("width"), "height": record.get("height")}  # the sink leaves out unknown sizes
     attributes = {k: v for k, v in (record.get("attributes") or {}).items() if k not in caps.added_attributes}
@@ -156,13 +177,15 @@ def round_trip(name: str, drawn: DatasetSpec, *, rewrite: bool | None = None) ->
         if caps.needs_image_files:
             _images(root / "images", spec)
             image_root = "../images"
-        write_dataset(root / "ds", spec.categories, spec.splits, image_root=image_root)
+        write_dataset(root / "ds", spec.categories, spec.splits, image_root=image_root, keypoints=spec.keypoints)
         export(name, root / "ds", root / "written")
         classes = None if caps.category_order else spec.categories
         images = root / "images" if caps.needs_image_files else None
         convert(name, root / "written", root / "back", classes=classes, images=images)
         back = open_dataset(root / "back")
         assert back.manifest.category_names == spec.categories
+        if caps.keypoints:
+            assert {c.name: c.keypoints for c in back.manifest.categories if c.keypoints} == spec.keypoints
         assert sorted(back.manifest.splits) == sorted(spec.splits)
         for split, records in spec.splits.items():
             got = sorted(back.records(split), key=lambda r: r["image"])
@@ -184,6 +207,11 @@ def drawn_for(caps: Capabilities) -> st.SearchStrategy[DatasetSpec]:
         attributes=caps.box_attributes or caps.image_attributes,
         sizes=not caps.unknown_sizes,
         ids=caps.ids,
+        polygons=caps.polygons,
+        rle=caps.rle,
+        obb=caps.obb,
+        keypoints=caps.keypoints,
+        scores=caps.scores,
     )
 
 

@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from annonorm.errors import ParseError
-from annonorm.sources.images import IMAGE_EXTENSIONS, IMAGE_SUFFIXES, find_image, list_dir, walk_files
+from annonorm.sources.images import (
+    IMAGE_EXTENSIONS,
+    IMAGE_SUFFIXES,
+    find_image,
+    images_by_stem,
+    list_dir,
+    walk_files,
+)
 
 
 def test_list_dir_sorts_by_name_and_treats_a_missing_folder_as_empty(tmp_path: Path) -> None:
@@ -76,3 +83,10 @@ def test_find_image_wants_a_regular_file(tmp_path: Path) -> None:
 def test_image_suffixes_are_the_extensions_in_lower_case() -> None:
     assert IMAGE_EXTENSIONS[0] == ".jpg"
     assert frozenset(e.lower() for e in IMAGE_EXTENSIONS) == IMAGE_SUFFIXES
+
+
+def test_images_by_stem_prefers_the_usual_extension(tmp_path: Path) -> None:
+    for name in ("a.png", "a.jpg", "b.PNG", "c.txt", "d.JPG", "d.jpg", ".jpg", "e.tiff", "e.gif"):
+        (tmp_path / name).touch()
+    assert images_by_stem(tmp_path) == {"a": "a.jpg", "b": "b.PNG", "d": "d.JPG", "e": "e.gif"}
+    assert images_by_stem(tmp_path / "missing") == {}

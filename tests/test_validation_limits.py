@@ -31,21 +31,32 @@ runner = CliRunner()
 CATEGORIES = ["car", "bike"]
 
 
-def manifest(root: Path, categories: list[str], **extra: Any) -> None:
+def manifest(root: Path, categories: list[str], keypoints: dict[str, int] | None = None, **extra: Any) -> None:
+    """A manifest of version 1, or 2 when some categories have keypoints (``keypoints``: name -> how many)."""
     root.mkdir(parents=True, exist_ok=True)
+    entries: list[dict[str, Any]] = [{"id": i, "name": n} for i, n in enumerate(categories)]
+    for entry in entries:
+        if keypoints and entry["name"] in keypoints:
+            entry["keypoints"] = [f"k{i}" for i in range(keypoints[entry["name"]])]
     document = {
         "format": "annonorm",
-        "version": 1,
+        "version": 2 if keypoints else 1,
         "name": "t",
-        "categories": [{"id": i, "name": n} for i, n in enumerate(categories)],
+        "categories": entries,
         "splits": {"train": "train.jsonl"},
         **extra,
     }
     (root / "annonorm.json").write_text(json.dumps(document))
 
 
-def raw_dataset(root: Path, lines: list[bytes], categories: list[str] = CATEGORIES, **extra: Any) -> Path:
-    manifest(root, categories, **extra)
+def raw_dataset(
+    root: Path,
+    lines: list[bytes],
+    categories: list[str] = CATEGORIES,
+    keypoints: dict[str, int] | None = None,
+    **extra: Any,
+) -> Path:
+    manifest(root, categories, keypoints, **extra)
     (root / "train.jsonl").write_bytes(b"".join(line.rstrip(b"\n") + b"\n" for line in lines))
     return root
 
@@ -155,10 +166,12 @@ def validator_refuses(root: Path) -> bool:
 
 
 @given(perturbed_records())
-def test_valid_means_loadable_and_refused_means_invalid(drawn: tuple[list[str], dict[str, Any]]) -> None:
-    names, drawn_record = drawn
+def test_valid_means_loadable_and_refused_means_invalid(
+    drawn: tuple[list[str], dict[str, Any], dict[str, int]],
+) -> None:
+    names, drawn_record, keypoints = drawn
     with tempfile.TemporaryDirectory() as tmp:
-        root = raw_dataset(Path(tmp) / "ds", [encode(drawn_record)], names)
+        root = raw_dataset(Path(tmp) / "ds", [encode(drawn_record)], names, keypoints)
         refused_by_validator = validator_refuses(root)
         refused_by_loader = loader_refuses(root)
     if not refused_by_validator:

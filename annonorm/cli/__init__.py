@@ -4,7 +4,8 @@ Domain errors are caught once, at the edge (:func:`annonorm.cli._edge.guard`), p
 on stderr, and turned into the exit code they carry: 0 success, 1 invalid data, 2 bad usage or
 unreadable input. The commands live by subject: :mod:`~annonorm.cli.convert` (convert, export: one
 subcommand per converter, built from the options it declares), :mod:`~annonorm.cli.inspect`
-(validate, stats, preview, formats, schema) and :mod:`~annonorm.cli.dvc`. ``import annonorm`` never
+(validate, stats, preview, formats, schema), :mod:`~annonorm.cli.ops` (merge, split, filter, remap)
+and :mod:`~annonorm.cli.dvc`. ``import annonorm`` never
 imports this package; the ``annonorm`` script and ``python -m annonorm`` call :func:`run`.
 """
 
@@ -17,7 +18,7 @@ from typing import Annotated
 import typer
 
 from annonorm import __version__
-from annonorm.cli import convert, dvc, inspect
+from annonorm.cli import convert, dvc, inspect, ops, query
 from annonorm.cli._edge import guard
 
 __all__ = ["app", "run"]
@@ -32,6 +33,10 @@ app = typer.Typer(
 
 for _command in (inspect.validate, inspect.formats, inspect.schema, inspect.stats, inspect.preview):
     app.command()(_command)
+for _operation in (ops.merge, ops.split, ops.remap):
+    app.command()(_operation)
+app.command("filter")(ops.filter_command)
+app.command("query")(query.query)
 app.add_typer(convert.convert_app, name="convert")
 app.add_typer(convert.export_app, name="export")
 app.add_typer(dvc.dvc_app, name="dvc")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import json
 from collections.abc import Callable
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -27,10 +28,21 @@ if TYPE_CHECKING:
 AUTO = "auto"
 
 _IMAGES_HELP = "Directory where images are, when it cannot be found from SOURCE."
+_ENGINE_HELP = (
+    "Where the work runs: local processes, or tasks on a Ray cluster (RAY_ADDRESS, else a local one; "
+    "the ray extra). The output is the same."
+)
 _CLASSES_HELP = (
     "The classes and their order (so the integer labels): a file (one name per line, or a data.yaml) or A,B,C. "
     "Every class found must be listed; listed classes without instances are kept."
 )
+
+
+class Engine(str, Enum):
+    """``--engine``: where a run's units go."""
+
+    local = "local"
+    ray = "ray"
 
 
 # ------------------------------------------------------------------------------------------ building a command
@@ -114,6 +126,7 @@ def convert_command(format_name: str) -> Any:
         force,
         _keyword("on_error", Annotated[OnError, typer.Option(help="fail, or skip broken images.")], OnError.fail),
         _keyword("name", Annotated[str | None, typer.Option(help="Dataset name (default: from SOURCE).")], None),
+        _keyword("engine", Annotated[Engine, typer.Option(help=_ENGINE_HELP)], Engine.local),
         quiet,
         output_format,
         *_declared(converter.read_options),
@@ -139,6 +152,7 @@ def convert_command(format_name: str) -> Any:
                     on_error=OnError(kwargs["on_error"]).value,
                     name=kwargs["name"],
                     progress=bar,
+                    engine=Engine(kwargs["engine"]).value,
                     **options,
                 ),
                 output,

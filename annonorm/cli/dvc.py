@@ -22,10 +22,17 @@ def stage_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output dataset directory: the stage's out.")],
     stage: Annotated[str | None, typer.Option(help="Stage name (default: annonorm-FORMAT-OUTNAME).")] = None,
 ) -> None:
-    """Add or update the dvc.yaml stage running `annonorm convert FORMAT SOURCE -o OUT` (convert options after OUT)."""
-    from annonorm import registry
-    from annonorm.dvc import add_stage
+    """Add or update the dvc.yaml stage running `annonorm convert FORMAT SOURCE -o OUT` (convert options after OUT).
 
+    FORMAT may also be an operation: `annonorm dvc stage merge A B -o OUT --map map.json`, `split`, `filter`,
+    `remap` (the stage's deps are the input datasets and the map file).
+    """
+    from annonorm import registry
+    from annonorm.dvc import OPERATIONS, add_stage
+
+    if format_name.lower() in OPERATIONS:
+        _operation_stage(format_name.lower(), source, out, list(ctx.args), stage)
+        return
     command = convert_command(format_name)
     if command is None:
         raise fail(AnnonormError(f"the {format_name!r} converter cannot read, so it cannot be a stage"))
@@ -47,5 +54,28 @@ def stage_command(
             dataset_name=given.get("name"),
             stage_name=stage,
         )
+    )
+    typer.echo(f"{'added' if result.created else 'updated'} stage {result.name} in {result.dvc_file}: {result.cmd}")
+
+
+def _operation_stage(operation: str, source: Path, out: Path, args: list[str], stage: str | None) -> None:
+    """``annonorm dvc stage merge|split|filter|remap DATASET... -o OUT [--map MAP] [options]``."""
+    from annonorm.dvc import add_operation_stage
+
+    datasets: list[str | Path] = [source]
+    while args and not args[0].startswith("-"):  # merge's further datasets come before its options
+        datasets.append(args.pop(0))
+    class_map: str | None = None
+    rest: list[str] = []
+    while args:
+        token = args.pop(0)
+        if token == "--map" and args:
+            class_map = args.pop(0)
+        elif token.startswith("--map="):
+            class_map = token.partition("=")[2]
+        else:
+            rest.append(token)
+    result = guard(
+        lambda: add_operation_stage(operation, datasets, out, arguments=rest, class_map=class_map, stage_name=stage)
     )
     typer.echo(f"{'added' if result.created else 'updated'} stage {result.name} in {result.dvc_file}: {result.cmd}")

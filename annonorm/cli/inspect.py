@@ -19,12 +19,19 @@ def validate(
     dataset: Annotated[Path, typer.Argument(help="Dataset directory, its annonorm.json, or a bare .jsonl split.")],
     strict: Annotated[bool, typer.Option(help="Treat warnings (boxes leaving the image...) as errors.")] = False,
     check_images: Annotated[
-        bool, typer.Option(help="Check that images and masks exist, open, and have the recorded size.")
+        bool,
+        typer.Option(
+            help="Check that images and masks exist, open, and have the recorded size; hash the images "
+            "(SHA-256) to find the same picture under two paths in two splits."
+        ),
     ] = False,
     output: Annotated[OutputFormat, typer.Option("--format", help="Report as text or json.")] = OutputFormat.text,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only problems.")] = False,
 ) -> None:
-    """Check a normalized dataset against every rule of the format. Exit 0 valid, 1 invalid, 2 unreadable."""
+    """Check a normalized dataset against every rule of the format. Exit 0 valid, 1 invalid, 2 unreadable.
+
+    An image in two splits (leakage) is a warning, image_in_several_splits (an error with --strict).
+    """
     from annonorm.validation import validate
 
     report = guard(lambda: validate(dataset, strict=strict, check_images=check_images), output)
@@ -102,7 +109,10 @@ def stats(
     split: Annotated[list[str] | None, typer.Option(help="Only this split (repeatable).")] = None,
     output: Annotated[OutputFormat, typer.Option("--format", help="Tables as text, or json.")] = OutputFormat.text,
 ) -> None:
-    """Per split: images, boxes, images without boxes, per-class counts, box sizes (COCO areas), aspect ratios."""
+    """Per split: images, boxes, images without boxes, per-class counts, box sizes (COCO areas), aspect ratios.
+
+    Also the dataset's content fingerprint (SHA-256 of its categories and split files), for experiment logs.
+    """
     from annonorm.stats import compute_stats, print_stats
 
     result = guard(lambda: compute_stats(dataset, split), output)

@@ -236,6 +236,19 @@ class Capabilities:
     needs_image_files: bool = False
     #: The categories and their order (unused ones too) survive without a class list (``--classes``).
     category_order: bool = False
+    #: Box ``polygon`` rings survive (format version 2).
+    polygons: bool = False
+    #: Box ``rle`` masks survive.
+    rle: bool = False
+    #: Oriented boxes (``obb``) survive.
+    obb: bool = False
+    #: Box ``keypoints`` and the categories' keypoint names and skeletons survive.
+    keypoints: bool = False
+    #: Box ``score`` s (predictions) survive.
+    scores: bool = False
+    #: A box with a polygon is read back as the polygon's hull: the format keeps the outline, not a rectangle
+    #: of its own (LabelMe, CVAT, Label Studio); the round trip compares the hull.
+    shape_boxes: bool = False
 
 
 class Converter:

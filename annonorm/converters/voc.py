@@ -42,8 +42,8 @@ Conventions applied here (and undone by the writer):
   ``masks/`` as plain ``L`` PNGs (16-bit ``I;16`` for an instance mask of more than 254 objects,
   void 65535).
 
-XML is parsed with defusedxml: entity declarations and external references are refused, so a
-billion-laughs or XXE file is a :class:`~annonorm.errors.ParseError`, never expanded. Every input
+XML is parsed by :mod:`annonorm.sources.xml` (defusedxml): entity declarations and external references are
+refused, so a billion-laughs or XXE file is a :class:`~annonorm.errors.ParseError`, never expanded. Every input
 file (XML, split and class lists, labelmap, mask PNG) is opened only when it is a regular file: a
 FIFO or a device named ``a.xml`` is refused, never read. A folder without VOC XML is refused with
 "no VOC annotations here", never read as an empty dataset.
@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import math
 import os
 import re
 import shutil
@@ -64,8 +63,6 @@ from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import defusedxml
-import defusedxml.ElementTree as SafeET
 import numpy as np
 
 from annonorm.converters.base import (
@@ -79,62 +76,49 @@ from annonorm.converters.base import (
 )
 from annonorm.engine import Executor
 from annonorm.errors import AnnonormError, InvalidDataError, ParseError, UnsafePathError, UsageError
-from annonorm.fsutil import open_regular, read_regular_bytes, require_regular_file
+from annonorm.fsutil import open_regular, read_regular_bytes
 from annonorm.geometry import corners_to_one_based, one_based_to_corners
 from annonorm.images import read_image_size
 from annonorm.io import DatasetWriter, NormalizedSource
 from annonorm.masks import MAX_8BIT_INSTANCES
 from annonorm.paths import check_relative_path
-from annonorm.schemas.manifest import Category
+from annonorm.sources.classlists import BACKGROUND, IGNORED, labelmap_palette, labelmap_text, read_labelmap
+from annonorm.sources.images import images_by_stem, list_dir
+from annonorm.sources.segmentation import (
+    VOID,
+    VOID_16,
+    label_png_to_mask,
+    palette_colors,
+    read_mask_png,
+    semantic_lookups,
+    voc_palette,
+    write_palette_png,
+)
+from annonorm.sources.xml import (
+    append_value,
+    child_number,
+    element_to_value,
+    is_xml_name,
+    parse_xml,
+    root_tag,
+    text_to_value,
+    value_text,
+    xml_bytes,
+)
 
 __all__ = [
-    "VOC_CLASSES",
-    "VocConverter",
-    "box_to_voc_corners",
-    "box_to_voc_object",
-    "categories_to_labelmap",
-    "labelmap_line_to_entry",
-    "record_to_voc_annotation",
-    "voc_annotation_to_record",
-    "voc_corners_to_box",
-    "voc_element_to_value",
-    "voc_instance_mask_to_instance",
-    "voc_object_to_box",
-    "voc_palette",
-    "voc_semantic_mask_to_semantic",
-    "voc_text_to_value",
-]
+    "VOC_CLASSES", "VocConverter", "box_to_voc_corners", "box_to_voc_object", "record_to_voc_annotation",
+    "voc_annotation_to_record", "voc_corners_problem", "voc_corners_to_box", "voc_image_name_problem",
+    "voc_object_to_box", "voc_side_problem", "voc_split_name_problem", "voc_stem_problem",
+]  # fmt: skip
 
 # ---------------------------------------------------------------------------------------------- constants
 
 #: The 20 VOC classes, in VOC index order (aeroplane = 1; 0 is background).
 VOC_CLASSES = (
-    "aeroplane",
-    "bicycle",
-    "bird",
-    "boat",
-    "bottle",
-    "bus",
-    "car",
-    "cat",
-    "chair",
-    "cow",
-    "diningtable",
-    "dog",
-    "horse",
-    "motorbike",
-    "person",
-    "pottedplant",
-    "sheep",
-    "sofa",
-    "train",
-    "tvmonitor",
-)
-BACKGROUND = "background"
-#: The labelmap name of VOC's void label (mask value 255), as Datumaro writes it.
-IGNORED = "ignored"
-VOID = 255
-VOID_16 = 65535
+    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable", "dog",
+    "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
+)  # fmt: skip
 DEFAULT_SPLIT = "default"
 NOT_VOC = "no VOC annotations here"
 EXPECTED_LAYOUT = (
@@ -146,8 +130,8 @@ IMAGE_DIRS = ("JPEGImages", "images", "Images")
 IMAGESET_DIRS = ("Main", "Segmentation")
 LABELMAP = "labelmap.txt"
 SEGMENTATION_DIRS = {"instance": "SegmentationObject", "semantic": "SegmentationClass"}
-#: Image suffixes tried when looking an image up by stem, most usual first.
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
+#: What annotation XML is called in errors, and who needs no entities (see annonorm.sources.xml).
+XML_WHAT, XML_PURPOSE = "annotation XML", "VOC annotations"
 #: How many XML files (by name) sniffing and the "is this VOC at all" check look at.
 SNIFF_FILES = 5
 #: Below this many XML files a process pool costs more than it saves.
@@ -157,129 +141,51 @@ CHUNK_SIZE = 128
 FLAG_FIELDS = ("truncated", "occluded", "difficult")
 _RECORD_KNOWN = frozenset({"filename", "size", "object"})
 _CORNERS = ("xmin", "ymin", "xmax", "ymax")
-_INT_TEXT = re.compile(r"-?(0|[1-9][0-9]*)")
-_FLOAT_TEXT = re.compile(r"-?[0-9]+\.[0-9]+([eE][-+]?[0-9]+)?")
-_XML_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 _SPLIT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-_ROOT_TAG = re.compile(rb"<([A-Za-z_][\w.:-]*)")
-_PROLOG = re.compile(rb"<\?.*?\?>|<!--.*?-->|<!DOCTYPE[^>\[]*(\[.*?\])?\s*>", re.DOTALL)
 
 
-def voc_palette() -> list[tuple[int, int, int]]:
-    """The 256-color VOC palette: index i's color spreads i's bits over the high bits of R, G, B."""
-    colors = []
-    for index in range(256):
-        red = green = blue = 0
-        value = index
-        for shift in range(7, -1, -1):
-            red |= (value & 1) << shift
-            green |= ((value >> 1) & 1) << shift
-            blue |= ((value >> 2) & 1) << shift
-            value >>= 3
-        colors.append((red, green, blue))
-    return colors
+def _refuse(
+    problem: str | None, *, file: str | Path | None, location: str | None = None, error: type = InvalidDataError
+) -> None:
+    """Raise ``error`` worded by a ``voc_*_problem`` function, when it found a problem."""
+    if problem is not None:
+        raise error(problem, file=file, location=location)
 
 
 # ---------------------------------------------------------------------------------------------- sniff
 
 
-def _root_tag(path: Path) -> str | None:
-    """The name of an XML file's first element, from its first 4 KiB (None if unreadable or not a regular file)."""
-    try:
-        with open_regular(path, "annotation XML") as stream:
-            prefix = stream.read(4096)
-    except (OSError, AnnonormError):
-        return None
-    match = _ROOT_TAG.search(_PROLOG.sub(b"", prefix))
-    return match.group(1).decode("ascii", "replace") if match else None
-
-
-def _entries(directory: Path) -> list[os.DirEntry[str]]:
-    """The entries of ``directory`` (none when it does not exist); a folder that cannot be listed is a ParseError."""
-    try:
-        with os.scandir(directory) as iterator:
-            return list(iterator)
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    except OSError as exc:
-        raise ParseError(f"cannot list the folder: {exc.strerror}", file=directory) from None
-
-
 def _xml_files(directory: Path) -> list[Path]:
-    """The ``*.xml`` entries of ``directory``, by name.
-
-    Whatever they are: a FIFO, a device or a directory named ``x.xml`` is kept here, so that reading
-    it refuses it by name instead of leaving the image out silently.
-    """
-    return sorted((Path(e.path) for e in _entries(directory) if e.name.lower().endswith(".xml")), key=lambda p: p.name)
+    """The ``*.xml`` entries of ``directory``, by name, whatever they are: a FIFO or a directory named ``x.xml``
+    is then refused by name when read, instead of leaving the image out silently."""
+    return [Path(e.path) for e in list_dir(directory) if e.name.lower().endswith(".xml")]
 
 
 def _not_voc_reason(files: Sequence[Path]) -> str | None:
     """Why ``files`` are not VOC annotations (their first few all have another root element), else None."""
     sample = files[:SNIFF_FILES]
-    tags = [_root_tag(path) for path in sample]
+    tags = [root_tag(path, XML_WHAT) for path in sample]
     if not sample or any(tag is None or tag == "annotation" for tag in tags):
         return None
     return f"{sample[0].name} starts with <{tags[0]}>, expected <annotation>"
 
 
 def _has_voc_xml(directory: Path) -> bool:
-    return any(_root_tag(path) == "annotation" for path in _xml_files(directory)[:SNIFF_FILES])
+    return any(root_tag(path, XML_WHAT) == "annotation" for path in _xml_files(directory)[:SNIFF_FILES])
 
 
-def sniff_voc(source: Path) -> bool:
-    """Whether ``source`` is a directory of VOC annotations (devkit, relaxed or per-split layout)."""
+def _sniff(source: Path) -> bool:
     try:
         if not source.is_dir():
             return False
         if any(_has_voc_xml(source / name) for name in ANNOTATION_DIRS) or _has_voc_xml(source):
             return True
-        return any(_has_voc_xml(Path(e.path)) for e in sorted(_entries(source), key=lambda e: e.name) if e.is_dir())
+        return any(_has_voc_xml(Path(e.path)) for e in list_dir(source) if e.is_dir())
     except AnnonormError:
         return False
 
 
-# ---------------------------------------------------------------------------------------------- mapping
-
-
-def voc_text_to_value(*, text: str | None) -> Any:
-    """Type the text of an element without a known type: ``true``/``false``, integers, floats, else the text."""
-    value = (text or "").strip()
-    if value in ("true", "false"):
-        return value == "true"
-    if _INT_TEXT.fullmatch(value):
-        return int(value)
-    if _FLOAT_TEXT.fullmatch(value):
-        number = float(value)
-        if math.isfinite(number):
-            return number
-    return value
-
-
-def _flag(text: str | None) -> Any:
-    value = (text or "").strip()
-    if value in ("0", "1"):
-        return value == "1"
-    return voc_text_to_value(text=value)
-
-
-def voc_element_to_value(*, element: ET.Element) -> Any:
-    """An element without a known meaning as JSON: text is typed, children become a dict (repeats a list)."""
-    children = list(element)
-    if not children:
-        return voc_text_to_value(text=element.text)
-    out: dict[str, Any] = {}
-    repeated: set[str] = set()
-    for child in children:
-        value = voc_element_to_value(element=child)
-        if child.tag in repeated:
-            out[child.tag].append(value)
-        elif child.tag in out:
-            out[child.tag] = [out[child.tag], value]
-            repeated.add(child.tag)
-        else:
-            out[child.tag] = value
-    return out
+# ------------------------------------------------------------------------------------ mapping voc -> annonorm
 
 
 def voc_corners_to_box(*, xmin: float, ymin: float, xmax: float, ymax: float) -> tuple[float, float, float, float]:
@@ -289,25 +195,24 @@ def voc_corners_to_box(*, xmin: float, ymin: float, xmax: float, ymax: float) ->
     return one_based_to_corners(xmin, ymin, xmax, ymax)
 
 
-def box_to_voc_corners(*, x1: float, y1: float, x2: float, y2: float) -> tuple[int, int, int, int]:
-    """annonorm corners on VOC's 1-based inclusive integer grid ``(xmin, ymin, xmax, ymax)``."""
-    # The inverse of voc_corners_to_box, rounded to whole pixels. VOC cannot hold a box narrower
-    # than one pixel (xmax >= xmin): a degenerate one is widened to one pixel.
-    return corners_to_one_based(x1, y1, x2, y2)
+def voc_corners_problem(*, xmin: float, ymin: float, xmax: float, ymax: float) -> str | None:
+    """Why VOC corners are no box (a maximum below its minimum), or None."""
+    for axis, low, high in (("x", xmin, xmax), ("y", ymin, ymax)):
+        if high < low:
+            return f"{axis}max ({high:g}) is smaller than {axis}min ({low:g}); expected {axis}min <= {axis}max"
+    return None
 
 
-def _number(element: ET.Element | None, tag: str, *, file: str, where: str) -> float:
-    child = element.find(tag) if element is not None else None
-    if child is None:
-        raise InvalidDataError(f"missing <{tag}>; expected a number", file=file, location=f"{where}/{tag}")
-    text = (child.text or "").strip()
-    try:
-        value = float(text)
-    except ValueError:
-        raise InvalidDataError(f"expected a number, found {text!r}", file=file, location=f"{where}/{tag}") from None
-    if not math.isfinite(value):
-        raise InvalidDataError(f"expected a finite number, found {text!r}", file=file, location=f"{where}/{tag}")
-    return value
+def voc_side_problem(*, value: float) -> str | None:
+    """Why a ``<size>`` width or height is no image side (negative or fractional), or None."""
+    if value < 0 or value != int(value):
+        return f"expected a whole number of pixels >= 0, found {value:g}"
+    return None
+
+
+def _flag(text: str | None) -> Any:
+    value = (text or "").strip()
+    return value == "1" if value in ("0", "1") else text_to_value(text=value)
 
 
 def _bndbox(element: ET.Element, *, file: str, where: str) -> tuple[float, float, float, float]:
@@ -316,15 +221,8 @@ def _bndbox(element: ET.Element, *, file: str, where: str) -> tuple[float, float
         raise InvalidDataError(
             "missing <bndbox>; expected <bndbox> with xmin, ymin, xmax, ymax", file=file, location=f"{where}/bndbox"
         )
-    xmin, ymin, xmax, ymax = (_number(bndbox, tag, file=file, where=f"{where}/bndbox") for tag in _CORNERS)
-    if xmax < xmin or ymax < ymin:
-        axis = "x" if xmax < xmin else "y"
-        low, high = (xmin, xmax) if axis == "x" else (ymin, ymax)
-        raise InvalidDataError(
-            f"{axis}max ({high:g}) is smaller than {axis}min ({low:g}); expected {axis}min <= {axis}max",
-            file=file,
-            location=f"{where}/bndbox",
-        )
+    xmin, ymin, xmax, ymax = (child_number(bndbox, tag, file=file, where=f"{where}/bndbox") for tag in _CORNERS)
+    _refuse(voc_corners_problem(xmin=xmin, ymin=ymin, xmax=xmax, ymax=ymax), file=file, location=f"{where}/bndbox")
     return voc_corners_to_box(xmin=xmin, ymin=ymin, xmax=xmax, ymax=ymax)
 
 
@@ -360,17 +258,17 @@ def voc_object_to_box(*, element: ET.Element, index: int, file: str) -> dict[str
             )
         elif tag == "point":
             # A VOC point is a 1-based pixel index, like the corners: 0-based here.
-            px = _number(child, "x", file=file, where=f"{where}/point") - 1.0
-            py = _number(child, "y", file=file, where=f"{where}/point") - 1.0
+            px = child_number(child, "x", file=file, where=f"{where}/point") - 1.0
+            py = child_number(child, "y", file=file, where=f"{where}/point") - 1.0
             attributes["point"] = {"x": px, "y": py}
         elif tag == "attributes":
             # CVAT writes free attributes as <attribute><name>n</name><value>v</value></attribute>.
             for attribute in child.iter("attribute"):
                 key = (attribute.findtext("name") or "").strip()
                 if key:
-                    attributes[key] = voc_text_to_value(text=attribute.findtext("value"))
+                    attributes[key] = text_to_value(text=attribute.findtext("value"))
         else:
-            attributes[tag] = voc_element_to_value(element=child)
+            attributes[tag] = element_to_value(element=child)
     if parts:
         attributes["parts"] = parts
     box: dict[str, Any] = {"name": name, "x1": x1, "y1": y1, "x2": x2, "y2": y2}
@@ -382,11 +280,8 @@ def voc_object_to_box(*, element: ET.Element, index: int, file: str) -> dict[str
 def _side(size: ET.Element | None, tag: str, *, file: str) -> int | None:
     if size is None or size.find(tag) is None:
         return None
-    value = _number(size, tag, file=file, where="size")
-    if value < 0 or value != int(value):
-        raise InvalidDataError(
-            f"expected a whole number of pixels >= 0, found {value:g}", file=file, location=f"size/{tag}"
-        )
+    value = child_number(size, tag, file=file, where="size")
+    _refuse(voc_side_problem(value=value), file=file, location=f"size/{tag}")
     return int(value) or None  # 0 means "unknown" (tools write it when they never opened the image)
 
 
@@ -401,106 +296,112 @@ def voc_annotation_to_record(*, root: ET.Element, file: str) -> dict[str, Any]:
         width = height = None
     attributes: dict[str, Any] = {}
     if size is not None and size.find("depth") is not None:
-        attributes["depth"] = voc_text_to_value(text=size.findtext("depth"))
+        attributes["depth"] = text_to_value(text=size.findtext("depth"))
     for child in root:
         if child.tag in _RECORD_KNOWN:
             continue
         if child.tag == "segmented":
-            value = _flag(child.text)
+            attributes[child.tag] = _flag(child.text)
         elif child.tag in ("folder", "path"):
-            value = (child.text or "").strip()
+            attributes[child.tag] = (child.text or "").strip()
         else:
-            value = voc_element_to_value(element=child)
-        attributes[child.tag] = value
+            attributes[child.tag] = element_to_value(element=child)
     boxes = [voc_object_to_box(element=o, index=i, file=file) for i, o in enumerate(root.findall("object"), start=1)]
     return {"filename": filename, "width": width, "height": height, "boxes": boxes, "attributes": attributes}
 
 
-def labelmap_line_to_entry(*, line: str, file: str, number: int) -> dict[str, Any] | None:
-    """One ``name:r,g,b:parts:actions`` line of a labelmap (``None`` for blanks and comments)."""
-    text = line.strip()
-    if not text or text.startswith("#"):
+# ------------------------------------------------------------------------------------ mapping annonorm -> voc
+
+
+def box_to_voc_corners(*, x1: float, y1: float, x2: float, y2: float) -> tuple[int, int, int, int]:
+    """annonorm corners on VOC's 1-based inclusive integer grid ``(xmin, ymin, xmax, ymax)``."""
+    # The inverse of voc_corners_to_box, rounded to whole pixels. VOC cannot hold a box narrower
+    # than one pixel (xmax >= xmin): a degenerate one is widened to one pixel.
+    return corners_to_one_based(x1, y1, x2, y2)
+
+
+def _flag_text(value: Any) -> str:
+    return ("1" if value else "0") if isinstance(value, bool) else str(value)
+
+
+def _append_bndbox(parent: ET.Element, box: Mapping[str, Any]) -> None:
+    corners = box_to_voc_corners(x1=box["x1"], y1=box["y1"], x2=box["x2"], y2=box["y2"])
+    bndbox = ET.SubElement(parent, "bndbox")
+    for tag, value in zip(_CORNERS, corners, strict=True):
+        ET.SubElement(bndbox, tag).text = str(value)
+
+
+def box_to_voc_object(*, box: Mapping[str, Any]) -> ET.Element:
+    """A box dict as an ``<object>`` element (VOC attributes in their elements, others in ``<attributes>``)."""
+    attributes = dict(box.get("attributes") or {})
+    element = ET.Element("object")
+    ET.SubElement(element, "name").text = box["name"]
+    ET.SubElement(element, "pose").text = str(attributes.pop("pose", "Unspecified"))
+    for tag in FLAG_FIELDS:
+        if tag in attributes or tag != "occluded":
+            ET.SubElement(element, tag).text = _flag_text(attributes.pop(tag, False))
+    _append_bndbox(element, box)
+    for part in attributes.pop("parts", None) or []:
+        if isinstance(part, dict) and {"name", "x1", "y1", "x2", "y2"} <= part.keys():
+            part_element = ET.SubElement(element, "part")
+            ET.SubElement(part_element, "name").text = str(part["name"])
+            _append_bndbox(part_element, part)
+    actions = attributes.pop("actions", None)
+    if isinstance(actions, dict):
+        actions_element = ET.SubElement(element, "actions")
+        for action, value in actions.items():
+            if is_xml_name(action):
+                ET.SubElement(actions_element, action).text = _flag_text(value)
+    point = attributes.pop("point", None)
+    if isinstance(point, dict) and {"x", "y"} <= point.keys():
+        point_element = ET.SubElement(element, "point")
+        # Back to VOC's 1-based pixel index.
+        ET.SubElement(point_element, "x").text = value_text(point["x"] + 1)
+        ET.SubElement(point_element, "y").text = value_text(point["y"] + 1)
+    scalars = {k: v for k, v in attributes.items() if isinstance(v, (str, int, float, bool))}
+    if scalars:
+        block = ET.SubElement(element, "attributes")
+        for key, value in scalars.items():
+            attribute = ET.SubElement(block, "attribute")
+            ET.SubElement(attribute, "name").text = key
+            ET.SubElement(attribute, "value").text = value_text(value)
+    return element
+
+
+def record_to_voc_annotation(*, record: Mapping[str, Any], filename: str) -> ET.Element:
+    """A record as an ``<annotation>`` element, the inverse of :func:`voc_annotation_to_record`."""
+    attributes = dict(record.get("attributes") or {})
+    root = ET.Element("annotation")
+    ET.SubElement(root, "folder").text = str(attributes.pop("folder", IMAGE_DIRS[0]))
+    ET.SubElement(root, "filename").text = filename
+    depth = attributes.pop("depth", 3)
+    segmented = attributes.pop("segmented", record.get("mask") is not None)
+    for key in ("filename", "size", "object"):
+        attributes.pop(key, None)
+    for key, value in attributes.items():
+        append_value(root, key, value)
+    if record.get("width") is not None and record.get("height") is not None:
+        size = ET.SubElement(root, "size")
+        ET.SubElement(size, "width").text = str(record["width"])
+        ET.SubElement(size, "height").text = str(record["height"])
+        ET.SubElement(size, "depth").text = value_text(depth)
+    ET.SubElement(root, "segmented").text = _flag_text(segmented)
+    for box in record.get("boxes") or ():
+        root.append(box_to_voc_object(box=box))
+    return root
+
+
+def voc_image_name_problem(*, image: str, stem: str) -> str | None:
+    """Why ``image`` (of file stem ``stem``) cannot be listed in an ImageSets file, or None."""
+    if not any(character.isspace() for character in stem):
         return None
-    fields = text.split(":")
-    if len(fields) > 4:
-        raise ParseError(
-            f"expected name:r,g,b:parts:actions, found {len(fields)} fields", file=file, location=f"line {number}"
-        )
-    fields += [""] * (4 - len(fields))
-    name, color_text, parts_text, actions_text = (f.strip() for f in fields)
-    if not name:
-        raise ParseError("empty class name; expected name:r,g,b:parts:actions", file=file, location=f"line {number}")
-    entry: dict[str, Any] = {"name": name}
-    if color_text:
-        channels = color_text.split(",")
-        if len(channels) != 3 or not all(c.strip().isdigit() and int(c) <= 255 for c in channels):
-            raise ParseError(
-                f"color {color_text!r} is not r,g,b with values 0..255", file=file, location=f"line {number}"
-            )
-        entry["color"] = [int(c) for c in channels]
-    for key, value in (("parts", parts_text), ("actions", actions_text)):
-        items = [item.strip() for item in value.split(",") if item.strip()]
-        if items:
-            entry[key] = items
-    return entry
+    return (
+        f"image name {image!r} holds whitespace, which VOC's ImageSets lists (one stem per line, "
+        "whitespace-separated) cannot hold"
+    )
 
 
-def _mask_indices(path: Path, colors: Mapping[int, int]) -> np.ndarray:
-    """A mask PNG as its index array (palette indices, gray values, or RGB colors looked up in ``colors``)."""
-    from PIL import Image, UnidentifiedImageError
-
-    require_regular_file(path, "mask PNG")
-    try:
-        with Image.open(path) as image:
-            mode = image.mode
-            if mode in ("P", "L", "I;16", "I;16L", "I;16B", "I"):
-                return np.asarray(image).astype(np.int64)
-            if mode not in ("RGB", "RGBA"):
-                raise InvalidDataError(f"mask mode {mode}; expected a palette, gray or RGB PNG", file=path)
-            rgb = np.asarray(image.convert("RGB")).astype(np.int64)
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise ParseError(f"cannot read the mask PNG: {exc}", file=path) from None
-    keys = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
-    unique, inverse = np.unique(keys, return_inverse=True)
-    indices = np.empty(len(unique), dtype=np.int64)
-    for position, key in enumerate(unique.tolist()):
-        index = colors.get(key)
-        if index is None:
-            color = (key >> 16, (key >> 8) & 255, key & 255)
-            raise InvalidDataError(f"color {color} is not in the palette or labelmap", file=path)
-        indices[position] = index
-    return indices[inverse].reshape(keys.shape)
-
-
-def voc_instance_mask_to_instance(*, indices: np.ndarray, objects: int, file: str) -> np.ndarray:
-    """A SegmentationObject index array as an annonorm instance mask (uint8, or uint16 above 254 objects)."""
-    void = VOID_16 if indices.max(initial=0) > VOID else VOID
-    values = np.unique(indices)
-    bad = [int(v) for v in values if v < 0 or (v > objects and v != void)]
-    if bad:
-        raise InvalidDataError(
-            f"pixel value {bad[0]} names no object; expected 0, 1..{objects} (the XML's objects) or {void} (void)",
-            file=file,
-        )
-    if objects <= MAX_8BIT_INSTANCES:
-        return np.where(indices == void, VOID, indices).astype(np.uint8)
-    return np.where(indices == void, VOID_16, indices).astype(np.uint16)
-
-
-def voc_semantic_mask_to_semantic(*, indices: np.ndarray, lut: Sequence[int], file: str) -> np.ndarray:
-    """A SegmentationClass index array as an annonorm semantic mask (id + 1, 0 background, 255 void).
-
-    ``lut[i]`` is the annonorm value of VOC index ``i``, or -1 when ``i`` names no class.
-    """
-    table = np.asarray(lut, dtype=np.int64)
-    values = np.unique(indices)
-    bad = [int(v) for v in values if v < 0 or v >= len(table) or table[v] < 0]
-    if bad:
-        raise InvalidDataError(f"pixel value {bad[0]} is not a class index of the labelmap or VOC classes", file=file)
-    return table[indices].astype(np.uint8)
-
-
-# ---------------------------------------------------------------------------------------------- reader
+# ---------------------------------------------------------------------------------------------- layout
 
 
 @dataclass(frozen=True)
@@ -533,49 +434,22 @@ class _Layout:
     class_names: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class _Context:
-    """What every worker needs besides its items (pickled once per chunk)."""
-
-    kind: str | None
-    colors: dict[int, int]
-    lut: tuple[int, ...]
+def voc_stem_problem(*, stem: str) -> str | None:
+    """Why ``stem`` (from a split list, or an exported image's name) cannot name a file of the root, or None."""
+    if not stem or stem in (".", "..") or "/" in stem or "\\" in stem or "\x00" in stem:
+        return f"{stem!r} is not a file stem; expected a name without '/' or '..'"
+    return None
 
 
-@dataclass(frozen=True)
-class _Task:
-    stem: str
-    xml: str | None
-    image_dir: str
-    image_prefix: str
-    stem_image: str | None
-    mask_source: str | None
-    mask_target: str | None
-    mask_relative: str | None
-    write_mask: bool
-
-
-def _first_dir(root: Path, names: Iterable[str]) -> Path | None:
-    return next((root / name for name in names if (root / name).is_dir()), None)
-
-
-def _image_index(directory: Path) -> dict[str, str]:
-    """Stem -> image file name in ``directory`` (the most usual suffix wins)."""
-    rank = {suffix: position for position, suffix in enumerate(IMAGE_SUFFIXES)}
-    found: dict[str, tuple[int, str]] = {}
-    for entry in _entries(directory):
-        stem, dot, suffix = entry.name.rpartition(".")
-        position = rank.get(f"{dot}{suffix}".lower())
-        if stem and position is not None and (stem not in found or position < found[stem][0]):
-            found[stem] = (position, entry.name)
-    return {stem: name for stem, (_, name) in found.items()}
+def voc_split_name_problem(*, name: str) -> str | None:
+    """Why ``name`` cannot name a split file of the normalized dataset, or None."""
+    if _SPLIT_NAME.fullmatch(name):
+        return None
+    return f"split name {name!r} cannot name a split file; expected letters, digits, '_', '.', '-'"
 
 
 def _safe_stem(stem: str, *, file: str | Path, location: str | None = None) -> str:
-    if not stem or stem in (".", "..") or "/" in stem or "\\" in stem or "\x00" in stem:
-        raise UnsafePathError(
-            f"{stem!r} is not a file stem; expected a name without '/' or '..'", file=file, location=location
-        )
+    _refuse(voc_stem_problem(stem=stem), file=file, location=location, error=UnsafePathError)
     return stem
 
 
@@ -595,14 +469,6 @@ def _list_is_class_list(path: Path, names: set[str]) -> bool:
     return False
 
 
-def _list_files(directory: Path) -> list[Path]:
-    """The ``*.txt`` entries of an ``ImageSets`` folder that are not directories, by name (see :func:`_xml_files`)."""
-    return sorted(
-        (Path(e.path) for e in _entries(directory) if e.name.endswith(".txt") and not e.is_dir()),
-        key=lambda p: p.name,
-    )
-
-
 def _split_lists(imagesets: Path) -> tuple[list[Path], list[str]]:
     """The pure split lists of ``ImageSets/Main`` (else ``ImageSets/Segmentation``), sorted by name, and the
     class names that the per-class lists ``ImageSets/Main/<class>_<split>.txt`` name, sorted."""
@@ -611,9 +477,9 @@ def _split_lists(imagesets: Path) -> tuple[list[Path], list[str]]:
     for name in IMAGESET_DIRS:
         if pure:
             break
-        files = _list_files(imagesets / name)
-        stems = {p.stem for p in files}
-        kinds = [(p, _list_is_class_list(p, stems)) for p in files]
+        # Every *.txt that is not a directory, whatever it is (see _xml_files).
+        files = [Path(e.path) for e in list_dir(imagesets / name) if e.name.endswith(".txt") and not e.is_dir()]
+        kinds = [(p, _list_is_class_list(p, {p.stem for p in files})) for p in files]
         if name == IMAGESET_DIRS[0]:
             for path, is_class_list in kinds:
                 prefix, underscore, _ = path.stem.rpartition("_")
@@ -634,51 +500,32 @@ def _read_split_list(path: Path) -> Iterator[tuple[int, str]]:
             yield number, tokens[0]
 
 
-def _exists(path: Path) -> bool:
-    """Whether anything (a file, a FIFO, a dangling symlink...) is at ``path``: reading it decides if it is usable."""
-    return os.path.lexists(path)
-
-
-def _annotation_dir(source: Path) -> Path | None:
-    """Where the XML files are: ``Annotations/`` (or ``annotations/``) holding XML, else ``source`` itself."""
-    for name in ANNOTATION_DIRS:
-        if (source / name).is_dir() and _xml_files(source / name):
-            return source / name
-    return source if _xml_files(source) else None
-
-
 def _find_layout(source: Path, images: Path | None) -> _Layout:
     """Work out where annotations, images, split lists and masks are."""
     if not source.is_dir():
         raise ParseError("expected the VOC root directory (Annotations/, ImageSets/, JPEGImages/)", file=source)
-    labelmap = source / LABELMAP if _exists(source / LABELMAP) else None
+    labelmap = source / LABELMAP if os.path.lexists(source / LABELMAP) else None
     segmentation = {kind: source / name for kind, name in SEGMENTATION_DIRS.items() if (source / name).is_dir()}
-    annotations = _annotation_dir(source)
+    candidates = [source / name for name in ANNOTATION_DIRS if (source / name).is_dir()] + [source]
+    annotations = next((folder for folder in candidates if _xml_files(folder)), None)
     if annotations is None:
         return _per_split_layout(source, images, labelmap, segmentation)
     reason = _not_voc_reason(_xml_files(annotations))
     if reason is not None:
         raise ParseError(f"{NOT_VOC}: {reason} ({EXPECTED_LAYOUT})", file=source)
-    if images is not None:
-        image_dir = images
-    elif (found := _first_dir(source, IMAGE_DIRS)) is not None:
-        image_dir = found
-    elif annotations == source:
-        image_dir = source  # XML next to the images
-    else:
-        image_dir = source / IMAGE_DIRS[0]
+    image_dir = images or next((source / n for n in IMAGE_DIRS if (source / n).is_dir()), None)
+    if image_dir is None:  # XML next to the images, else the devkit's folder
+        image_dir = source if annotations == source else source / IMAGE_DIRS[0]
     lists, class_names = _split_lists(source / "ImageSets")
     splits = []
-    if lists:
-        for path in lists:
-            split = _Split(path.stem)
-            for number, stem in _read_split_list(path):
-                xml = annotations / f"{_safe_stem(stem, file=path, location=f'line {number}')}.xml"
-                split.items.append(_Item(stem, xml, image_dir, "", listed_in=path, line=number))
-            splits.append(split)
-    else:
-        items = [_Item(p.stem, p, image_dir, "") for p in _xml_files(annotations)]
-        splits.append(_Split(DEFAULT_SPLIT, items))
+    for path in lists:
+        split = _Split(path.stem)
+        for number, stem in _read_split_list(path):
+            xml = annotations / f"{_safe_stem(stem, file=path, location=f'line {number}')}.xml"
+            split.items.append(_Item(stem, xml, image_dir, "", listed_in=path, line=number))
+        splits.append(split)
+    if not lists:
+        splits.append(_Split(DEFAULT_SPLIT, [_Item(p.stem, p, image_dir, "") for p in _xml_files(annotations)]))
     return _Layout(source, image_dir, splits, lists, labelmap, segmentation, class_names)
 
 
@@ -689,260 +536,18 @@ def _per_split_layout(
     image_root = images if images is not None else source
     splits = []
     xml_seen: list[Path] = []
-    for entry in sorted(_entries(source), key=lambda e: e.name):
-        if not entry.is_dir():
-            continue
-        child = Path(entry.path)
-        xml_files = _xml_files(child)
-        if not xml_files:
-            continue
-        xml_seen += xml_files[:SNIFF_FILES]
-        image_dir = image_root / child.name
-        splits.append(_Split(child.name, [_Item(p.stem, p, image_dir, f"{child.name}/") for p in xml_files]))
+    for entry in list_dir(source):
+        xml_files = _xml_files(Path(entry.path)) if entry.is_dir() else []
+        if xml_files:
+            xml_seen += xml_files[:SNIFF_FILES]
+            items = [_Item(p.stem, p, image_root / entry.name, f"{entry.name}/") for p in xml_files]
+            splits.append(_Split(entry.name, items))
     if not splits:
         raise ParseError(f"{NOT_VOC}: no *.xml file found ({EXPECTED_LAYOUT})", file=source)
     reason = _not_voc_reason(xml_seen)
     if reason is not None:
         raise ParseError(f"{NOT_VOC}: {reason} ({EXPECTED_LAYOUT})", file=source)
     return _Layout(source, image_root, splits, [], labelmap, segmentation, [])
-
-
-def _read_labelmap(path: Path) -> list[dict[str, Any]]:
-    try:
-        lines = read_regular_bytes(path, "labelmap").decode("utf-8-sig").splitlines()
-    except UnicodeDecodeError as exc:
-        raise ParseError(f"the labelmap is not UTF-8 text ({exc.reason})", file=path) from None
-    entries = []
-    seen: dict[str, int] = {}
-    for number, line in enumerate(lines, start=1):
-        entry = labelmap_line_to_entry(line=line, file=str(path), number=number)
-        if entry is None:
-            continue
-        if entry["name"] in seen:
-            raise InvalidDataError(
-                f"class {entry['name']!r} is already on line {seen[entry['name']]}",
-                file=path,
-                location=f"line {number}",
-            )
-        seen[entry["name"]] = number
-        entries.append(entry)
-    return entries
-
-
-def _xml_class_names(layout: _Layout) -> list[str]:
-    """The classes the XML files use, sorted (a pre-pass, needed only when semantic masks index a table
-    that only the XML can tell). A file that does not parse is left to the main pass to report."""
-    names: set[str] = set()
-    for xml in sorted({item.xml for split in layout.splits for item in split.items if item.xml is not None}):
-        if not _exists(xml):
-            continue
-        try:
-            root = _parse_xml(str(xml))
-        except AnnonormError:
-            continue
-        names.update(name for name in ((o.findtext("name") or "").strip() for o in root.findall("object")) if name)
-    return sorted(names)
-
-
-def _declare_categories(writer: DatasetWriter, layout: _Layout, kind: str | None) -> _Context:
-    """Declare the class table (see the module docstring); build the mask color lookups and index table.
-
-    With a labelmap, mask index k is its k-th line; without one it is the k-th VOC class (the devkit's
-    own numbering), whichever categories the dataset has.
-    """
-    if layout.labelmap is not None:
-        entries = _read_labelmap(layout.labelmap)
-        for index, entry in enumerate(entries):
-            if entry["name"] not in (BACKGROUND, IGNORED):
-                attributes: dict[str, Any] = {k: entry[k] for k in ("color", "parts", "actions") if k in entry}
-                writer.category(entry["name"], source_id=index, attributes=attributes or None)
-        mask_entries = entries
-    else:
-        names = layout.class_names or (_xml_class_names(layout) if kind == "semantic" else [])
-        for name in names:
-            writer.category(name)
-        mask_entries = _standard_entries()
-    palette = voc_palette()
-    lut = [-1] * 256
-    lut[VOID] = VOID
-    class_colors: dict[int, int] = {}
-    for index, entry in enumerate(mask_entries):
-        color = entry.get("color")
-        if index < 256 and color is not None:
-            class_colors.setdefault((color[0] << 16) | (color[1] << 8) | color[2], index)
-        if entry["name"] == BACKGROUND:
-            value = 0
-        elif entry["name"] == IGNORED:
-            value = VOID
-        elif writer.has_category(entry["name"]):
-            value = writer.category(entry["name"]) + 1
-        else:
-            value = -1  # a VOC class the dataset does not have: a pixel of it is an error
-        if index < 256:
-            lut[index] = value
-    void_color = palette[VOID]
-    class_colors.setdefault((void_color[0] << 16) | (void_color[1] << 8) | void_color[2], VOID)
-    if kind == "instance":
-        colors = {(r << 16) | (g << 8) | b: index for index, (r, g, b) in enumerate(palette)}
-    else:
-        colors = class_colors
-    return _Context(kind=kind, colors=colors, lut=tuple(lut))
-
-
-def _standard_entries() -> list[dict[str, Any]]:
-    """The devkit's mask numbering (background, the 20 VOC classes): what mask indices mean without a labelmap."""
-    palette = voc_palette()
-    names = (BACKGROUND, *VOC_CLASSES)
-    return [{"name": name, "color": list(palette[index])} for index, name in enumerate(names)]
-
-
-def _parse_xml(path: str) -> ET.Element:
-    """Parse with defusedxml; every refusal becomes a :class:`ParseError` saying why.
-
-    The bytes are read first, from a regular file only (a FIFO named ``a.xml`` would block forever).
-    """
-    data = read_regular_bytes(Path(path), "annotation XML")
-    try:
-        root: ET.Element = SafeET.fromstring(data, forbid_dtd=False, forbid_entities=True, forbid_external=True)
-    except defusedxml.EntitiesForbidden as exc:
-        kind = f"external entity {exc.sysid!r}" if exc.sysid else "entity"
-        raise ParseError(
-            f"refused: the XML declares {kind} {exc.name!r} (entity expansion and external entities are "
-            "not allowed; VOC annotations need neither)",
-            file=path,
-        ) from None
-    except defusedxml.ExternalReferenceForbidden as exc:
-        raise ParseError(
-            f"refused: the XML references the external resource {exc.sysid!r}; external references are not allowed",
-            file=path,
-        ) from None
-    except defusedxml.DTDForbidden:
-        raise ParseError("refused: the XML has a document type declaration", file=path) from None
-    except ET.ParseError as exc:
-        line, column = exc.position
-        raise ParseError(f"not well-formed XML ({exc})", file=path, location=f"line {line}, column {column}") from None
-    return root
-
-
-def _resolve_image(task: _Task, filename: str | None, xml: str) -> str:
-    """The record's image path: ``<filename>`` if that file exists, else the image found by stem."""
-    if filename is not None:
-        try:
-            check_relative_path(filename)
-        except ValueError as exc:
-            raise UnsafePathError(str(exc), file=xml, location="filename") from None
-        if os.path.isfile(os.path.join(task.image_dir, filename)) or task.stem_image is None:
-            return task.image_prefix + PurePosixPath(filename.replace("\\", "/")).as_posix()
-    if task.stem_image is not None:
-        return task.image_prefix + task.stem_image
-    return f"{task.image_prefix}{task.stem}.jpg"
-
-
-def _write_mask(task: _Task, context: _Context, objects: int, size: tuple[int, int] | None) -> bool:
-    """Check and copy the task's mask; return whether the record references one."""
-    from PIL import Image
-
-    assert task.mask_source is not None and task.mask_target is not None
-    if not task.write_mask:
-        return True
-    indices = _mask_indices(Path(task.mask_source), context.colors)
-    if size is not None and (indices.shape[1], indices.shape[0]) != size:
-        raise InvalidDataError(
-            f"mask is {indices.shape[1]}x{indices.shape[0]} but the image is {size[0]}x{size[1]}; "
-            "expected the same size",
-            file=task.mask_source,
-        )
-    if context.kind == "instance":
-        values = voc_instance_mask_to_instance(indices=indices, objects=objects, file=task.mask_source)
-    else:
-        values = voc_semantic_mask_to_semantic(indices=indices, lut=context.lut, file=task.mask_source)
-    Image.fromarray(values).save(task.mask_target, format="PNG")
-    return True
-
-
-def _task_image(task: _Task) -> str:
-    """The image a task is about, as far as it is known without its XML (``skipped.jsonl`` names it)."""
-    return task.image_prefix + (task.stem_image or task.stem)
-
-
-def _read_task(task: _Task, context: _Context) -> dict[str, Any]:
-    """Read one image: parse its XML, resolve image and size, copy its mask; return the record dict.
-
-    An error names the image (the record's image path once ``<filename>`` is read, else the image
-    found by stem, else the stem).
-    """
-    image = _task_image(task)
-    try:
-        if task.xml is not None:
-            root = _parse_xml(task.xml)
-            filename = (root.findtext("filename") or "").strip() or None
-            image = _resolve_image(task, filename, task.xml)
-            parsed = voc_annotation_to_record(root=root, file=task.xml)
-        else:
-            parsed = {"width": None, "height": None, "boxes": [], "attributes": {}}
-            image = task.image_prefix + (task.stem_image or f"{task.stem}.jpg")
-        return _finish_task(task, context, parsed, image)
-    except AnnonormError as error:
-        if error.image is None:
-            error.image = image
-        raise
-
-
-def _finish_task(task: _Task, context: _Context, parsed: dict[str, Any], image: str) -> dict[str, Any]:
-    width, height = parsed["width"], parsed["height"]
-    if width is None:
-        relative = Path(task.image_dir) / image[len(task.image_prefix) :]
-        # Only a regular file's header is read (a FIFO named a.jpg would block): else the size stays unknown.
-        size = read_image_size(relative) if relative.is_file() else None
-        if size is not None:
-            width, height = size
-    mask = None
-    if task.mask_source is not None:
-        known = (width, height) if width is not None and height is not None else None
-        if _write_mask(task, context, len(parsed["boxes"]), known):
-            mask = task.mask_relative
-    return make_record(
-        image=image,
-        width=width,
-        height=height,
-        boxes=parsed["boxes"],
-        mask=mask,
-        id=task.stem,
-        attributes=parsed["attributes"],
-    )
-
-
-_ERRORS: dict[str, type[AnnonormError]] = {
-    cls.__name__: cls for cls in (AnnonormError, ParseError, InvalidDataError, UnsafePathError, UsageError)
-}
-
-
-def _read_chunk(tasks: Sequence[_Task], context: _Context) -> list[tuple[str, Any]]:
-    """Read tasks in order; an error becomes a picklable ``("error", (class, message, file, location, image))``."""
-    outcomes: list[tuple[str, Any]] = []
-    for task in tasks:
-        try:
-            outcomes.append(("ok", _read_task(task, context)))
-        except AnnonormError as exc:
-            name = type(exc).__name__ if type(exc).__name__ in _ERRORS else "AnnonormError"
-            outcomes.append(("error", (name, exc.message, exc.file, exc.location, exc.image or _task_image(task))))
-    return outcomes
-
-
-def _run(tasks: list[_Task], context: _Context, executor: Executor, workers: int) -> Iterator[tuple[str, Any]]:
-    """Outcomes in task order: in this process, or on the engine's ordered map with a bounded number of
-    chunks in flight (in fresh processes: forkserver, else spawn)."""
-    if workers <= 1:
-        for task in tasks:
-            yield from _read_chunk([task], context)
-        return
-    chunks = ((None, tasks[start : start + CHUNK_SIZE]) for start in range(0, len(tasks), CHUNK_SIZE))
-    outcomes = executor.map(
-        partial(_read_chunk, context=context), chunks, processes=workers, window=2 * workers, fresh=True
-    )
-    with contextlib.closing(outcomes):
-        for _, outcome in outcomes:
-            yield from outcome or ()
 
 
 def _choose_masks(option: str, layout: _Layout) -> str | None:
@@ -957,163 +562,326 @@ def _choose_masks(option: str, layout: _Layout) -> str | None:
     return option
 
 
-# ---------------------------------------------------------------------------------------------- writer
+def _source_files(source: Path, options: Mapping[str, Any]) -> list[Path]:
+    annotations = next((source / n for n in ANNOTATION_DIRS if (source / n).is_dir()), None)
+    if annotations is None:  # one XML file, or XML beside the images: only the whole source covers them
+        return [source]
+    found = [annotations, *(p for p in (source / "ImageSets", source / LABELMAP) if p.exists())]
+    present = [kind for kind in ("instance", "semantic") if (source / SEGMENTATION_DIRS[kind]).is_dir()]
+    kind = str(options.get("masks") or "auto")
+    kind = next(iter(present), "none") if kind == "auto" else kind
+    return found + ([source / SEGMENTATION_DIRS[kind]] if kind in present else [])
 
 
-def _text_of(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
+# ---------------------------------------------------------------------------------------------- read
 
 
-def _flag_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    return str(value)
+@dataclass(frozen=True)
+class _Context:
+    """What every worker needs besides its tasks (pickled once per chunk)."""
+
+    kind: str | None
+    colors: dict[int, int]
+    lut: tuple[int, ...]
 
 
-def _append_value(parent: ET.Element, tag: str, value: Any) -> None:
-    """Write a JSON value as elements (the inverse of :func:`voc_element_to_value`); lists repeat the tag."""
-    if value is None or not _XML_NAME.fullmatch(tag) or tag.lower().startswith("xml"):
-        return
-    if isinstance(value, list):
-        for item in value:
-            _append_value(parent, tag, item)
-    elif isinstance(value, dict):
-        element = ET.SubElement(parent, tag)
-        for key, item in value.items():
-            _append_value(element, key, item)
+@dataclass(frozen=True)
+class _Task:
+    """One image for a worker: its XML (None without one), the image found by stem, its mask if any."""
+
+    stem: str
+    xml: Path | None
+    image_dir: Path
+    image_prefix: str
+    stem_image: str | None
+    mask_source: Path | None
+    mask_target: Path | None
+    write_mask: bool
+
+    @property
+    def image(self) -> str:
+        """The image, as far as it is known without the XML (``skipped.jsonl`` names it)."""
+        return self.image_prefix + (self.stem_image or self.stem)
+
+
+def _xml_class_names(layout: _Layout) -> list[str]:
+    """The classes the XML files use, sorted (a pre-pass, needed only when semantic masks index a table
+    that only the XML can tell). A file that does not parse is left to the main pass to report."""
+    names: set[str] = set()
+    for xml in sorted({item.xml for split in layout.splits for item in split.items if item.xml is not None}):
+        with contextlib.suppress(AnnonormError):
+            root = parse_xml(xml, what=XML_WHAT, purpose=XML_PURPOSE)
+            names.update(name for name in ((o.findtext("name") or "").strip() for o in root.findall("object")) if name)
+    return sorted(names)
+
+
+def _declare_categories(writer: DatasetWriter, layout: _Layout, kind: str | None) -> _Context:
+    """Declare the class table (see the module docstring); build the mask color lookups and index table.
+
+    With a labelmap, mask index k is its k-th line; without one it is the k-th VOC class (the devkit's
+    own numbering), whichever categories the dataset has.
+    """
+    palette = voc_palette()
+    if layout.labelmap is not None:
+        entries = read_labelmap(layout.labelmap)
+        for index, entry in enumerate(entries):
+            if entry["name"] not in (BACKGROUND, IGNORED):
+                attributes: dict[str, Any] = {k: entry[k] for k in ("color", "parts", "actions") if k in entry}
+                writer.category(entry["name"], source_id=index, attributes=attributes or None)
     else:
-        ET.SubElement(parent, tag).text = _text_of(value)
+        for name in layout.class_names or (_xml_class_names(layout) if kind == "semantic" else []):
+            writer.category(name)
+        entries = [{"name": name, "color": list(palette[i])} for i, name in enumerate((BACKGROUND, *VOC_CLASSES))]
+    # -1: a VOC class the dataset does not have, so a pixel of it is an error
+    values = [
+        0 if name == BACKGROUND else VOID if name == IGNORED else writer.category(name) + 1
+        if writer.has_category(name) else -1
+        for name in (entry["name"] for entry in entries[:256])
+    ]  # fmt: skip
+    class_colors, lut = semantic_lookups(values, [e.get("color") for e in entries[:256]], void_color=palette[VOID])
+    return _Context(kind=kind, colors=palette_colors(palette) if kind == "instance" else class_colors, lut=lut)
 
 
-def _append_bndbox(parent: ET.Element, box: Mapping[str, Any]) -> None:
-    corners = box_to_voc_corners(x1=box["x1"], y1=box["y1"], x2=box["x2"], y2=box["y2"])
-    bndbox = ET.SubElement(parent, "bndbox")
-    for tag, value in zip(_CORNERS, corners, strict=True):
-        ET.SubElement(bndbox, tag).text = str(value)
-
-
-def box_to_voc_object(*, box: Mapping[str, Any]) -> ET.Element:
-    """A box dict as an ``<object>`` element (VOC attributes in their elements, others in ``<attributes>``)."""
-    attributes = dict(box.get("attributes") or {})
-    element = ET.Element("object")
-    ET.SubElement(element, "name").text = box["name"]
-    ET.SubElement(element, "pose").text = str(attributes.pop("pose", "Unspecified"))
-    for tag in FLAG_FIELDS:
-        if tag in attributes or tag != "occluded":
-            ET.SubElement(element, tag).text = _flag_text(attributes.pop(tag, False))
-    _append_bndbox(element, box)
-    for part in attributes.pop("parts", None) or []:
-        if isinstance(part, dict) and {"name", "x1", "y1", "x2", "y2"} <= part.keys():
-            part_element = ET.SubElement(element, "part")
-            ET.SubElement(part_element, "name").text = str(part["name"])
-            _append_bndbox(part_element, part)
-    actions = attributes.pop("actions", None)
-    if isinstance(actions, dict):
-        actions_element = ET.SubElement(element, "actions")
-        for action, value in actions.items():
-            if _XML_NAME.fullmatch(action):
-                ET.SubElement(actions_element, action).text = _flag_text(value)
-    point = attributes.pop("point", None)
-    if isinstance(point, dict) and {"x", "y"} <= point.keys():
-        point_element = ET.SubElement(element, "point")
-        # Back to VOC's 1-based pixel index.
-        ET.SubElement(point_element, "x").text = _text_of(point["x"] + 1)
-        ET.SubElement(point_element, "y").text = _text_of(point["y"] + 1)
-    scalars = {k: v for k, v in attributes.items() if isinstance(v, (str, int, float, bool))}
-    if scalars:
-        block = ET.SubElement(element, "attributes")
-        for key, value in scalars.items():
-            attribute = ET.SubElement(block, "attribute")
-            ET.SubElement(attribute, "name").text = key
-            ET.SubElement(attribute, "value").text = _text_of(value)
-    return element
-
-
-def record_to_voc_annotation(*, record: Mapping[str, Any], filename: str) -> ET.Element:
-    """A record as an ``<annotation>`` element, the inverse of :func:`voc_annotation_to_record`."""
-    attributes = dict(record.get("attributes") or {})
-    root = ET.Element("annotation")
-    ET.SubElement(root, "folder").text = str(attributes.pop("folder", IMAGE_DIRS[0]))
-    ET.SubElement(root, "filename").text = filename
-    depth = attributes.pop("depth", 3)
-    segmented = attributes.pop("segmented", record.get("mask") is not None)
-    for key in ("filename", "size", "object"):
-        attributes.pop(key, None)
-    for key, value in attributes.items():
-        _append_value(root, key, value)
-    if record.get("width") is not None and record.get("height") is not None:
-        size = ET.SubElement(root, "size")
-        ET.SubElement(size, "width").text = str(record["width"])
-        ET.SubElement(size, "height").text = str(record["height"])
-        ET.SubElement(size, "depth").text = _text_of(depth)
-    ET.SubElement(root, "segmented").text = _flag_text(segmented)
-    for box in record.get("boxes") or ():
-        root.append(box_to_voc_object(box=box))
-    return root
-
-
-def categories_to_labelmap(*, categories: Sequence[Category], palette: Sequence[tuple[int, int, int]]) -> str:
-    """The ``labelmap.txt`` text: background first, then the categories in id order (VOC index = id + 1)."""
-    lines = ["# label:color_rgb:parts:actions", f"{BACKGROUND}:0,0,0::"]
-    for category in categories:
-        if category.name in (BACKGROUND, IGNORED):
-            continue  # reserved labelmap names; boxes of such a class come back from the XML
-        red, green, blue = palette[category.id + 1] if category.id + 1 < VOID else palette[0]
-        attributes = category.attributes or {}
-        parts, actions = (attributes.get(key) for key in ("parts", "actions"))
-        parts_text = ",".join(map(str, parts)) if isinstance(parts, list) else ""
-        actions_text = ",".join(map(str, actions)) if isinstance(actions, list) else ""
-        lines.append(f"{category.name}:{red},{green},{blue}:{parts_text}:{actions_text}")
-    return "\n".join(lines) + "\n"
-
-
-def _xml_bytes(root: ET.Element) -> bytes:
-    ET.indent(root, space="  ")
-    return ET.tostring(root, encoding="unicode").encode("utf-8") + b"\n"
-
-
-def _save_palette_png(values: np.ndarray, palette: Sequence[tuple[int, int, int]], path: Path) -> None:
+def _write_mask(task: _Task, context: _Context, objects: int, size: tuple[int, int] | None) -> None:
+    """Check the task's mask and write it into the output (unless an earlier split did)."""
     from PIL import Image
 
-    image = Image.fromarray(values.astype(np.uint8))
-    image = image.convert("P") if image.mode != "P" else image
-    image.putpalette([channel for color in palette for channel in color])
-    image.save(path, format="PNG")
+    assert task.mask_source is not None and task.mask_target is not None
+    if task.write_mask:
+        instance = objects if context.kind == "instance" else None
+        mask = label_png_to_mask(task.mask_source, context.colors, size=size, objects=instance, lut=context.lut,
+                                 objects_are="the XML's objects", table="the labelmap or VOC classes")  # fmt: skip
+        Image.fromarray(mask).save(task.mask_target, format="PNG")
 
 
-def _export_mask(
-    source: Path, target: Path, kind: str, boxes: int, palette: Sequence[tuple[int, int, int]], record_file: str
-) -> None:
-    from PIL import Image
+def _resolve_image(task: _Task, filename: str | None) -> str:
+    """The record's image path: ``<filename>`` if that file exists, else the image found by stem."""
+    if filename is not None:
+        try:
+            check_relative_path(filename)
+        except ValueError as exc:
+            raise UnsafePathError(str(exc), file=task.xml, location="filename") from None
+        if os.path.isfile(os.path.join(task.image_dir, filename)) or task.stem_image is None:
+            return task.image_prefix + PurePosixPath(filename.replace("\\", "/")).as_posix()
+    return task.image_prefix + (task.stem_image or f"{task.stem}.jpg")
 
+
+def _read_task(task: _Task, context: _Context) -> dict[str, Any] | AnnonormError:
+    """Read one image: parse its XML, resolve image and size, copy its mask. The record dict, or the error
+    naming the image (its path once ``<filename>`` is read, else the image found by stem, else the stem)."""
+    image = task.image
     try:
-        with Image.open(source) as image:
-            values = np.asarray(image).astype(np.int64)
-    # missing, truncated, not an image (UnidentifiedImageError is an OSError), or a pixel bomb
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise InvalidDataError(f"cannot read the mask: {exc}", file=source) from None
-    if values.ndim != 2:
-        raise InvalidDataError(f"mask has {values.shape[2]} channels; expected a single-channel mask", file=source)
-    if kind == "instance":
+        parsed: dict[str, Any] = {"width": None, "height": None, "boxes": [], "attributes": {}}
+        if task.xml is not None:
+            root = parse_xml(task.xml, what=XML_WHAT, purpose=XML_PURPOSE)
+            image = _resolve_image(task, (root.findtext("filename") or "").strip() or None)
+            parsed = voc_annotation_to_record(root=root, file=str(task.xml))
+        else:
+            image = _resolve_image(task, None)
+        width, height = parsed["width"], parsed["height"]
+        if width is None:
+            path = task.image_dir / image[len(task.image_prefix) :]
+            # Only a regular file's header is read (a FIFO named a.jpg would block): else the size stays unknown.
+            width, height = (read_image_size(path) if path.is_file() else None) or (None, None)
+        mask = None
+        if task.mask_source is not None:
+            _write_mask(task, context, len(parsed["boxes"]), None if width is None else (width, height))
+            mask = f"masks/{task.stem}.png"
+        boxes, attributes = parsed["boxes"], parsed["attributes"]
+        return make_record(
+            image=image, width=width, height=height, boxes=boxes, mask=mask, id=task.stem, attributes=attributes
+        )
+    except AnnonormError as error:
+        if error.image is None:
+            error.image = image
+        return error
+
+
+def _read_chunk(tasks: Sequence[_Task], context: _Context) -> list[dict[str, Any] | AnnonormError]:
+    return [_read_task(task, context) for task in tasks]
+
+
+def _run(
+    tasks: list[_Task], context: _Context, executor: Executor, workers: int
+) -> Iterator[dict[str, Any] | AnnonormError]:
+    """Outcomes in task order, an error in its place (it pickles with its file, place and image): here one by
+    one, or in chunks on the engine's ordered map (fresh processes)."""
+    size = CHUNK_SIZE if workers > 1 else 1
+    chunks = ((None, tasks[start : start + size]) for start in range(0, len(tasks), size))
+    read = partial(_read_chunk, context=context)
+    with contextlib.closing(executor.map(read, chunks, processes=workers, window=2 * workers, fresh=True)) as done:
+        for _, outcome in done:
+            yield from outcome or ()
+
+
+def _listing_error(item: _Item, index: Mapping[str, str], seen: dict[str, int | None]) -> InvalidDataError | None:
+    """A stem listed twice, or listed with neither XML nor image; else None (and the stem is now seen)."""
+    if item.stem in seen:
+        return InvalidDataError(
+            f"{item.stem!r} is listed again (first on line {seen[item.stem]}); expected each image once",
+            file=item.listed_in or item.xml,
+            location=f"line {item.line}" if item.line is not None else None,
+            image=item.image_prefix + index.get(item.stem, item.stem),
+        )
+    seen[item.stem] = item.line
+    if item.xml is not None and not os.path.lexists(item.xml) and item.stem not in index:
+        return InvalidDataError(
+            f"lists {item.stem!r} but there is no {item.xml} and no image of that stem in {item.image_dir}",
+            file=item.listed_in,
+            location=f"line {item.line}",
+            image=item.image_prefix + item.stem,
+        )
+    return None
+
+
+def _read(source: Path, ctx: ReadContext) -> ReadResult:
+    """Stream a VOC root into ``ctx.sink``: categories, one record per listed image, masks."""
+    writer = ctx.sink
+    layout = _find_layout(source, ctx.images)
+    kind = _choose_masks(str(ctx.options.get("masks") or "auto"), layout)
+    context = _declare_categories(writer, layout, kind)
+    for path in [*([layout.labelmap] if layout.labelmap else []), *layout.lists]:
+        writer.add_source_file(path)
+    mask_dir = layout.segmentation.get(kind) if kind is not None else None
+    mask_stems = {e.name[:-4] for e in list_dir(mask_dir) if e.name.endswith(".png")} if mask_dir else set()
+    writer.expect(sum(len(split.items) for split in layout.splits))
+    # The parent encodes and writes every record, about half the work: an automatic count leaves it a core.
+    unique_files = len({item.xml for split in layout.splits for item in split.items})
+    workers = ctx.executor.execution.pool_size(unique_files, PARALLEL_MIN_FILES + 1, parent_busy=True)
+    found: set[str] = set()  # the classes the boxes use
+    image_indexes: dict[Path, dict[str, str]] = {}
+    sources_named: set[Path] = set()
+    masks_written: set[str] = set()
+    for split in layout.splits:
+        where = split.items[0].listed_in if split.items else layout.root
+        _refuse(voc_split_name_problem(name=split.name), file=where, error=UsageError)
+        writer.declare_split(split.name)
+        tasks = []
+        seen: dict[str, int | None] = {}
+        for item in split.items:
+            if item.image_dir not in image_indexes:
+                image_indexes[item.image_dir] = images_by_stem(item.image_dir)
+            index = image_indexes[item.image_dir]
+            if (error := _listing_error(item, index, seen)) is not None:
+                writer.problem(error)
+                continue
+            xml = item.xml if item.xml is not None and os.path.lexists(item.xml) else None
+            source_mask = mask_dir / f"{item.stem}.png" if mask_dir and item.stem in mask_stems else None
+            target = writer.mask_file(f"masks/{item.stem}.png") if source_mask else None
+            write = item.stem not in masks_written
+            image = index.get(item.stem)
+            tasks.append(_Task(item.stem, xml, item.image_dir, item.image_prefix, image, source_mask, target, write))
+        for task, outcome in zip(tasks, _run(tasks, context, ctx.executor, workers), strict=True):
+            if isinstance(outcome, AnnonormError):
+                writer.problem(outcome)
+                continue
+            found.update(box["name"] for box in outcome["boxes"])
+            if outcome.get("mask") is not None:
+                writer.mask_kind = context.kind
+                masks_written.add(task.stem)
+            for named in (task.xml, task.mask_source):
+                if named is not None and named not in sources_named:
+                    sources_named.add(named)
+                    writer.add_source_file(named)
+            writer.add(split.name, outcome)
+    # Classes the table does not hold (all of them without a labelmap or class lists), sorted by name.
+    for name in sorted(found):
+        writer.category(name)
+    return ReadResult(name=source.resolve().name or "voc", image_root=layout.image_root)
+
+
+# ---------------------------------------------------------------------------------------------- write
+
+
+@dataclass
+class _Export:
+    """State of one VOC export: the mask kind and palette, and which stems are written, by which image."""
+
+    out: Path
+    dataset: NormalizedSource
+    copy_images: bool
+    kind: str | None
+    palette: Sequence[tuple[int, int, int]]
+    written: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+
+def _export_mask(state: _Export, source: Path, target: Path, boxes: int, record_file: str) -> None:
+    """Copy a dataset's mask PNG as a VOC palette PNG (instance void 65535 back to VOC's 255)."""
+    values = read_mask_png(source)
+    if state.kind == "instance":
         if boxes > MAX_8BIT_INSTANCES:
             raise InvalidDataError(
                 f"{boxes} objects; VOC's 8-bit SegmentationObject PNG holds at most {MAX_8BIT_INSTANCES}",
                 file=record_file,
             )
         values = np.where(values == VOID_16, VOID, values)
-    _save_palette_png(values, palette, target)
+    write_palette_png(values, state.palette, target)
 
 
-@dataclass
-class _Export:
-    """State of one VOC export: which stems are written, and by which image."""
+def _write_record(state: _Export, split: str, record: dict[str, Any]) -> str:
+    """Write one record's XML (and mask, image); return its stem. A stem seen before is checked, not rewritten."""
+    image = record["image"]
+    split_file = str(state.dataset.split_path(split))
+    path = PurePosixPath(image.replace("\\", "/"))
+    stem = _safe_stem(path.stem, file=split_file, location="image")
+    _refuse(voc_image_name_problem(image=image, stem=stem), file=split_file, location="image")
+    xml = xml_bytes(record_to_voc_annotation(record=record, filename=path.name))
+    digest = hashlib.sha256(xml).hexdigest()
+    previous = state.written.get(stem)
+    if previous is not None:
+        if previous != (image, digest):
+            raise InvalidDataError(
+                f"images {previous[0]!r} and {image!r} share the stem {stem!r} (or one image has two "
+                "different records); VOC names every file by its stem",
+                file=split_file,
+            )
+        return stem
+    state.written[stem] = (image, digest)
+    (state.out / "Annotations" / f"{stem}.xml").write_bytes(xml)
+    mask = record.get("mask")
+    if mask is not None and state.kind is not None:
+        folder = state.out / SEGMENTATION_DIRS[state.kind]
+        folder.mkdir(exist_ok=True)
+        boxes = len(record.get("boxes") or ())
+        _export_mask(state, state.dataset.mask_path(mask), folder / f"{stem}.png", boxes, split_file)
+    if state.copy_images:
+        target = state.out / IMAGE_DIRS[0]
+        target.mkdir(exist_ok=True)
+        source = state.dataset.image_path(image)
+        try:
+            shutil.copyfile(source, target / path.name)
+        except OSError as exc:
+            raise InvalidDataError(f"cannot copy image {source}: {exc.strerror}", file=split_file) from None
+    return stem
 
-    out: Path
-    dataset: NormalizedSource
-    copy_images: bool
-    written: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+def _write_list(path: Path, stems: Iterable[str]) -> None:
+    path.write_text("".join(f"{stem}\n" for stem in stems), encoding="utf-8")
+
+
+def _write(dataset: NormalizedSource, out: Path, options: Mapping[str, Any]) -> None:
+    """Write the VOC devkit layout: Annotations, ImageSets/Main (and Segmentation), labelmap, masks."""
+    manifest = dataset.manifest
+    class_palette = labelmap_palette(manifest.categories, voc_palette())
+    kind = manifest.mask_kind
+    palette = voc_palette() if kind == "instance" else class_palette
+    state = _Export(out, dataset, bool(options.get("copy_images")), kind, palette)
+    (out / "Annotations").mkdir()
+    (out / "ImageSets" / "Main").mkdir(parents=True)
+    segmented: dict[str, list[str]] = {}
+    for split in manifest.splits:
+        stems = []
+        for record in dataset.records(split):
+            stems.append(_write_record(state, split, record))
+            if record.get("mask") is not None:
+                segmented.setdefault(split, []).append(stems[-1])
+        _write_list(out / "ImageSets" / "Main" / f"{split}.txt", stems)
+    if segmented:
+        (out / "ImageSets" / "Segmentation").mkdir()
+        for split, stems in segmented.items():
+            _write_list(out / "ImageSets" / "Segmentation" / f"{split}.txt", stems)
+    labelmap = labelmap_text(manifest.categories, class_palette)
+    (out / LABELMAP).write_text(labelmap, encoding="utf-8")
 
 
 # ---------------------------------------------------------------------------------------------- converter
@@ -1148,199 +916,17 @@ class VocConverter(Converter):
     @classmethod
     def sniff(cls, source: Path) -> bool:
         """A directory with ``Annotations/*.xml``, or ``*.xml`` (here or one level down) rooted at ``<annotation>``."""
-        return sniff_voc(source)
+        return _sniff(source)
 
     @classmethod
     def source_files(cls, source: Path, options: Mapping[str, Any]) -> list[Path]:
         """``Annotations/``, ``ImageSets/``, ``labelmap.txt`` and the segmentation folder the masks option reads."""
-        annotations = next((source / n for n in ANNOTATION_DIRS if (source / n).is_dir()), None)
-        if annotations is None:  # one XML file, or XML beside the images: only the whole source covers them
-            return [source]
-        found = [annotations, *(p for p in (source / "ImageSets", source / LABELMAP) if p.exists())]
-        present = [kind for kind in ("instance", "semantic") if (source / SEGMENTATION_DIRS[kind]).is_dir()]
-        kind = str(options.get("masks") or "auto")
-        kind = next(iter(present), "none") if kind == "auto" else kind
-        return found + ([source / SEGMENTATION_DIRS[kind]] if kind in present else [])
+        return _source_files(source, options)
 
     def read(self, source: Path, ctx: ReadContext) -> ReadResult:
         """Stream a VOC root into ``ctx.sink``: categories, one record per listed image, masks."""
-        writer, options = ctx.sink, ctx.options
-        layout = _find_layout(source, ctx.images)
-        kind = _choose_masks(str(options.get("masks") or "auto"), layout)
-        context = _declare_categories(writer, layout, kind)
-        for path in [*([layout.labelmap] if layout.labelmap else []), *layout.lists]:
-            writer.add_source_file(path)
-        mask_dir = layout.segmentation.get(kind) if kind is not None else None
-        mask_stems = {e.name[:-4] for e in _entries(mask_dir) if e.name.endswith(".png")} if mask_dir else set()
-        unique_files = len({item.xml for split in layout.splits for item in split.items})
-        writer.expect(sum(len(split.items) for split in layout.splits))
-        # The parent encodes and writes every record, about half the work: an automatic count leaves it a core.
-        workers = ctx.executor.execution.pool_size(unique_files, PARALLEL_MIN_FILES + 1, parent_busy=True)
-        found = self._read_splits(layout, writer, context, mask_dir, mask_stems, ctx.executor, workers)
-        # Classes the table does not hold (all of them without a labelmap or class lists), sorted by name.
-        for name in sorted(found):
-            writer.category(name)
-        return ReadResult(name=source.resolve().name or "voc", image_root=layout.image_root)
-
-    def _read_splits(
-        self,
-        layout: _Layout,
-        writer: DatasetWriter,
-        context: _Context,
-        mask_dir: Path | None,
-        mask_stems: set[str],
-        executor: Executor,
-        workers: int,
-    ) -> set[str]:
-        """Add every split's records; return the class names their boxes use."""
-        found: set[str] = set()
-        image_indexes: dict[Path, dict[str, str]] = {}
-        sources_named: set[str] = set()
-        masks_written: set[str] = set()
-        for split in layout.splits:
-            if not _SPLIT_NAME.fullmatch(split.name):
-                raise UsageError(
-                    f"split name {split.name!r} cannot name a split file; expected letters, digits, '_', '.', '-'",
-                    file=split.items[0].listed_in if split.items else layout.root,
-                )
-            writer.declare_split(split.name)
-            tasks = []
-            seen: dict[str, int | None] = {}
-            for item in split.items:
-                index = image_indexes.setdefault(item.image_dir, _image_index(item.image_dir))
-                if not self._item_ok(item, index, seen, writer):
-                    continue
-                has_mask = item.stem in mask_stems and mask_dir is not None
-                relative = f"masks/{item.stem}.png" if has_mask else None
-                tasks.append(
-                    _Task(
-                        stem=item.stem,
-                        xml=str(item.xml) if item.xml is not None and _exists(item.xml) else None,
-                        image_dir=str(item.image_dir),
-                        image_prefix=item.image_prefix,
-                        stem_image=index.get(item.stem),
-                        mask_source=str(mask_dir / f"{item.stem}.png") if has_mask and mask_dir else None,
-                        mask_target=str(writer.mask_file(relative)) if relative else None,
-                        mask_relative=relative,
-                        write_mask=item.stem not in masks_written,
-                    )
-                )
-            for task, (status, payload) in zip(tasks, _run(tasks, context, executor, workers), strict=True):
-                if status == "error":
-                    name, message, file, location, image = payload
-                    writer.problem(_ERRORS[name](message, file=file, location=location, image=image))
-                    continue
-                found.update(box["name"] for box in payload["boxes"])
-                if payload.get("mask") is not None:
-                    writer.mask_kind = context.kind
-                    masks_written.add(task.stem)
-                for path in (task.xml, task.mask_source):
-                    if path is not None and path not in sources_named:
-                        sources_named.add(path)
-                        writer.add_source_file(Path(path))
-                writer.add(split.name, payload)
-        return found
-
-    @staticmethod
-    def _item_ok(item: _Item, index: dict[str, str], seen: dict[str, int | None], writer: DatasetWriter) -> bool:
-        """Refuse a stem listed twice, or listed with neither XML nor image (through ``writer.problem``)."""
-        if item.stem in seen:
-            where = f"line {item.line}" if item.line is not None else None
-            writer.problem(
-                InvalidDataError(
-                    f"{item.stem!r} is listed again (first on line {seen[item.stem]}); expected each image once",
-                    file=item.listed_in or item.xml,
-                    location=where,
-                    image=item.image_prefix + index.get(item.stem, item.stem),
-                )
-            )
-            return False
-        seen[item.stem] = item.line
-        if item.xml is not None and not _exists(item.xml) and item.stem not in index:
-            writer.problem(
-                InvalidDataError(
-                    f"lists {item.stem!r} but there is no {item.xml} and no image of that stem in {item.image_dir}",
-                    file=item.listed_in,
-                    location=f"line {item.line}",
-                    image=item.image_prefix + item.stem,
-                )
-            )
-            return False
-        return True
+        return _read(source, ctx)
 
     def write(self, dataset: NormalizedSource, out: Path, *, options: Mapping[str, Any]) -> None:
         """Write the VOC devkit layout: Annotations, ImageSets/Main (and Segmentation), labelmap, masks."""
-        manifest = dataset.manifest
-        state = _Export(out, dataset, bool(options.get("copy_images")))
-        (out / "Annotations").mkdir()
-        (out / "ImageSets" / "Main").mkdir(parents=True)
-        palette = voc_palette()
-        class_palette = list(palette)
-        for category in manifest.categories:
-            color = (category.attributes or {}).get("color")
-            if isinstance(color, list) and category.id + 1 < VOID:
-                channels = [c for c in color if isinstance(c, int) and 0 <= c <= 255]
-                if len(channels) == len(color) == 3:
-                    class_palette[category.id + 1] = (channels[0], channels[1], channels[2])
-        kind = manifest.mask_kind
-        mask_palette = palette if kind == "instance" else class_palette
-        segmented_lists: dict[str, list[str]] = {}
-        for split in manifest.splits:
-            stems = []
-            for record in dataset.records(split):
-                stem = self._write_record(state, split, record, kind, mask_palette)
-                stems.append(stem)
-                if record.get("mask") is not None:
-                    segmented_lists.setdefault(split, []).append(stem)
-            (out / "ImageSets" / "Main" / f"{split}.txt").write_text("".join(f"{s}\n" for s in stems), encoding="utf-8")
-        if segmented_lists:
-            (out / "ImageSets" / "Segmentation").mkdir()
-            for split, stems in segmented_lists.items():
-                path = out / "ImageSets" / "Segmentation" / f"{split}.txt"
-                path.write_text("".join(f"{s}\n" for s in stems), encoding="utf-8")
-        labelmap = categories_to_labelmap(categories=manifest.categories, palette=class_palette)
-        (out / LABELMAP).write_text(labelmap, encoding="utf-8")
-
-    @staticmethod
-    def _write_record(
-        state: _Export, split: str, record: dict[str, Any], kind: str | None, palette: Sequence[tuple[int, int, int]]
-    ) -> str:
-        image = record["image"]
-        split_file = str(state.dataset.split_path(split))
-        path = PurePosixPath(image.replace("\\", "/"))
-        stem = _safe_stem(path.stem, file=split_file, location="image")
-        if any(character.isspace() for character in stem):
-            raise InvalidDataError(
-                f"image name {image!r} holds whitespace, which VOC's ImageSets lists (one stem per line, "
-                "whitespace-separated) cannot hold",
-                file=split_file,
-                location="image",
-            )
-        xml = _xml_bytes(record_to_voc_annotation(record=record, filename=path.name))
-        digest = hashlib.sha256(xml).hexdigest()
-        previous = state.written.get(stem)
-        if previous is not None:
-            if previous != (image, digest):
-                raise InvalidDataError(
-                    f"images {previous[0]!r} and {image!r} share the stem {stem!r} (or one image has two "
-                    "different records); VOC names every file by its stem",
-                    file=split_file,
-                )
-            return stem
-        state.written[stem] = (image, digest)
-        (state.out / "Annotations" / f"{stem}.xml").write_bytes(xml)
-        mask = record.get("mask")
-        if mask is not None and kind is not None:
-            folder = state.out / SEGMENTATION_DIRS[kind]
-            folder.mkdir(exist_ok=True)
-            boxes = len(record.get("boxes") or ())
-            _export_mask(state.dataset.mask_path(mask), folder / f"{stem}.png", kind, boxes, palette, split_file)
-        if state.copy_images:
-            target = state.out / IMAGE_DIRS[0]
-            target.mkdir(exist_ok=True)
-            source = state.dataset.image_path(image)
-            try:
-                shutil.copyfile(source, target / path.name)
-            except OSError as exc:
-                raise InvalidDataError(f"cannot copy image {source}: {exc.strerror}", file=split_file) from None
-        return stem
+        _write(dataset, out, options)

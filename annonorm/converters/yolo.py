@@ -1,62 +1,56 @@
-"""YOLO (Darknet / Ultralytics) text labels: one ``.txt`` per image, ``class cx cy w h`` per line.
+"""YOLO (Darknet / Ultralytics) text labels: one ``.txt`` per image, one object per row, fractions of the image.
 
-Darknet introduced the format; Ultralytics keeps it. Each image ``images/<split>/x.jpg`` has a label
-file ``labels/<split>/x.txt`` (same relative path, ``images`` -> ``labels``, extension ``.txt``),
-one object per line: a 0-based class index, then the box centre and size as fractions (0..1) of
-the image width and height. An image without a label file, or with an empty one, has no object.
-Class names live in ``classes.txt`` / ``obj.names`` (one per line, line k = class k) or in the
-``names:`` of an Ultralytics ``data.yaml``. Converting the fractions to pixels needs the image
-size, which the format does not store: it is read from each image file's header.
+A row is a 0-based class index, then fractions (0..1) of the image side, x of the width, y of the height:
 
+- detect ``class cx cy w h`` (centre and size); segment ``class x1 y1 x2 y2 x3 y3 ...`` (>= 3 points ->
+  ``polygon``, the box its hull); OBB ``class x1 y1 ... x4 y4`` (4 corners in order -> ``obb``, the box its
+  hull); pose ``class cx cy w h`` then ``kpt_shape`` [K, D] values per keypoint (``x y v``, or ``x y`` when D
+  is 2: visible, unless ``0 0``, the unlabeled point); the categories get keypoint names ``"0"``..``"K-1"``
+  and ``flip_idx`` is kept in the manifest's ``attributes``.
+- The task is ``--task``, else ``pose`` when ``data.yaml`` has ``kpt_shape``, else taken from the first row
+  that is not a box: 8 values -> obb (a 4-point polygon looks the same: pass ``--task segment``), else
+  segment; a later polygon row that is not 4 corners is then an error that says so. Under ``--task detect``
+  polygon and OBB rows give their hull only. A box row among polygon rows stays a box: Ultralytics would
+  read it as a 2-point segment, which is no outline (ultralytics issue 14862); one row is one object.
+- Values may leave 0..1 by 1% (Ultralytics' tolerance; CVAT writes OBB corners at y = -0.0098); every
+  coordinate is then clipped to the image, as Ultralytics clips on load. CRLF and BOM files read alike.
+
+An image's label is the image path with its last ``images/`` folder replaced by ``labels/`` and the suffix by
+``.txt``, or the ``.txt`` beside it; an image without one has no objects. The size comes from the image header.
 Layouts read (SOURCE is the dataset directory, its ``data.yaml`` or its ``obj.data``):
 
-- ``images/<split>/`` + ``labels/<split>/`` (Ultralytics), each sub-directory of ``labels/`` a split;
-- flat ``images/`` + ``labels/`` (label files directly in ``labels/``): one split, ``--split`` (train);
-  Datumaro's ``Images/`` + ``Annotations/`` likewise;
-- ``<split>/images/`` + ``<split>/labels/`` (Roboflow's YOLO export);
-- Darknet (CVAT, Datumaro): ``obj.data`` (``key = value``) names the class list (``names``) and one
-  image list per split (every key but ``classes``, ``names``, ``backup``, ``eval``, ``results``); a
-  label file sits beside its image. Darknet resolves these paths against its own working directory,
-  so they carry prefixes that are not on disk (``data/obj_train_data/1.jpg``): leading folders are
-  dropped until the rest exists under SOURCE.
+- ``images/<split>/`` + ``labels/<split>/``; flat ``images/`` + ``labels/`` (one split, ``--split``, default
+  train); Datumaro's ``Images/`` + ``Annotations/``; Roboflow's ``<split>/images/`` + ``<split>/labels/``;
+- an Ultralytics ``data.yaml`` (``path``, ``train``/``val``/``test``, each a folder, an image list ``.txt`` or
+  an image, or a list of them; ``names`` a list or a mapping): the splits are its keys, unless it names the
+  folders of a layout above, which is then read as such (its split names are the folders'). ``path`` is
+  relative to the file (Ultralytics takes a relative one from its datasets folder: when it names no folder
+  here, the file's folder is the root); a ``../x`` that does not exist is ``x`` (Roboflow's
+  ``../valid/images``); a path leaving the root is refused. A data.yaml naming what is not on disk falls
+  back to the folder layouts.
+- Darknet (CVAT "YOLO 1.1", Datumaro): ``obj.data`` names ``obj.names`` and one image list per split;
+  the lists' leading folders that are not on disk (``data/obj_train_data/1.jpg``) are dropped.
 
-A folder with none of these layouts, or with no label file at all, is refused with "no YOLO
-annotations here", never read as an empty dataset. Every input file (label files, class lists,
-``obj.data`` and its lists) is opened only when it is a regular file: a FIFO or a link to
-``/dev/zero`` named ``x.txt`` is refused by name; a folder that cannot be listed is an error.
+Roboflow's "YOLO OBB" export (``labelTxt/``: absolute corners and class names) is DOTA text, not Ultralytics
+OBB, and is refused with that said. A folder with no layout or no label file is "no YOLO annotations here".
+Inputs are opened only as regular files. ``--images DIR`` says where the images of a folder layout are.
+Classes: ``--classes``, else the data.yaml or ``obj.data`` names, else ``data.yaml``/``classes.txt``/``obj.names``.
 
-``--images DIR`` says where the images are when they are not beside the labels; an image is looked
-up as ``DIR/<split>/<path>``, ``DIR/<split>/images/<path>`` then ``DIR/<path>``, with any common
-image extension. The classes come from ``--classes`` (a class list file or ``A,B,C``), else the
-``data.yaml`` given as SOURCE or the ``names`` of ``obj.data``, else ``data.yaml``/``dataset.yaml``,
-``classes.txt`` or ``obj.names`` in SOURCE or ``SOURCE/labels``. The ``data.yaml`` is read by a
-small parser that understands only ``names:`` as a flow list (``[a, 'b c']``), a block list
-(``- a``), or a block or flow mapping of indices (``0: a``); no PyYAML is needed. Its ``train:`` /
-``val:`` paths are not followed: the layouts above are.
-
-A label line with more than 5 numbers and an odd count is an Ultralytics segmentation polygon
-(``class x1 y1 x2 y2 ...``): its box is the polygon's bounding box. Values must be fractions in
-0..1 (as Ultralytics checks them); corners that a box centre and size put outside the image are
-clipped to it, as Ultralytics does when it loads labels.
-
-The writer produces what an Ultralytics trainer reads: ``labels/<split>/<path>.txt`` (an empty
-file for an image without boxes) for the image ``images/<split>/<path>``, ``classes.txt``, and a
-``data.yaml`` with ``train:`` and ``val:`` always (a dataset without a validation split names its
-train split for both, and says so in a comment), ``test:`` when there is a test split, ``names`` as
-a mapping ``{0: name, ...}``, and no ``path:`` (see :func:`_iter_data_yaml`). ``<path>`` is the
-record's image path without a leading ``<split>/`` folder and without anything up to its last
-``images/`` folder (:func:`export_image_path`). Fractions are written at 6 decimals. Images are not
-copied unless ``--images symlink`` or ``--images copy``. YOLO has no place for image-level labels
-without a box, counts beyond the boxes, attributes or masks: they are not written; records need a
-known size.
+The writer produces what an Ultralytics trainer reads: ``labels/<split>/<path>.txt`` per image (empty without
+boxes), ``classes.txt`` and a ``data.yaml`` with ``train:``/``val:`` always (val is train without a validation
+split), ``test:``, ``names`` as a mapping, ``task:`` (read back by annonorm), ``kpt_shape`` and ``flip_idx``
+for pose, no ``path:`` (see :func:`~annonorm.sources.classlists.data_yaml_text`). ``--task`` (default: pose when
+categories have keypoints, else segment/obb when a box has a polygon/obb, else detect) picks the rows: segment writes a
+box's polygon (several rings joined into one by zero-width bridges, as Ultralytics' COCO converter does),
+else its obb, else its rectangle; obb its corners or its rectangle; pose all classes with one kpt_shape.
+Fractions have 6 decimals. ``--images symlink|copy`` places the images. Attributes, masks, scores and
+image-level labels have no place in YOLO and are not written; records need a known size.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -65,18 +59,45 @@ from typing import Any
 from annonorm.converters.base import Capabilities, Converter, Option, ReadContext, ReadResult, make_record
 from annonorm.errors import AnnonormError, InvalidDataError, ParseError
 from annonorm.fsutil import require_regular_file
-from annonorm.geometry import corners_to_cxcywh, cxcywh_to_corners, normalize, round_coord, scale
+from annonorm.geometry import (
+    corners_to_cxcywh,
+    cxcywh_to_corners,
+    normalize,
+    obb_hull,
+    polygon_hull,
+    round_coord,
+    scale,
+)
 from annonorm.images import read_image_size
 from annonorm.io import DatasetWriter, NormalizedSource, read_text
-from annonorm.sources.classlists import class_list_file, find_class_list, read_class_list
-from annonorm.sources.images import IMAGE_SUFFIXES, find_image, list_dir, walk_files
+from annonorm.sources.classlists import (
+    class_list_file,
+    data_yaml_fields,
+    data_yaml_pose,
+    data_yaml_text,
+    find_class_list,
+    read_class_list,
+)
+from annonorm.sources.images import list_dir, walk_files
+from annonorm.sources.layouts import (
+    existing_tail,
+    files_by_image,
+    listed_images,
+    place_image,
+    resolve_entry,
+    swap_last_folder,
+)
+from annonorm.sources.layouts import key_value_entries as darknet_data_to_entries
 
 __all__ = [
     "YoloConverter",
     "box_to_yolo_line",
+    "box_to_yolo_row",
     "darknet_data_to_entries",
     "export_image_path",
+    "row_kind",
     "yolo_line_to_box",
+    "yolo_row_to_box",
 ]
 
 # ---------------------------------------------------------------------------------------------- constants
@@ -91,12 +112,21 @@ DARKNET_KEYS = frozenset({"classes", "names", "backup", "eval", "results"})
 FOLDER_PAIRS = (("labels", "images"), ("Annotations", "Images"))
 DEFAULT_SPLIT = "train"
 #: Split names an Ultralytics ``val:`` key is written for, in order of preference.
-VAL_SPLITS = ("val", "valid", "validation")
 #: Fractions are written with this many decimals.
 DECIMALS = 6
-#: A fraction may leave 0..1 by this much (rounding in the exporting tool) before it is an error.
-FRACTION_SLACK = 1e-6
+#: A fraction may leave 0..1 by this much before it is an error: Ultralytics' own 1% tolerance (CVAT writes
+#: OBB corners a hair outside the image, y = -0.0098).
+FRACTION_SLACK = 0.01
+#: The Ultralytics tasks that have label files, and what each row holds after the class index.
+TASKS = ("detect", "segment", "obb", "pose")
 NOT_YOLO = "no YOLO annotations here"
+#: Split keys of an Ultralytics data.yaml, in the order their splits are written.
+SPLIT_KEYS = ("train", "val", "test")
+#: Roboflow's "YOLO OBB" export is DOTA text (absolute corners, the class by name) in labelTxt/ folders.
+DOTA_HINT = (
+    "; labelTxt/ folders hold DOTA text (absolute corners, class names): that is the DOTA format, "
+    "not Ultralytics' normalized OBB rows"
+)
 EXPECTED_LAYOUT = (
     "expected labels/<split>/*.txt, labels/*.txt, <split>/labels/*.txt or a Darknet obj.data with its image lists"
 )
@@ -132,8 +162,7 @@ def yolo_line_to_box(*, values: Sequence[float], width: int, height: int) -> tup
     ``values`` is ``cx cy w h`` or a polygon ``x1 y1 x2 y2 ...``, fractions of the image side.
     Raises :class:`ValueError` when a value is not a fraction in 0..1.
     """
-    if any(not (-FRACTION_SLACK <= v <= 1 + FRACTION_SLACK) for v in values):
-        raise ValueError("expected fractions of the image side in 0..1")
+    _check_fractions(values)
     if len(values) == 4:
         cx, cy, w, h = values
         left, top, right, bottom = cxcywh_to_corners(cx, cy, w, h)  # centre and size
@@ -148,21 +177,69 @@ def yolo_line_to_box(*, values: Sequence[float], width: int, height: int) -> tup
     return round_coord(x1), round_coord(y1), round_coord(x2), round_coord(y2)
 
 
-def darknet_data_to_entries(*, text: str) -> dict[str, tuple[int, str]]:
-    """The ``key = value`` entries of a Darknet ``obj.data`` (with their line numbers).
+def _check_fractions(values: Sequence[float]) -> None:
+    if any(not (-FRACTION_SLACK <= v <= 1 + FRACTION_SLACK) for v in values):
+        raise ValueError("expected fractions of the image side in 0..1")
 
-    Raises :class:`ValueError` naming the line when a line is not ``key = value``.
+
+def _points(values: Sequence[float], width: int, height: int) -> list[float]:
+    """Fractions ``x y x y ...`` as pixels: each clipped to the image, x by the width, y by the height."""
+    return [round_coord(min(max(v, 0.0), 1.0) * (height if i % 2 else width)) for i, v in enumerate(values)]
+
+
+def row_kind(*, count: int, task: str | None, kpt_values: int | None = None) -> str | None:
+    """What a label row of ``count`` numbers after the class index is under ``task`` (None: not decided yet):
+    ``box``, ``polygon``, ``obb`` or ``pose``; None when the count fits no row of the task."""
+    if task == "pose":
+        return "pose" if kpt_values is not None and count == 4 + kpt_values else None
+    if count == 4:
+        return "box"
+    if task == "obb":
+        return "obb" if count == 8 else None
+    return "polygon" if count >= 6 and count % 2 == 0 else None
+
+
+def yolo_row_to_box(
+    *, kind: str, values: Sequence[float], width: int, height: int, task: str | None = None, dims: int = 3
+) -> dict[str, Any]:
+    """The box fields (corners; ``polygon``, ``obb`` or ``keypoints``) of one label row's numbers after the
+    class index. ``kind`` is :func:`row_kind`'s answer; ``dims`` the values per keypoint (``kpt_shape[1]``).
+    Under ``task="detect"`` a polygon or oriented row keeps its hull only (as Ultralytics trains detect on it).
+
+    Raises :class:`ValueError` when a coordinate is not a fraction in 0..1 or a visibility not 0, 1 or 2.
     """
-    entries: dict[str, tuple[int, str]] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
-        body = line.split("#", 1)[0].strip()
-        if not body:
-            continue
-        key, sep, value = body.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"line {number}: expected 'key = value', found {body!r}")
-        entries[key.strip()] = (number, value.strip())
-    return entries
+    if kind in ("box", "pose"):
+        tail = values[4:]
+        _check_fractions([v for i, v in enumerate(tail) if i % dims < 2])
+        x1, y1, x2, y2 = yolo_line_to_box(values=values[:4], width=width, height=height)
+        box: dict[str, Any] = {"x1": x1, "y1": y1, "x2": x2, "y2": y2}
+        if kind == "pose":
+            box["keypoints"] = _keypoints(tail, dims, width, height)
+        return box
+    _check_fractions(values)
+    points = _points(values, width, height)
+    x1, y1, x2, y2 = obb_hull(points) if kind == "obb" else polygon_hull([points])
+    box = {"x1": x1, "y1": y1, "x2": x2, "y2": y2}
+    if task != "detect":
+        box[kind] = points if kind == "obb" else [points]
+    return box
+
+
+def _keypoints(values: Sequence[float], dims: int, width: int, height: int) -> list[list[float]]:
+    """``x y [v]`` per keypoint -> ``[x, y, v]`` in pixels. Without a visibility (``kpt_shape [K, 2]``) a point
+    is visible (2), unless it is ``0 0``: the "not labeled" of COCO, which Ultralytics' exporters write."""
+    keypoints: list[list[float]] = []
+    for start in range(0, len(values), dims):
+        x, y = values[start], values[start + 1]
+        visibility = values[start + 2] if dims == 3 else (0.0 if x == 0 and y == 0 else 2.0)
+        if visibility not in (0.0, 1.0, 2.0):
+            raise ValueError(f"expected a keypoint visibility 0, 1 or 2, found {visibility:g}")
+        if visibility == 0:
+            keypoints.append([0.0, 0.0, 0])  # the format's "not labeled" has no position
+        else:
+            px, py = _points([x, y], width, height)
+            keypoints.append([px, py, int(visibility)])
+    return keypoints
 
 
 # ------------------------------------------------------------------------------------ mapping annonorm -> yolo
@@ -176,6 +253,50 @@ def box_to_yolo_line(*, class_id: int, box: Mapping[str, Any], width: int, heigh
     x_units, w_units = _inside_units(cx, w)
     y_units, h_units = _inside_units(cy, h)
     return f"{class_id} " + " ".join(_fraction(units) for units in (x_units, y_units, w_units, h_units))
+
+
+def box_to_yolo_row(
+    *, task: str, class_id: int, box: Mapping[str, Any], width: int, height: int, keypoints: int = 0
+) -> str:
+    """One label row of ``task`` for a box: ``detect`` and ``pose`` (``keypoints`` points of ``x y v`` after
+    the box; a box without keypoints gets ``0 0 0`` for each) from the corners, ``segment`` from the polygon
+    (else the oriented box, else the rectangle), ``obb`` from the oriented box (else the rectangle)."""
+    if task in ("detect", "pose"):
+        line = box_to_yolo_line(class_id=class_id, box=box, width=width, height=height)
+        if task == "detect":
+            return line
+        points = box.get("keypoints") or [[0.0, 0.0, 0]] * keypoints
+        values = [
+            _fraction_units(v, width if i % 2 == 0 else height) for x, y, _ in points for i, v in enumerate((x, y))
+        ]
+        cells = [f"{_fraction(values[2 * k])} {_fraction(values[2 * k + 1])} {int(p[2])}" for k, p in enumerate(points)]
+        return " ".join([line, *cells])
+    rectangle = [box["x1"], box["y1"], box["x2"], box["y1"], box["x2"], box["y2"], box["x1"], box["y2"]]
+    if task == "segment":
+        polygon = box.get("polygon")
+        coords = _join_rings(polygon) if polygon else (box.get("obb") or rectangle)
+    else:
+        coords = box.get("obb") or rectangle
+    units = (_fraction_units(float(v), width if i % 2 == 0 else height) for i, v in enumerate(coords))
+    return f"{class_id} " + " ".join(_fraction(u) for u in units)
+
+
+def _join_rings(rings: Sequence[Sequence[float]]) -> list[float]:
+    """One YOLO polygon for several rings: each ring closed at its first point and the rings joined by
+    zero-width bridges between their first points (walked out and back), so the filled area is their union.
+    Ultralytics' own COCO converter joins the parts of an instance into one polygon for the same reason."""
+    joined = [float(v) for v in rings[0]] + [float(rings[0][0]), float(rings[0][1])]
+    for ring in rings[1:]:
+        joined += [float(v) for v in ring] + [float(ring[0]), float(ring[1])]
+    for ring in reversed(rings[1:-1]):
+        joined += [float(ring[0]), float(ring[1])]
+    return joined if len(rings) > 1 else [float(v) for v in rings[0]]
+
+
+def _fraction_units(value: float, side: int) -> int:
+    """A coordinate as a fraction of the image side in units of the last written decimal, inside 0..1."""
+    one = 10**DECIMALS
+    return min(max(round(round(value / side, DECIMALS) * one), 0), one)
 
 
 def _inside_units(centre: float, size: float) -> tuple[int, int]:
@@ -195,10 +316,6 @@ def _fraction(units: int) -> str:
     sign = "-" if units < 0 else ""
     whole, rest = divmod(abs(units), 10**DECIMALS)
     return f"{sign}{whole}.{rest:0{DECIMALS}d}"
-
-
-def _yaml_string(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False)  # a JSON string is a valid double-quoted YAML scalar
 
 
 def export_image_path(*, image: str, split: str) -> str:
@@ -239,23 +356,6 @@ def _folder_pair(root: Path) -> tuple[Path, Path] | None:
     return None
 
 
-def _darknet_relative(root: Path, text: str) -> str | None:
-    """A path written in a Darknet file, as a path below ``root`` that exists (None if none does).
-
-    Darknet resolves these paths against its own working directory, so they usually carry a prefix
-    that is not on disk (``data/obj_train_data/1.jpg``): leading folders are dropped until the rest
-    exists below ``root``. A path climbing with ``..`` is never followed.
-    """
-    parts = [part for part in PurePosixPath(text.strip().replace("\\", "/")).parts if part not in ("/", ".")]
-    if not parts or ".." in parts:
-        return None
-    for start in range(len(parts)):
-        candidate = "/".join(parts[start:])
-        if os.path.lexists(root / candidate):
-            return candidate
-    return None
-
-
 @dataclass(frozen=True)
 class _Split:
     """One split of a YOLO tree: its label directory (or Darknet list) and where its images may be."""
@@ -266,6 +366,8 @@ class _Split:
     prefixes: tuple[str, ...] = ("",)
     #: A Darknet split list (one image path per line) instead of a label directory.
     listed: bool = False
+    #: For a ``data.yaml`` split: its folders, image lists (``.txt``) and images (else ``(labels,)``).
+    sources: tuple[Path, ...] = ()
 
 
 @dataclass
@@ -277,6 +379,8 @@ class _Layout:
     names_file: Path | None = None
     #: Layout files (``obj.data``, split lists) whose hashes go into the manifest.
     files: list[Path] = field(default_factory=list)
+    #: A ``data.yaml`` layout: images below ``images/`` are named without it (as the folder layouts name them).
+    from_yaml: bool = False
 
 
 def _darknet_layout(root: Path, config: Path, images: Path | None) -> _Layout:
@@ -287,12 +391,12 @@ def _darknet_layout(root: Path, config: Path, images: Path | None) -> _Layout:
         raise ParseError(str(exc).partition(": ")[2], file=config, location=str(exc).partition(":")[0]) from None
     layout = _Layout(root, images if images is not None else root, [], files=[config])
     if "names" in entries:
-        found = _darknet_relative(root, entries["names"][1])
+        found = existing_tail(root, entries["names"][1])
         layout.names_file = root / found if found is not None else None
     for key, (number, value) in entries.items():
         if key in DARKNET_KEYS:
             continue
-        found = _darknet_relative(root, value)
+        found = existing_tail(root, value)
         if found is None:
             raise ParseError(
                 f"split {key!r} names the image list {value!r}, which is not under {root}",
@@ -306,11 +410,9 @@ def _darknet_layout(root: Path, config: Path, images: Path | None) -> _Layout:
     return layout
 
 
-def _find_layout(root: Path, images: Path | None, split_option: str | None) -> _Layout:
-    """Work out the layout (see the module docstring); a folder with none of them is not YOLO."""
-    if os.path.lexists(root / DARKNET_DATA):
-        layout = _darknet_layout(root, root / DARKNET_DATA, images)
-    elif (pair := _folder_pair(root)) is not None:
+def _folder_layout(root: Path, images: Path | None, split_option: str | None) -> _Layout | None:
+    """``labels/`` + ``images/`` (flat or split), ``Annotations/`` + ``Images/``, or ``<split>/labels``."""
+    if (pair := _folder_pair(root)) is not None:
         labels, image_dir = pair
         flat = any(e.name.endswith(".txt") and e.name not in CLASS_FILES and not e.is_dir() for e in list_dir(labels))
         if flat:
@@ -323,16 +425,69 @@ def _find_layout(root: Path, images: Path | None, split_option: str | None) -> _
             ]
         if not splits:
             raise ParseError(f"{NOT_YOLO}: no label file (*.txt) in {labels} ({EXPECTED_LAYOUT})", file=root)
-        layout = _Layout(root, images if images is not None else image_dir, splits)
+        return _Layout(root, images if images is not None else image_dir, splits)
+    splits = [
+        _Split(e.name, Path(e.path) / "labels", (f"{e.name}/images/", f"{e.name}/", ""))
+        for e in list_dir(root)
+        if e.is_dir() and (Path(e.path) / "labels").is_dir()
+    ]
+    return _Layout(root, images if images is not None else root, splits) if splits else None
+
+
+def _yaml_layout(yaml_file: Path) -> _Layout | str | None:
+    """The splits a ``data.yaml`` names (None: it names none; a string: why one names nothing on disk).
+
+    Ultralytics' rules: ``path`` is the root (relative to the file's folder here; when it names no folder
+    there, the file's folder: Ultralytics resolves a relative one against its own datasets folder); each of
+    ``train``/``val``/``test`` is a folder, an image list ``.txt`` or an image, or a list of them, relative
+    to the root; a ``../x`` that does not exist is tried as ``x`` (Roboflow writes ``../train/images``).
+    """
+    try:
+        fields = data_yaml_fields(text=read_text(yaml_file, "data.yaml"))
+    except ValueError as exc:
+        raise ParseError(str(exc).partition(": ")[2], file=yaml_file, location=str(exc).partition(":")[0]) from None
+    root = yaml_file.parent
+    if isinstance(path := fields.get("path", (0, None))[1], str) and (root / path).is_dir():
+        root = root / path
+    layout = _Layout(root, root, [], files=[yaml_file], from_yaml=True)
+    for key in SPLIT_KEYS:
+        number, value = fields.get(key, (0, None))
+        sources = []
+        for text in [value] if isinstance(value, str) else value or []:
+            found = resolve_entry(root, text, file=yaml_file, location=f"{key}, line {number}")
+            if found is None:
+                return f"{key}: {text!r} (line {number}) names nothing under {root}"
+            sources.append(found)
+        if sources:
+            layout.splits.append(_Split(key, sources[0], listed=True, sources=tuple(sources)))
+            layout.files += [p for p in sources if p.suffix == ".txt" and not p.is_dir()]
+    return layout if layout.splits else None
+
+
+def _find_layout(root: Path, images: Path | None, split_option: str | None, yaml_file: Path | None) -> _Layout:
+    """Work out the layout (see the module docstring); a folder with none of them is not YOLO.
+
+    A ``data.yaml`` whose splits are folders of a folder layout is read as that layout (its label files
+    are the index: one without an image is reported); one naming image lists, images or other folders is
+    read as Ultralytics reads it, image by image.
+    """
+    if os.path.lexists(root / DARKNET_DATA):
+        layout = _darknet_layout(root, root / DARKNET_DATA, images)
     else:
-        splits = [
-            _Split(e.name, Path(e.path) / "labels", (f"{e.name}/images/", f"{e.name}/", ""))
-            for e in list_dir(root)
-            if e.is_dir() and (Path(e.path) / "labels").is_dir()
-        ]
-        if not splits:
-            raise ParseError(f"{NOT_YOLO}: no label folder ({EXPECTED_LAYOUT})", file=root)
-        layout = _Layout(root, images if images is not None else root, splits)
+        folders = _folder_layout(root, images, split_option)
+        named = _yaml_layout(yaml_file) if yaml_file is not None else None
+        if isinstance(named, _Layout) and folders is not None:
+            image_dirs = {folders.image_root / p for s in folders.splits for p in s.prefixes}
+            if all(p.is_dir() and p in image_dirs for s in named.splits for p in s.sources):
+                named = None
+        if isinstance(named, _Layout):
+            layout = named
+        elif folders is not None:
+            layout = folders
+        else:
+            why = f"; data.yaml {named}" if isinstance(named, str) else ""
+            hint = DOTA_HINT if any((Path(e.path) / "labelTxt").is_dir() for e in list_dir(root) if e.is_dir()) else ""
+            raise ParseError(f"{NOT_YOLO}: no label folder ({EXPECTED_LAYOUT}){why}{hint}", file=root)
     flat = len(layout.splits) == 1 and layout.splits[0].prefixes == ("",) and not layout.splits[0].listed
     if split_option is not None and not flat:
         found = [s.name for s in layout.splits]
@@ -340,6 +495,18 @@ def _find_layout(root: Path, images: Path | None, split_option: str | None) -> _
         if not layout.splits:
             raise ParseError(f"no split {split_option!r} here; the splits are {', '.join(found) or 'none'}", file=root)
     return layout
+
+
+def _yaml_task(yaml_file: Path | None) -> tuple[str | None, tuple[int, int, list[int] | None] | None]:
+    """The ``task:`` annonorm writes into a ``data.yaml`` (None: not there), and its pose ``kpt_shape``/``flip_idx``."""
+    if yaml_file is None:
+        return None, None
+    try:
+        fields = data_yaml_fields(text=read_text(yaml_file, "data.yaml"))
+        task = fields.get("task", (0, None))[1]
+        return (task if task in TASKS else None), data_yaml_pose(fields)
+    except ValueError as exc:
+        raise ParseError(str(exc).partition(": ")[2], file=yaml_file, location=str(exc).partition(":")[0]) from None
 
 
 def _load_names(root: Path, option: str | None, first: Path | None) -> tuple[list[str], Path | None]:
@@ -379,20 +546,46 @@ def _source_files(source: Path, options: Mapping[str, Any]) -> list[Path]:
 # ---------------------------------------------------------------------------------------------- reading
 
 
-def _parse_label_file(path: Path, names: Sequence[str], width: int, height: int) -> list[dict[str, Any]]:
+@dataclass
+class _Task:
+    """The task the rows are read under: given (``--task``), ``pose`` from ``kpt_shape``, else taken from the
+    first row that is not a box (8 values: ``obb``, else ``segment``) and held for the whole dataset."""
+
+    name: str | None
+    pose: tuple[int, int, list[int] | None] | None = None
+    #: Where an undecided task was taken from (``file:line``), for the message when a later row disagrees.
+    taken_at: str | None = None
+
+    def expected(self) -> str:
+        if self.name == "pose" and self.pose is not None:
+            count, dims = self.pose[:2]
+            return f"'class cx cy w h' and {count} keypoints of {dims} values (kpt_shape [{count}, {dims}])"
+        if self.name == "obb":
+            where = f", the task taken from {self.taken_at}; pass --task segment" if self.taken_at else ""
+            return f"'class cx cy w h' or the 4 corners 'class x1 y1 x2 y2 x3 y3 x4 y4' (task obb{where})"
+        return "'class cx cy w h' (or a polygon 'class x1 y1 x2 y2 x3 y3 ...')"
+
+
+def _parse_label_file(path: Path, names: Sequence[str], width: int, height: int, task: _Task) -> list[dict[str, Any]]:
     """The boxes of one label file; raises :class:`ParseError`/:class:`InvalidDataError` naming the line."""
     text = read_text(path, "label file")
     boxes = []
+    dims = task.pose[1] if task.pose is not None else 3
+    kpt_values = task.pose[0] * dims if task.pose is not None else None
     for number, line in enumerate(text.splitlines(), start=1):
-        tokens = line.split()
+        tokens = line.split()  # CRLF files: the \r is whitespace
         if not tokens:
             continue
-        if not (len(tokens) == 5 or (len(tokens) >= 7 and len(tokens) % 2 == 1)):
+        kind = row_kind(count=len(tokens) - 1, task=task.name, kpt_values=kpt_values)
+        if kind is None:
             raise ParseError(
-                f"expected 'class cx cy w h' (or a polygon 'class x1 y1 x2 y2 x3 y3 ...'), found {len(tokens)} values",
-                file=path,
-                location=f"line {number}",
+                f"expected {task.expected()}, found {len(tokens)} values", file=path, location=f"line {number}"
             )
+        if task.name is None and kind != "box":
+            task.name, task.taken_at = ("obb" if len(tokens) == 9 else "segment"), f"{path}:line {number}"
+            kind = "obb" if task.name == "obb" else kind
+        elif task.name == "segment" and kind == "obb":
+            kind = "polygon"
         # isdigit() alone accepts '²' and other digits int() refuses: the index must be ASCII digits.
         if not (tokens[0].isascii() and tokens[0].isdigit()) or int(tokens[0]) >= len(names):
             raise InvalidDataError(
@@ -404,76 +597,26 @@ def _parse_label_file(path: Path, names: Sequence[str], width: int, height: int)
             values = [float(t) for t in tokens[1:]]
             if not all(math.isfinite(v) for v in values):
                 raise ValueError("expected finite numbers")
-            x1, y1, x2, y2 = yolo_line_to_box(values=values, width=width, height=height)
+            box = yolo_row_to_box(kind=kind, values=values, width=width, height=height, task=task.name, dims=dims)
         except ValueError as exc:
             raise InvalidDataError(
                 f"{exc}, found {' '.join(tokens[1:])}", file=path, location=f"line {number}"
             ) from None
-        boxes.append({"name": names[int(tokens[0])], "x1": x1, "y1": y1, "x2": x2, "y2": y2})
+        boxes.append({"name": names[int(tokens[0])], **box})
     return boxes
 
 
-def _folder_entries(
-    split: _Split, labels: Mapping[str, Path], image_root: Path, writer: DatasetWriter
-) -> dict[str, Path | None]:
-    """Image path (relative to the image root) -> its label file, for a split with a label folder.
-
-    ``labels`` are the split's label files by relative path without suffix (:func:`_label_files`).
-    """
-    entries: dict[str, Path | None] = {}
-    for stem, label_file in sorted(labels.items()):
-        image = find_image(image_root, split.prefixes, stem)
-        if image is None:
-            writer.problem(
-                InvalidDataError(
-                    f"no image for this label file: looked for {stem}.{{jpg,png,...}} under {image_root} "
-                    f"(prefixes {', '.join(repr(p) for p in split.prefixes)}); pass --images DIR",
-                    file=label_file,
-                    image=stem,
-                )
-            )
-        elif image in entries:
-            writer.problem(
-                InvalidDataError(
-                    f"image {image} already has the label file {entries[image]}", file=label_file, image=image
-                )
-            )
-        else:
-            entries[image] = label_file
-    image_dir = next(
-        (image_root / p for p in split.prefixes if p and (image_root / p).is_dir()),
-        image_root if split.prefixes == ("",) else None,
-    )
-    if image_dir is not None:
-        # An image without a label file is an image without objects.
-        for path in walk_files(image_dir, IMAGE_SUFFIXES, any_kind=False, skip=CLASS_FILES).values():
-            entries.setdefault(path.relative_to(image_root).as_posix(), None)
-    return dict(sorted(entries.items()))
-
-
 def _listed_entries(split: _Split, layout: _Layout, writer: DatasetWriter) -> dict[str, Path | None]:
-    """Image path -> its label file, for a Darknet split list: the label sits beside the image (or in the
-    ``labels`` folder that replaces the path's last ``images`` folder); an image without one has no object."""
+    """Image path -> its label file, for a split listed image by image (a Darknet list, or the folders, lists
+    and images of a ``data.yaml`` split): the label sits beside the image, or in the ``labels`` folder that
+    replaces the path's last ``images`` folder (Ultralytics' rule); an image without one has no object."""
     entries: dict[str, Path | None] = {}
-    for number, line in enumerate(read_text(split.labels, "image list").splitlines(), start=1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        image = _darknet_relative(layout.image_root, line)
-        if image is None:
-            writer.problem(
-                InvalidDataError(
-                    f"lists {line.strip()!r}, which is not an image under {layout.image_root}",
-                    file=split.labels,
-                    location=f"line {number}",
-                    image=line.strip(),
-                )
-            )
-            continue
-        parts = list(PurePosixPath(image).with_suffix(".txt").parts)
-        candidates = ["/".join(parts)]
-        if "images" in parts[:-1]:
-            last = len(parts) - 2 - parts[-2::-1].index("images")
-            candidates.append("/".join([*parts[:last], "labels", *parts[last + 1 :]]))
+    for image in listed_images(split.sources or (split.labels,), layout.image_root, writer):
+        beside, swapped = (
+            PurePosixPath(image).with_suffix(".txt").as_posix(),
+            swap_last_folder(image, "images", "labels", ".txt"),
+        )
+        candidates = [beside, *([swapped] if swapped is not None else [])]
         label = next(
             (base / c for c in candidates for base in (layout.root, layout.image_root) if os.path.lexists(base / c)),
             None,
@@ -483,7 +626,12 @@ def _listed_entries(split: _Split, layout: _Layout, writer: DatasetWriter) -> di
 
 
 def _add_records(
-    split: str, entries: Mapping[str, Path | None], image_root: Path, names: Sequence[str], writer: DatasetWriter
+    split: str,
+    entries: Mapping[str, Path | None],
+    image_root: Path,
+    names: Sequence[str],
+    writer: DatasetWriter,
+    task: _Task,
 ) -> None:
     """One record per image, in ``entries`` order; a broken image goes to ``writer.problem`` naming it."""
     for image, label in entries.items():
@@ -495,7 +643,7 @@ def _add_records(
                     "the image size is needed to convert YOLO fractions, but the image header cannot be read",
                     file=image_root / image,
                 )
-            boxes = _parse_label_file(label, names, *size) if label is not None else []
+            boxes = _parse_label_file(label, names, *size, task) if label is not None else []
         except AnnonormError as error:
             if error.image is None:
                 error.image = image
@@ -504,12 +652,39 @@ def _add_records(
         writer.add(split, make_record(image=image, width=size[0], height=size[1], boxes=boxes))
 
 
+def _split_entries(layout: _Layout, labels: Mapping[str, dict[str, Path]], writer: DatasetWriter) -> Iterator[Any]:
+    """``(split, entries)`` per split. A ``data.yaml`` layout whose images all lie below ``images/`` takes that
+    folder as its image root, so its records name images as the folder layouts do (``train/a.jpg``)."""
+    if not layout.from_yaml:
+        for split in layout.splits:
+            writer.declare_split(split.name)
+            if split.listed:
+                yield split, _listed_entries(split, layout, writer)
+            else:
+                writer.expect(len(labels[split.name]))
+                yield (
+                    split,
+                    files_by_image(labels[split.name], layout.image_root, split.prefixes, writer, skip=CLASS_FILES),
+                )
+        return
+    for split in layout.splits:
+        writer.declare_split(split.name)
+    listed = [(split, _listed_entries(split, layout, writer)) for split in layout.splits]
+    if all(image.startswith("images/") for _, entries in listed for image in entries):
+        layout.image_root = layout.image_root / "images"
+        listed = [(split, {image[7:]: label for image, label in entries.items()}) for split, entries in listed]
+    yield from listed
+
+
 def _read(source: Path, ctx: ReadContext) -> ReadResult:
     """Read a YOLO tree (its directory, its ``data.yaml`` or its ``obj.data``) into ``ctx.sink``."""
     writer, images, options = ctx.sink, ctx.images, ctx.options
     given_file = not source.is_dir()  # a data.yaml or obj.data (refused below unless a regular file)
     root = source.parent if given_file else source
-    layout = _find_layout(root, images, options.get("split"))
+    yaml_file = source if given_file and source.name != DARKNET_DATA else None
+    if not given_file:
+        yaml_file = next((root / n for n in YAML_FILES if (root / n).is_file()), None)
+    layout = _find_layout(root, images, options.get("split"), yaml_file)
     listed = source if given_file and source.name != DARKNET_DATA else layout.names_file
     # Label files first: a tree without any is not YOLO (before "no class list" and per-image problems).
     labels = {s.name: _label_files(s.labels) for s in layout.splits if not s.listed}
@@ -518,35 +693,32 @@ def _read(source: Path, ctx: ReadContext) -> ReadResult:
         raise ParseError(f"{NOT_YOLO}: no label file (*.txt) in {folders} ({EXPECTED_LAYOUT})", file=root)
     option = options.get("classes")
     names, names_file = _load_names(root, str(option) if option is not None else None, listed)
+    yaml_task, pose = _yaml_task(yaml_file)
+    task = _Task(options.get("task") or yaml_task, pose)
+    if task.name is None and task.pose is not None:
+        task.name = "pose"
+    if task.name == "pose" and task.pose is None:
+        raise ParseError("--task pose needs the kpt_shape of a data.yaml (kpt_shape: [K, 3])", file=root)
+    keypoints = [str(k) for k in range(task.pose[0])] if task.name == "pose" and task.pose is not None else None
     for index, name in enumerate(names):
-        writer.category(name, source_id=index)
+        writer.category(name, source_id=index, keypoints=keypoints)
     for path in [*([names_file] if names_file is not None else []), *layout.files]:
         writer.add_source_file(path)
-    for split in layout.splits:
-        writer.declare_split(split.name)
-        if split.listed:
-            entries = _listed_entries(split, layout, writer)
-        else:
-            writer.expect(len(labels[split.name]))
-            entries = _folder_entries(split, labels[split.name], layout.image_root, writer)
-        _add_records(split.name, entries, layout.image_root, names, writer)
-    return ReadResult(name=root.resolve().name or "yolo", image_root=layout.image_root)
+    if yaml_file is not None and yaml_file not in (names_file, *layout.files):
+        writer.add_source_file(yaml_file)  # kpt_shape, flip_idx
+    for split, entries in _split_entries(layout, labels, writer):
+        _add_records(split.name, entries, layout.image_root, names, writer, task)
+    flip = task.pose[2] if task.name == "pose" and task.pose is not None else None
+    attributes = {"flip_idx": flip} if flip is not None else None
+    return ReadResult(name=root.resolve().name or "yolo", image_root=layout.image_root, attributes=attributes)
 
 
 # ---------------------------------------------------------------------------------------------- writing
 
 
-def _place_image(source: Path, target: Path, mode: str, where: str) -> None:
-    if not source.is_file():
-        raise InvalidDataError(f"image {source} does not exist; cannot {mode} it", location=where)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if mode == "symlink":
-        target.symlink_to(os.path.abspath(source))
-    else:
-        shutil.copyfile(source, target)
-
-
-def _write_split(dataset: NormalizedSource, split: str, out: Path, ids: Mapping[str, int], images: str) -> None:
+def _write_split(
+    dataset: NormalizedSource, split: str, out: Path, ids: Mapping[str, int], images: str, task: str, keypoints: int
+) -> None:
     split_file = dataset.split_path(split)
     label_root = out / "labels" / split
     label_root.mkdir(parents=True, exist_ok=True)
@@ -571,52 +743,38 @@ def _write_split(dataset: NormalizedSource, split: str, out: Path, ids: Mapping[
                 file=split_file,
                 location=f"record {index + 1}",
             )
-        lines = [box_to_yolo_line(class_id=ids[b["name"]], box=b, width=width, height=height) for b in boxes]
+        lines = [
+            box_to_yolo_row(task=task, class_id=ids[b["name"]], box=b, width=width, height=height, keypoints=keypoints)
+            for b in boxes
+        ]
         target = label_root / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8", newline="")
         if images != "none":
-            _place_image(dataset.image_path(record["image"]), out / "images" / split / placed, images, where)
+            place_image(dataset.image_path(record["image"]), out / "images" / split / placed, images, where)
 
 
-def _ultralytics_splits(splits: Sequence[str]) -> dict[str, str]:
-    """The Ultralytics keys (``train``, ``val``, ``test``) and the split each one names.
-
-    ``train`` and ``val`` are always there (Ultralytics requires both): without a validation split
-    (``val``, ``valid``, ``validation``) ``val`` names the train split.
-    """
-    val = next((s for s in VAL_SPLITS if s in splits), None)
-    test = "test" if "test" in splits else None
-    train = "train" if "train" in splits else next((s for s in splits if s not in (val, test)), splits[0])
-    keys = {"train": train, "val": val if val is not None and val != train else train}
-    if test is not None and test not in keys.values():
-        keys["test"] = test
-    return keys
-
-
-def _iter_data_yaml(names: Sequence[str], splits: Sequence[str], images_placed: bool) -> Iterator[str]:
-    # No `path:` key, on purpose. Ultralytics takes the dataset root from `path:` when there is one and
-    # resolves a relative one against the working directory (else its datasets_dir), so `path: .` works only
-    # when training is started from this folder; an absolute path breaks when the folder is moved or copied.
-    # Without `path:` the root is the folder of this data.yaml itself, wherever it is.
-    keys = _ultralytics_splits(splits)
-    yield "# Written by annonorm for Ultralytics YOLO. No 'path:' on purpose: the dataset root is this file's\n"
-    yield "# folder, and train/val/test are relative to it.\n"
-    if not images_placed:
-        yield "# The images were not exported (--images none): put them in images/<split>/ beside labels/<split>/.\n"
-    for key, split in keys.items():
-        note = ""
-        if key == "val" and split == keys["train"]:
-            one = len(splits) == 1
-            note = "  # one split only: val is the train split" if one else "  # no validation split: val is train"
-        yield f"{key}: images/{split}{note}\n"
-    others = [s for s in splits if s not in keys.values()]
-    if others:
-        yield f"# Splits without an Ultralytics key (labels/<split>, images/<split>): {', '.join(others)}\n"
-    yield f"nc: {len(names)}\n"
-    yield "names:\n"
-    for index, name in enumerate(names):
-        yield f"  {index}: {_yaml_string(name)}\n"
+def _export_task(dataset: NormalizedSource, task: str | None) -> tuple[str, tuple[int, Any] | None]:
+    """The task to write (see the ``task`` write option) and, for pose, the keypoint count and ``flip_idx``."""
+    counts = dataset.manifest.keypoint_counts
+    if task is None:
+        task = "pose" if counts else "detect"
+        found = (k for s in dataset.manifest.splits for r in dataset.records(s) for b in r["boxes"] for k in b)
+        if task == "detect" and (key := next((k for k in found if k in ("polygon", "obb")), None)) is not None:
+            task = "segment" if key == "polygon" else "obb"
+    if task != "pose":
+        return task, None
+    if len(set(counts.values())) != 1:
+        shown = ", ".join(f"{name} ({count})" for name, count in counts.items()) or "none"
+        raise InvalidDataError(
+            f"YOLO pose has one kpt_shape for every class; the categories with keypoints are {shown}",
+            file=dataset.root / "annonorm.json",
+            location="categories",
+        )
+    (count,) = set(counts.values())
+    flip = (dataset.manifest.attributes or {}).get("flip_idx")
+    valid = isinstance(flip, list) and sorted(v if isinstance(v, int) else -1 for v in flip) == list(range(count))
+    return task, (count, flip if valid else None)
 
 
 def _write(dataset: NormalizedSource, out: Path, options: Mapping[str, Any]) -> None:
@@ -631,10 +789,11 @@ def _write(dataset: NormalizedSource, out: Path, options: Mapping[str, Any]) -> 
     ids = {name: index for index, name in enumerate(names)}
     splits = list(dataset.manifest.splits)
     images = options.get("images") or "none"
+    task, pose = _export_task(dataset, options.get("task"))
     for split in splits:
-        _write_split(dataset, split, out, ids, images)
+        _write_split(dataset, split, out, ids, images, task, pose[0] if pose is not None else 0)
     (out / "classes.txt").write_text("".join(f"{n}\n" for n in names), encoding="utf-8", newline="")
-    data_yaml = "".join(_iter_data_yaml(names, splits, images != "none"))
+    data_yaml = data_yaml_text(names=names, splits=splits, images_placed=images != "none", task=task, pose=pose)
     (out / "data.yaml").write_text(data_yaml, encoding="utf-8", newline="")
 
 
@@ -653,6 +812,12 @@ class YoloConverter(Converter):
             "files' indices index SOURCE's own list when it has one, else this one",
         ),
         Option("split", "The split of a flat images/ + labels/ tree; for split trees, read only this split"),
+        Option(
+            "task",
+            "What the rows hold: detect (boxes; polygon rows give their hull), segment, obb or pose; default: "
+            "pose when data.yaml has kpt_shape, else taken from the first row that is not a box",
+            choices=TASKS,
+        ),
     )
     write_options = (
         Option(
@@ -660,6 +825,12 @@ class YoloConverter(Converter):
             "Put the images beside the labels: none (labels only), symlink or copy",
             default="none",
             choices=("none", "symlink", "copy"),
+        ),
+        Option(
+            "task",
+            "The rows to write: detect, segment (polygons), obb (4 corners) or pose (keypoints); default: pose "
+            "when categories have keypoints, else segment or obb when boxes have polygons or oriented boxes",
+            choices=TASKS,
         ),
     )
     capabilities = Capabilities(fraction_decimals=DECIMALS, needs_image_files=True, category_order=True)

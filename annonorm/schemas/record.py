@@ -10,22 +10,28 @@ validation context: ``Record.model_validate_json(line, context={"categories": na
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from annonorm.records import (
     RECORD_KEYS,
     box_counts,
     consistency_problem,
     duplicate_labels,
+    keypoints_problem,
     merge_count_list,
+    obb_problem,
+    polygon_problem,
     present_labels,
+    rle_problem,
+    score_problem,
 )
 from annonorm.schemas.types import (
     FLOAT32_MAX,
     Attributes,
     ClassName,
+    Coordinate,
     Count,
     ImageIdInt,
     LabelList,
@@ -34,9 +40,35 @@ from annonorm.schemas.types import (
     Side,
     check_int64_id,
     out_of_range,
+    rule_error,
 )
 
-__all__ = ["RECORD_KEYS", "Box", "Record"]
+__all__ = ["RECORD_KEYS", "Box", "Keypoint", "Record", "Rle"]
+
+
+def _as_tuple(value: Any) -> Any:
+    # Keypoints are JSON arrays; a strict tuple takes only a tuple when validating Python objects.
+    return tuple(value) if isinstance(value, list) else value
+
+
+#: One keypoint ``[x, y, v]``: a position and its COCO visibility (0 not labeled, 1 labeled but not visible, 2 visible).
+Keypoint = Annotated[
+    tuple[Coordinate, Coordinate, Annotated[int, Field(json_schema_extra={"enum": [0, 1, 2]})]],
+    BeforeValidator(_as_tuple),
+]
+#: One ring of a polygon: ``[x1, y1, x2, y2, ...]``, at least 3 points.
+Ring = Annotated[list[Coordinate], Field(json_schema_extra={"minItems": 6})]
+
+
+class Rle(BaseModel):
+    """A COCO run-length mask in its compressed form (what pycocotools' ``encode`` gives)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    size: list[Side] = Field(
+        description="[height, width] of the image.", json_schema_extra={"minItems": 2, "maxItems": 2}
+    )
+    counts: str = Field(description="The run lengths, column-major, as COCO's compressed string.")
 
 
 class Box(BaseModel):
@@ -49,9 +81,50 @@ class Box(BaseModel):
     y1: Pixel = Field(description="Top edge, pixels from the image's top side.")
     x2: Pixel = Field(description="Right edge; x2 >= x1.")
     y2: Pixel = Field(description="Bottom edge; y2 >= y1.")
+    polygon: list[Ring] | None = Field(
+        default=None,
+        description="The outline: rings [x1, y1, x2, y2, ...] in absolute pixels, each of at least 3 points.",
+        json_schema_extra={"minItems": 1},
+    )
+    rle: Rle | None = Field(default=None, description="The mask as a COCO compressed run-length encoding.")
+    obb: list[Coordinate] | None = Field(
+        default=None,
+        description="An oriented box: its 4 corners [x1, y1, ..., x4, y4] in source order; x1..y2 is its hull.",
+        json_schema_extra={"minItems": 8, "maxItems": 8},
+    )
+    keypoints: list[Keypoint] | None = Field(
+        default=None, description="One [x, y, v] per keypoint name of the category (x = y = 0 where v = 0)."
+    )
+    score: Annotated[float, Field(allow_inf_nan=False, json_schema_extra={"minimum": 0, "maximum": 1})] | None = Field(
+        default=None, description="A prediction's confidence in [0, 1]; absent for ground truth."
+    )
     attributes: Attributes | None = Field(
         default=None, description="What the source carries that has no field here (iscrowd, area, difficult...)."
     )
+
+    @field_validator("polygon")
+    @classmethod
+    def _rings(cls, polygon: list[list[float]] | None) -> list[list[float]] | None:
+        problem = None if polygon is None else polygon_problem(polygon)
+        if problem is not None:
+            raise rule_error(problem)
+        return polygon
+
+    @field_validator("keypoints")
+    @classmethod
+    def _visibilities(cls, keypoints: list[tuple[float, float, int]] | None) -> list[tuple[float, float, int]] | None:
+        problem = None if keypoints is None else keypoints_problem(keypoints, None)
+        if problem is not None:
+            raise rule_error(problem)
+        return keypoints
+
+    @field_validator("score")
+    @classmethod
+    def _score_in_range(cls, score: float | None) -> float | None:
+        problem = None if score is None else score_problem(score)
+        if problem is not None:
+            raise rule_error(problem)
+        return score
 
     @model_validator(mode="after")
     def _corners_ordered(self) -> Box:
@@ -66,6 +139,10 @@ class Box(BaseModel):
                 f"box area {area:g} is beyond float32's range (at most {FLOAT32_MAX:g}), "
                 "which the loader keeps areas in"
             )
+        if self.obb is not None:
+            problem = obb_problem(self.obb, self.x1, self.y1, self.x2, self.y2)
+            if problem is not None:
+                raise rule_error(problem)
         given = (self.attributes or {}).get("area")
         if type(given) in (int, float) and given > FLOAT32_MAX:  # type: ignore[operator]
             shown = f"{given:g}" if type(given) is float else str(given)
@@ -150,11 +227,22 @@ class Record(BaseModel):
     @field_validator("boxes")
     @classmethod
     def _box_names_known(cls, boxes: list[Box], info: ValidationInfo) -> list[Box]:
-        categories = (info.context or {}).get("categories")
+        context = info.context or {}
+        categories = context.get("categories")
         if categories is not None:
             for index, box in enumerate(boxes):
                 if box.name not in categories:
                     raise ValueError(f"boxes[{index}]: name {box.name!r} is not a category of the manifest")
+        keypoint_names = context.get("keypoints")  # category name -> number of keypoint names
+        width, height = info.data.get("width"), info.data.get("height")
+        for index, box in enumerate(boxes):
+            problem = None
+            if box.keypoints is not None and keypoint_names is not None:
+                problem = keypoints_problem(box.keypoints, keypoint_names.get(box.name, 0))
+            if problem is None and box.rle is not None:
+                problem = rle_problem(box.rle.size, box.rle.counts, width, height)
+            if problem is not None:
+                raise rule_error((problem[0], f"boxes[{index}]: {problem[1]}"))
         return boxes
 
     @model_validator(mode="after")

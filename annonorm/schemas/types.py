@@ -26,6 +26,7 @@ __all__ = [
     "OUT_OF_RANGE",
     "Attributes",
     "ClassName",
+    "Coordinate",
     "Count",
     "ImageIdInt",
     "LabelList",
@@ -36,6 +37,7 @@ __all__ = [
     "check_relative_path",
     "out_of_range",
     "round_coord",
+    "rule_error",
 ]
 
 # What the loader's index arrays hold (annonorm.index): image sides as int32, image ids and counts
@@ -57,12 +59,27 @@ def out_of_range(message: str) -> PydanticCustomError:
     return PydanticCustomError(OUT_OF_RANGE, "{reason}", {"reason": message})
 
 
+def rule_error(problem: tuple[str, str]) -> PydanticCustomError:
+    """The error of a broken rule of :mod:`annonorm.records` (its type is the rule's stable code)."""
+    code, message = problem
+    return PydanticCustomError(code, "{reason}", {"reason": message})
+
+
 def _finite_coord(value: float) -> float:
     if not math.isfinite(value):
         raise ValueError("coordinate must be a finite number")
     if value > FLOAT32_MAX:
         raise out_of_range(
             f"coordinate {value:g} is beyond float32's range (at most {FLOAT32_MAX:g}), "
+            "which the loader keeps coordinates in"
+        )
+    return round_coord(value)
+
+
+def _finite_signed_coord(value: float) -> float:
+    if abs(value) > FLOAT32_MAX:
+        raise out_of_range(
+            f"coordinate {value:g} is beyond float32's range (at most {FLOAT32_MAX:g} in magnitude), "
             "which the loader keeps coordinates in"
         )
     return round_coord(value)
@@ -107,6 +124,13 @@ def _finite_attributes(value: dict[str, Any]) -> dict[str, Any]:
 #: A pixel coordinate: finite, >= 0, within float32's range, rounded to 6 decimals.
 Pixel = Annotated[
     float, Field(ge=0, allow_inf_nan=False, json_schema_extra={"maximum": FLOAT32_MAX}), AfterValidator(_finite_coord)
+]
+#: A polygon, oriented-box or keypoint coordinate: finite, within float32's range, rounded to 6 decimals
+#: (it may lie outside the image: ``polygon_outside_image`` / ``keypoint_outside_image`` warn of that).
+Coordinate = Annotated[
+    float,
+    Field(allow_inf_nan=False, json_schema_extra={"minimum": -FLOAT32_MAX, "maximum": FLOAT32_MAX}),
+    AfterValidator(_finite_signed_coord),
 ]
 #: An image side in pixels: an integer in 1..2**31-1 (a JSON ``640.0`` or ``"640"`` is refused, as the loader does).
 Side = Annotated[int, Field(gt=0, json_schema_extra={"maximum": INT32_MAX}), AfterValidator(_int32_side)]

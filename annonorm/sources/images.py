@@ -1,10 +1,11 @@
-"""Image lookup for readers: the folders a format's files sit in, and an image found by its path or stem.
+"""Image files for readers: the folders a format's files sit in, an image found by its path or stem.
 
 A label file often names its image only by stem (YOLO's ``x.txt`` for ``x.jpg``): :func:`find_image`
 tries a few folder prefixes and the common image extensions, in order. :func:`walk_files` lists a
 tree without following symlinked folders (a link to ``..`` would loop), and :func:`list_dir` lists
 one folder by name, treating a folder that is not there as empty and one that cannot be listed as a
-:class:`~annonorm.errors.ParseError` naming it.
+:class:`~annonorm.errors.ParseError` naming it. (Label PNGs of segmentation formats are
+:mod:`annonorm.sources.segmentation`'s.)
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ from pathlib import Path
 
 from annonorm.errors import ParseError
 
-__all__ = ["IMAGE_EXTENSIONS", "IMAGE_SUFFIXES", "find_image", "list_dir", "walk_files"]
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "IMAGE_SUFFIXES",
+    "find_image",
+    "images_by_stem",
+    "list_dir",
+    "walk_files",
+]
 
 #: Image suffixes looked up for a stem, most usual first.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".JPG", ".JPEG", ".PNG")
@@ -69,3 +77,23 @@ def find_image(root: Path, prefixes: Sequence[str], stem: str) -> str | None:
             if base.with_name(base.name + extension).is_file():
                 return prefix + stem + extension
     return None
+
+
+def images_by_stem(directory: Path) -> dict[str, str]:
+    """Stem -> image file name for the entries of ``directory`` with an image suffix (any case).
+
+    One listing for a folder of thousands of images, instead of a lookup per stem. Where a stem has
+    several images, the extension earlier in :data:`IMAGE_EXTENSIONS` wins (``x.jpg`` over
+    ``x.png``), and between spellings of one extension (``x.JPG``, ``x.jpg``) the first by name.
+    Entries are kept whatever they are (a directory named ``x.jpg`` too): a caller that opens one checks it.
+    """
+    rank: dict[str, int] = {}
+    for position, extension in enumerate(IMAGE_EXTENSIONS):
+        rank.setdefault(extension.lower(), position)
+    found: dict[str, tuple[int, str]] = {}
+    for entry in list_dir(directory):
+        stem, dot, suffix = entry.name.rpartition(".")
+        position = rank.get(f"{dot}{suffix}".lower(), -1)
+        if stem and position >= 0 and (stem not in found or position < found[stem][0]):
+            found[stem] = (position, entry.name)
+    return {stem: name for stem, (_, name) in found.items()}

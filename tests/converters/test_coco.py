@@ -24,8 +24,12 @@ from annonorm.converters.coco import (
     CocoConverter,
     box_to_coco_bbox,
     coco_annotation_to_box,
+    coco_bbox_problem,
     coco_bbox_to_corners,
+    coco_bboxes_to_corners,
     coco_categories_to_names,
+    coco_document_problem,
+    coco_mask_problem,
     coco_path_to_split,
 )
 from annonorm.engine import Execution
@@ -169,10 +173,11 @@ def test_real_cases_convert_valid_with_one_box_per_annotation(case: str, tmp_pat
     assert [c["name"] for c in manifest["categories"]] == [c["name"] for c in first["categories"]]
 
 
+@pytest.mark.parametrize("masks", ["vector", "png"])
 @pytest.mark.parametrize("case", CASE_IDS)
-def test_real_cases_export_back_to_the_source_annotations(case: str, tmp_path: Path) -> None:
+def test_real_cases_export_back_to_the_source_annotations(case: str, masks: str, tmp_path: Path) -> None:
     source, files = CASES[case]
-    convert("coco", source, tmp_path / "out")
+    convert("coco", source, tmp_path / "out", masks=masks)
     export("coco", tmp_path / "out", tmp_path / "back")
     for split, json_file in files.items():
         original = json.loads(json_file.read_text())
@@ -192,6 +197,9 @@ def test_real_cases_export_back_to_the_source_annotations(case: str, tmp_path: P
             assert mine["category_id"] == annotation["category_id"]
             assert mine["iscrowd"] == annotation.get("iscrowd", 0)
             assert mine["bbox"] == pytest.approx(annotation["bbox"], abs=1e-6)
+            if masks == "vector":  # the vectors come back as they were: coordinates, not pixels, compared
+                _assert_same_segmentation(annotation.get("segmentation"), mine["segmentation"])
+                continue
             wanted = source_masks[annotation["id"]]
             others = [
                 m
@@ -202,6 +210,22 @@ def test_real_cases_export_back_to_the_source_annotations(case: str, tmp_path: P
                 continue
             got = mask_utils.decode(mine["segmentation"]).astype(bool)
             assert (wanted & got).sum() / (wanted | got).sum() >= 0.99
+
+
+def _assert_same_segmentation(source: Any, mine: Any) -> None:
+    """A COCO segmentation exported from ``--masks vector`` equals the source's: the same rings (a 2-point
+    ring padded by its first point, empty rings dropped), the same RLE string, uncompressed counts compressed."""
+    if isinstance(source, dict):
+        if isinstance(source["counts"], list):
+            expected = mask_utils.frPyObjects(source, *source["size"])["counts"].decode("ascii")
+        else:
+            expected = source["counts"]
+        assert mine == {"size": source["size"], "counts": expected}
+        return
+    rings = [ring + ring[:2] if len(ring) == 4 else ring for ring in source or [] if ring]
+    assert len(mine) == len(rings)
+    for got, ring in zip(mine, rings, strict=True):
+        assert got == pytest.approx(ring, abs=1e-6)
 
 
 def test_labels_task_puts_unboxed_classes_into_labels(tmp_path: Path) -> None:
@@ -220,9 +244,14 @@ def test_keypoints_and_category_skeleton_are_kept(tmp_path: Path) -> None:
         "skeleton": [[0, 1], [1, 2]],
     }
     assert manifest["attributes"]["licenses"] == [{"name": "", "id": 0, "url": ""}]
+    # Datumaro's "keypoints": [] with 0-based skeletons: the class whose boxes carry 3 keypoints gets the
+    # names "1".."3" and the skeleton as it is; its source fields stay as attributes for the writer.
+    assert manifest["categories"][1]["keypoints"] == ["1", "2", "3"]
+    assert manifest["categories"][1]["skeleton"] == [[0, 1], [1, 2]]
+    assert manifest["categories"][1]["attributes"]["keypoints"] == []
     (record,) = _records(tmp_path / "out", "val")
-    assert record["boxes"][1]["attributes"]["keypoints"] == [2, 4, 2, 4, 4, 2, 4, 2, 2]
-    assert record["boxes"][1]["attributes"]["num_keypoints"] == 3
+    assert record["boxes"][1]["keypoints"] == [[2.0, 4.0, 2], [4.0, 4.0, 2], [4.0, 2.0, 2]]
+    assert "num_keypoints" not in record["boxes"][1]["attributes"]
     assert record["boxes"][0]["attributes"]["attributes"] == {"x": 1, "y": "hello"}
     assert "mask" not in record  # masks=False skips the segmentations
 
@@ -254,6 +283,7 @@ def test_panoptic_and_captions_content_is_refused_whatever_the_file_name(task: s
 # ---------------------------------------------------------------------------- hypothesis round trip
 
 _RESERVED = {"id", "area", "iscrowd", "keypoints", "num_keypoints", "bbox", "segmentation", "image_id", "category_id"}
+_RESERVED |= {"score", "rle"}  # format version 2: a box's score, and the RLE written beside a polygon
 
 
 def _coco_holdable(record: dict[str, Any]) -> dict[str, Any]:
@@ -434,7 +464,7 @@ def test_more_than_254_instances_make_a_16_bit_mask_and_export_back(tmp_path: Pa
         annotations.append(_ann(k + 1, [x, y, 1, 1], segmentation=[polygon]))
     images = [{"id": 1, "file_name": "a.jpg", "width": 20, "height": 16}]
     source = _write_json(tmp_path / "instances_many.json", _document(annotations, images=images))
-    convert("coco", source, tmp_path / "out")
+    convert("coco", source, tmp_path / "out", masks="png")
     (record,) = _records(tmp_path / "out", "many")
     with Image.open(tmp_path / "out" / record["mask"]) as image:
         assert image.mode == "I;16"
@@ -446,7 +476,7 @@ def test_more_than_254_instances_make_a_16_bit_mask_and_export_back(tmp_path: Pa
     assert [mask_utils.area(a["segmentation"]) for a in back] == [1] * 300
 
     few = _write_json(tmp_path / "instances_few.json", _document(annotations[:254], images=images))
-    convert("coco", few, tmp_path / "out_few")
+    convert("coco", few, tmp_path / "out_few", masks="png")
     (record,) = _records(tmp_path / "out_few", "few")
     with Image.open(tmp_path / "out_few" / record["mask"]) as image:
         assert image.mode == "L"
@@ -508,8 +538,8 @@ def test_output_is_deterministic_and_the_pool_renders_the_same_bytes(tmp_path: P
         for i in range(80)
     ]
     source = _write_json(tmp_path / "instances_p.json", _document(annotations, images=images))
-    convert("coco", source, tmp_path / "one", workers=1)
-    convert("coco", source, tmp_path / "two", workers=2)
+    convert("coco", source, tmp_path / "one", workers=1, masks="png")
+    convert("coco", source, tmp_path / "two", workers=2, masks="png")
 
     def contents(root: Path) -> dict[str, bytes]:
         return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
@@ -532,7 +562,8 @@ def test_mask_names_stay_unique_when_stems_collide(tmp_path: Path) -> None:
         {"id": i, "image_id": i, "category_id": 3, "bbox": [0, 0, 4, 4], "segmentation": [[0, 0, 4, 0, 4, 4, 0, 4]]}
         for i in (1, 2)
     ]
-    convert("coco", _write_json(tmp_path / "instances_t.json", _document(annotations, images=images)), tmp_path / "o")
+    source = _write_json(tmp_path / "instances_t.json", _document(annotations, images=images))
+    convert("coco", source, tmp_path / "o", masks="png")
     assert [r["mask"] for r in _records(tmp_path / "o", "t")] == ["masks/t/a.png", "masks/t/a.2.png"]
 
 
@@ -663,7 +694,8 @@ def test_extra_annotation_keys_are_kept_and_written_back(tmp_path: Path) -> None
     source = _write_json(tmp_path / "instances_x.json", data)
     convert("coco", source, tmp_path / "out")
     (record,) = _records(tmp_path / "out", "x")
-    assert record["boxes"][0]["attributes"] == {"id": 1, "iscrowd": False, "score": 0.5, "tags": ["x"]}
+    assert record["boxes"][0]["attributes"] == {"id": 1, "iscrowd": False, "tags": ["x"]}
+    assert record["boxes"][0]["score"] == 0.5
     assert record["attributes"] == {"camera": "left"}
     export("coco", tmp_path / "out", tmp_path / "back")
     back = json.loads((tmp_path / "back/annotations/instances_x.json").read_text())
@@ -689,17 +721,17 @@ def _coco_with_problems(path: Path, images: int) -> Path:
 
 
 def test_records_built_by_forked_workers_are_byte_identical(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import annonorm.converters.coco as coco
+    from annonorm.sink import DatasetWriter
 
     execution = Execution(min_parallel=10)  # every strategy goes parallel from 10 units (images here)
     took_parallel_path: list[bool] = []
-    build = coco._build_in_parallel
+    build = DatasetWriter.add_in_parts
 
     def recording(*args: Any) -> bool:
         took_parallel_path.append(build(*args))
         return took_parallel_path[-1]
 
-    monkeypatch.setattr(coco, "_build_in_parallel", recording)
+    monkeypatch.setattr(DatasetWriter, "add_in_parts", recording)
     import annonorm.validation as validation
 
     checked_here: list[int] = []  # chunks the final validation checked in this process
@@ -792,14 +824,80 @@ def test_a_worker_that_builds_two_parts_checks_both_against_the_categories(tmp_p
     writer = DatasetWriter(tmp_path / "out", on_error="skip", part_check=check_part)  # what api injects
     (tmp_path / "out").mkdir()
     plans = coco._plan(source, None)[2]
-    parsed = coco.parse_coco_file(plans[0].path)
-    reader = coco._SplitReader(parsed, plans[0], writer, coco._declare_categories(parsed, writer))
-    reader.group_annotations()
-    columns = reader.box_columns()
-    first = coco._build_part(reader, columns, 0, 15, tmp_path / "part-0")
-    second = coco._build_part(reader, columns, 15, 30, tmp_path / "part-1")
-    assert reader.writer is writer
-    for summary, _, checked in (first, second):
+    decoded = coco.parse_coco_file(plans[0].path)
+    names = coco._declare_categories(decoded, plans[0].path, writer, {})
+    reader = coco._SplitReader(decoded, plans[0], writer, names, "none")
+    categories = [category["name"] for category in writer.categories]
+    for part, (start, stop) in enumerate([(0, 15), (15, 30)]):  # what a worker given two parts runs
+        (tmp_path / f"part-{part}").mkdir()
+        part_writer = writer.part_writer(tmp_path / f"part-{part}")
+        part_writer.declare_split("train")
+        reader.write(part_writer, start, stop)
+        part_writer.close()
+        assert reader.writer is writer
+        checked = part_writer.check_part("train", categories)
         assert checked.categories == ("a", "b")
-        assert checked.result.invalid == 0 and checked.result.records == summary.records > 0
+        assert checked.result.invalid == 0 and checked.result.records == part_writer.summary["train"].records > 0
+    assert writer.skipped == []
     writer.close()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(*[st.floats(-1e6, 1e6, allow_nan=False)] * 4), max_size=20))
+def test_the_scalar_bbox_mapping_is_a_one_row_call_of_the_vectorized_one(bboxes: list[tuple[float, ...]]) -> None:
+    rows = coco_bboxes_to_corners(bboxes=np.array(bboxes, dtype=np.float64)).tolist()
+    assert [list(coco_bbox_to_corners(bbox=bbox)) for bbox in bboxes] == rows
+    for (x, y, w, h), (x1, y1, x2, y2) in zip(bboxes, rows, strict=True):
+        assert (x1, y1) == (round(x, 6), round(y, 6))
+        assert x2 == pytest.approx(x + w, abs=1e-5) and y2 == pytest.approx(y + h, abs=1e-5)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.tuples(*[st.floats(-5, 5, allow_nan=False)] * 4))
+def test_a_bbox_problem_is_worded_exactly_for_the_rows_the_reader_refuses(bbox: tuple[float, ...]) -> None:
+    refused = bool((np.array(bbox) < 0).any())  # the reader's vectorized rule
+    problem = coco_bbox_problem(bbox=bbox)
+    assert (problem is not None) == refused
+    if bbox[2] < 0 or bbox[3] < 0:
+        assert problem is not None and problem.startswith("bbox width and height must be >= 0")
+    elif refused:
+        assert problem is not None and "starts outside the image" in problem
+
+
+def test_documents_that_are_no_coco_instances_are_named() -> None:
+    results = [{"image_id": 1, "category_id": 2, "bbox": [1, 2, 3, 4], "score": 0.5}]
+    head = json.dumps(results).encode()
+    assert (coco_document_problem(head=head, document=results) or "").startswith("this is a COCO results list (1 ")
+    captions = {"images": [], "annotations": [{"image_id": 1, "caption": "a"}]}
+    assert "COCO captions file" in (coco_document_problem(head=b"{", document=captions) or "")
+    panoptic = {"images": [], "annotations": [{"image_id": 1, "segments_info": []}]}
+    assert "COCO panoptic file" in (coco_document_problem(head=b"{", document=panoptic) or "")
+    assert coco_document_problem(head=b"{", document={"images": [], "annotations": []}) is None
+    assert coco_document_problem(head=b"{", document=msgspec.UNSET) is None  # not JSON: said elsewhere
+    assert "found an array of 2" in (coco_document_problem(head=b"[1, 2]", document=[1, 2]) or "")
+
+
+def test_mask_problems_name_an_unknown_size_and_a_pixel_bomb() -> None:
+    assert coco_mask_problem(width=10, height=10, limit=100) is None
+    assert "too large" in (coco_mask_problem(width=10, height=11, limit=100) or "")
+    assert "size is unknown" in (coco_mask_problem(width=None, height=5, limit=100) or "")
+
+
+@pytest.mark.parametrize(
+    ("head", "results"),
+    [
+        (b'[{"image_id": 1, "category_id": 2, "bbox": [1, 2, 3, 4], "score": 0.9}]', True),
+        (b'\xef\xbb\xbf [ {"image_id": 1, "segmentation": {"size": [2, 2], "counts": "a"}, "category_id": 2', True),
+        (b'[{"image_id": 1, "caption": "a"}]', False),
+        (b'{"images": [], "annotations": [{"image_id": 1, "category_id": 2, "bbox": [1, 2, 3, 4]}]}', False),
+        (b"[1, 2, 3]", False),
+    ],
+)
+def test_one_results_list_detection_serves_the_coco_reader_and_convert_auto(
+    tmp_path: Path, head: bytes, results: bool
+) -> None:
+    from annonorm.shapes import is_coco_results, recognise_shape
+
+    assert is_coco_results(head) is results
+    (tmp_path / "x.json").write_bytes(head)
+    assert (recognise_shape(tmp_path / "x.json") == "a COCO results (detections) list") is results

@@ -298,7 +298,7 @@ def _odd_document(names: list[str]) -> dict[str, Any]:
 def test_odd_image_names_survive_convert_and_export_coco(tmp_path: Path) -> None:
     document = _odd_document(ODD_NAMES)
     source = _write(tmp_path / "src" / "instances_train.json", document)
-    first = _convert(str(source), "-o", str(tmp_path / "ds"))
+    first = _convert(str(source), "-o", str(tmp_path / "ds"), "--masks", "png")
     assert first.exit_code == 0, first.output
     records = _records(tmp_path / "ds", "train")
     assert [r["image"] for r in records] == ODD_NAMES
@@ -362,24 +362,33 @@ def test_a_name_that_cannot_be_an_image_path_is_refused_naming_the_image(
 
 
 def test_an_option_left_off_the_command_line_is_not_given(tmp_path: Path) -> None:
-    """No --masks/--no-masks: masks are drawn (the converter's own default), as with the Python API."""
+    """No --masks/--no-masks: polygons are kept (the converter's own default), as with the Python API."""
     from annonorm.api import convert
 
-    source = _write(tmp_path / "src" / "instances_train.json", _odd_document(["a.jpg", "b.jpg"]))
+    document = _odd_document(["a.jpg", "b.jpg"])
+    source = _write(tmp_path / "src" / "instances_train.json", document)
     plain = _convert(str(source), "-o", str(tmp_path / "cli"))
     assert plain.exit_code == 0, plain.output
     convert("coco", source, tmp_path / "api")
-    assert [r["mask"] for r in _records(tmp_path / "cli", "train")] == ["masks/train/a.png", "masks/train/b.png"]
+    rings = [[float(v) for v in a["segmentation"][0]] for a in document["annotations"]]
+    assert [r["boxes"][0]["polygon"] for r in _records(tmp_path / "cli", "train")] == [[ring] for ring in rings]
+    assert all("mask" not in r for r in _records(tmp_path / "cli", "train"))
     assert (tmp_path / "cli" / "train.jsonl").read_bytes() == (tmp_path / "api" / "train.jsonl").read_bytes()
-    off = _convert(str(source), "-o", str(tmp_path / "off"), "--no-masks")
-    assert off.exit_code == 0, off.output
-    assert all("mask" not in r for r in _records(tmp_path / "off", "train"))
-    assert not (tmp_path / "off" / "masks").exists()
+    png = _convert(str(source), "-o", str(tmp_path / "png"), "--masks", "png")
+    assert png.exit_code == 0, png.output
+    assert [r["mask"] for r in _records(tmp_path / "png", "train")] == ["masks/train/a.png", "masks/train/b.png"]
+    for flags in (["--no-masks"], ["--masks", "none"]):
+        off = _convert(str(source), "-o", str(tmp_path / "off"), *flags, "--force")
+        assert off.exit_code == 0, off.output
+        assert all("mask" not in r and "polygon" not in r["boxes"][0] for r in _records(tmp_path / "off", "train"))
+        assert not (tmp_path / "off" / "masks").exists()
+    bad = _convert(str(source), "-o", str(tmp_path / "bad"), "--masks", "raster")
+    assert bad.exit_code == 2 and "expected one of vector, png, none" in bad.output
 
 
 @pytest.mark.parametrize("options", [{}, {"masks": None}, {"masks": None, "workers": None}])
 def test_the_reader_takes_an_option_not_given_as_its_default(tmp_path: Path, options: dict[str, Any]) -> None:
-    """The CLI passes options the user did not type as None (or not at all): masks are still drawn."""
+    """The CLI passes options the user did not type as None (or not at all): the vectors are still kept."""
     from annonorm.converters.base import ReadContext
     from annonorm.io import DatasetWriter
 
@@ -390,5 +399,6 @@ def test_the_reader_takes_an_option_not_given_as_its_default(tmp_path: Path, opt
         coco.CocoConverter().read(source, ReadContext(options=options, sink=writer, images=None))
     finally:
         writer.close()
-    assert writer.mask_kind == "instance"
-    assert [r["mask"] for r in _records(tmp_path / "out", "train")] == ["masks/train/a.png"]
+    assert writer.mask_kind is None
+    (record,) = _records(tmp_path / "out", "train")
+    assert record["boxes"][0]["polygon"] == [[0.0, 2.0, 10.0, 2.0, 10.0, 10.0, 0.0, 10.0]] and "mask" not in record

@@ -17,18 +17,20 @@ from hypothesis import strategies as st
 from peer import PEER_DATA
 
 from annonorm.api import convert, export
-from annonorm.converters import ReadContext, csvtable
+from annonorm.converters import ReadContext
 from annonorm.converters.base import make_record
 from annonorm.converters.csvtable import (
     CsvConverter,
     bbox_cell_to_values,
     csv_box_to_corners,
+    read_csv,
     record_to_csv_rows,
     sniff_delimiter,
 )
 from annonorm.engine import Execution, LocalExecutor
 from annonorm.errors import AnnonormError, InvalidDataError, ParseError, UnsafePathError, UsageError
 from annonorm.io import DatasetWriter, open_dataset
+from annonorm.sources.tabular import Strategy, TableStream
 from annonorm.testing import datasets, write_dataset
 from annonorm.validation import validate_dataset
 
@@ -820,28 +822,23 @@ def test_skip_mode_drops_only_the_bad_image(tmp_path: Path) -> None:
 
 #: Ways the reader can take a file; each must give what the two-pass reader gives.
 STRATEGIES: dict[str, dict[str, Any]] = {
-    "two passes": {"streaming": False},
-    "row by row": {"columnar": False},
-    "columns, small chunks": {"CHUNK_BYTES": 40, "BLOCK_ROWS": 3},
-    "two processes": {"execution": Execution(workers=2, min_parallel=0), "CHUNK_BYTES": 64},
+    "two passes": {"strategy": Strategy(streaming=False)},
+    "row by row": {"strategy": Strategy(columnar=False)},
+    "columns, small chunks": {"strategy": Strategy(chunk_bytes=40, block_rows=3)},
+    "two processes": {"execution": Execution(workers=2, min_parallel=0), "strategy": Strategy(chunk_bytes=64)},
 }
 
 
 def read_with(strategy: dict[str, Any], source: Path, options: dict[str, Any], on_error: str) -> Any:
     """What the reader writes (split files, categories, skipped problems), or the error it raises."""
-    with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as patch:
+    with tempfile.TemporaryDirectory() as tmp:
         execution = strategy.get("execution", Execution(workers=2))
-        for name, value in strategy.items():
-            if name == "execution":
-                continue
-            patch.setattr(csvtable._TableReader if name in ("streaming", "columnar") else csvtable, name, value)
         writer = DatasetWriter(Path(tmp), on_error=on_error)
         converter = CsvConverter()
         try:
             resolved = converter.resolve_options(converter.read_options, {**options, "workers": 2})
-            converter.read(
-                source, ReadContext(options=resolved, sink=writer, images=None, executor=LocalExecutor(execution))
-            )
+            context = ReadContext(options=resolved, sink=writer, images=None, executor=LocalExecutor(execution))
+            read_csv(source, context, strategy.get("strategy"))
         except AnnonormError as error:
             return type(error).__name__, str(error), error.location
         finally:
@@ -919,9 +916,7 @@ def test_a_large_file_read_by_two_processes_is_the_file_read_by_one(
     options = {"preset": "tensorflow", "column": ["split=part"]}
     one = read_with({"execution": Execution(workers=2, min_parallel=1 << 40)}, source, options, "fail")
     halves: list[tuple[int, int]] = []
-    monkeypatch.setattr(
-        csvtable._TableReader, "_stream_halves", _recorded(csvtable._TableReader._stream_halves, halves)
-    )
+    monkeypatch.setattr(TableStream, "stream_halves", _recorded(TableStream.stream_halves, halves))
     two = read_with({"execution": Execution(workers=2, min_parallel=0)}, source, options, "fail")
     assert halves and halves[0][0] > 0  # it did cut the file in two
     assert two == one
@@ -1022,6 +1017,18 @@ def test_a_problem_of_the_file_is_reported_before_an_earlier_image_problem(tmp_p
     with pytest.raises(ParseError, match="row has 2 cells") as error:
         convert("csv", source, tmp_path / "out", preset="tensorflow")
     assert error.value.location == "row 53"
+
+
+def test_scattered_rows_declare_classes_and_report_problems_in_the_order_of_their_rows(tmp_path: Path) -> None:
+    # a.jpg has rows 2, 6 and 7 (a bad box on 7); b.jpg rows 3 and 4 (a bad number on 4); c.jpg row 5.
+    rows = ["a.jpg,cat,1,1,2,2", "b.jpg,dog,1,1,2,2", "b.jpg,dog,1,x,2,2", "c.jpg,bird,1,1,2,2"]
+    rows += ["a.jpg,emu,1,1,2,2", "a.jpg,cat,1,1,0,2"]
+    source = write(tmp_path / "t.csv", "filename,class,xmin,ymin,xmax,ymax\n" + "".join(f"{r}\n" for r in rows))
+    result = convert("csv", source, tmp_path / "out", on_error="skip")
+    assert [r["image"] for r in records_of(tmp_path / "out")] == ["c.jpg"]
+    assert [e.location for e in result.skipped] == ["row 4, column 'ymin'", "row 7, column 'xmin'"]
+    # The classes of the rows read before each image's problem, in the order of the rows that first name them.
+    assert open_dataset(tmp_path / "out").manifest.category_names == ["cat", "dog", "bird", "emu"]
 
 
 def test_an_image_described_twice_is_named_by_its_first_row(tmp_path: Path) -> None:

@@ -21,13 +21,13 @@ from annonorm.converters.voc import (
     VOC_CLASSES,
     VocConverter,
     box_to_voc_corners,
-    labelmap_line_to_entry,
+    voc_corners_problem,
     voc_corners_to_box,
-    voc_instance_mask_to_instance,
+    voc_image_name_problem,
     voc_object_to_box,
-    voc_palette,
-    voc_semantic_mask_to_semantic,
-    voc_text_to_value,
+    voc_side_problem,
+    voc_split_name_problem,
+    voc_stem_problem,
 )
 from annonorm.engine import Execution
 from annonorm.errors import InvalidDataError, ParseError, UnsafePathError
@@ -412,15 +412,6 @@ def test_corner_mapping_is_inverse_on_the_pixel_grid(xmin: int, width: int, ymin
     assert box_to_voc_corners(x1=x1, y1=y1, x2=x2, y2=y2) == corners
 
 
-def test_text_typing() -> None:
-    assert voc_text_to_value(text=" 12 ") == 12
-    assert voc_text_to_value(text="-0.5") == -0.5
-    assert voc_text_to_value(text="true") is True
-    assert voc_text_to_value(text="007") == "007"
-    assert voc_text_to_value(text="Unspecified") == "Unspecified"
-    assert voc_text_to_value(text=None) == ""
-
-
 def test_object_mapping_keeps_voc_attributes() -> None:
     element = ET.fromstring(
         "<object><name>person</name><pose>Left</pose><truncated>0</truncated><occluded>1</occluded>"
@@ -447,49 +438,27 @@ def test_object_mapping_keeps_voc_attributes() -> None:
     }
 
 
-def test_labelmap_lines() -> None:
-    assert labelmap_line_to_entry(line="# label:color_rgb:parts:actions", file="l", number=1) is None
-    assert labelmap_line_to_entry(line="person:192,128,128:head,hand:jumping", file="l", number=2) == {
-        "name": "person",
-        "color": [192, 128, 128],
-        "parts": ["head", "hand"],
-        "actions": ["jumping"],
-    }
-    assert labelmap_line_to_entry(line="car", file="l", number=3) == {"name": "car"}
-    with pytest.raises(ParseError) as caught:
-        labelmap_line_to_entry(line="car:300,0,0::", file="l", number=4)
-    assert caught.value.location == "line 4"
-
-
-def test_palette_matches_the_published_voc_colors() -> None:
-    palette = voc_palette()
-    # Colors from the VOC devkit documentation: aeroplane, person, tvmonitor, and the void boundary.
-    assert (palette[0], palette[1], palette[15], palette[20], palette[255]) == (
-        (0, 0, 0),
-        (128, 0, 0),
-        (192, 128, 128),
-        (0, 64, 128),
-        (224, 224, 192),
+def test_problem_wording_of_rare_bad_values() -> None:
+    assert voc_corners_problem(xmin=1, ymin=1, xmax=1, ymax=1) is None  # one pixel: a box
+    assert (
+        voc_corners_problem(xmin=5, ymin=9, xmax=3, ymax=1)
+        == "xmax (3) is smaller than xmin (5); expected xmin <= xmax"
     )
-    assert len(set(palette)) == 256
-
-
-def test_instance_mask_mapping() -> None:
-    indices = np.array([[0, 1, 2, 255]])
-    assert voc_instance_mask_to_instance(indices=indices, objects=2, file="m").dtype == np.uint8
-    wide = voc_instance_mask_to_instance(indices=indices, objects=300, file="m")
-    assert wide.dtype == np.uint16 and wide.tolist() == [[0, 1, 2, 65535]]
-    with pytest.raises(InvalidDataError, match="pixel value 2 names no object"):
-        voc_instance_mask_to_instance(indices=indices, objects=1, file="m")
-
-
-def test_semantic_mask_mapping() -> None:
-    lut = [-1] * 256
-    lut[0], lut[3], lut[255] = 0, 1, 255
-    out = voc_semantic_mask_to_semantic(indices=np.array([[0, 3, 255]]), lut=lut, file="m")
-    assert out.tolist() == [[0, 1, 255]]
-    with pytest.raises(InvalidDataError, match="pixel value 4"):
-        voc_semantic_mask_to_semantic(indices=np.array([[4]]), lut=lut, file="m")
+    assert voc_corners_problem(xmin=1, ymin=2.5, xmax=3, ymax=1) == (
+        "ymax (1) is smaller than ymin (2.5); expected ymin <= ymax"
+    )
+    assert voc_side_problem(value=0) is None and voc_side_problem(value=640) is None
+    assert (
+        voc_side_problem(value=-1) == voc_side_problem(value=-1.0) == "expected a whole number of pixels >= 0, found -1"
+    )
+    assert voc_side_problem(value=2.5) == "expected a whole number of pixels >= 0, found 2.5"
+    assert voc_stem_problem(stem="2007_000032") is None
+    for stem in ("", ".", "..", "a/b", "a\\b", "a\x00"):
+        assert voc_stem_problem(stem=stem) == f"{stem!r} is not a file stem; expected a name without '/' or '..'"
+    assert voc_split_name_problem(name="train.v2") is None
+    assert voc_split_name_problem(name=".hidden") is not None and voc_split_name_problem(name="a b") is not None
+    assert voc_image_name_problem(image="x/a b.jpg", stem="a b") is not None
+    assert voc_image_name_problem(image="x/ab.jpg", stem="ab") is None
 
 
 # ---------------------------------------------------------------------------------------------- round trip

@@ -462,6 +462,7 @@ CASES: list[Case] = [
         ),
         1,
         "too large to draw its mask",
+        args=("--masks", "png"),
     ),
     coco_case("coco_annotation_flood_unknown_image", many_splits_bomb_json(), 1, "image_id 999"),
     coco_case(
@@ -473,6 +474,7 @@ CASES: list[Case] = [
         ),
         1,
         "image size is unknown",
+        args=("--masks", "png"),
         files={"src/a.jpg": b""},
     ),
     # -------------------------------------------------------------------------------- COCO: unsafe paths
@@ -1231,6 +1233,20 @@ CASES: list[Case] = [
 ]
 
 
+def format_cases() -> list[Case]:
+    """The cases each format keeps in its own module beside this one (``cases_<format>.py``, a ``CASES`` list)."""
+    import importlib
+
+    found: list[Case] = []
+    for path in sorted(Path(__file__).resolve().parent.glob("cases_*.py")):
+        found.extend(importlib.import_module(f"hostile.{path.stem}").CASES)
+    return found
+
+
+if __name__ != "__main__":  # run as a script, main() below imports the module proper
+    CASES.extend(format_cases())
+
+
 def required_categories() -> dict[str, int]:
     """Number of cases per category."""
     counts: dict[str, int] = {}
@@ -1258,4 +1274,7 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from hostile.make_corpus import main as corpus_main  # the importable module, with the formats' cases
+
+    raise SystemExit(corpus_main(sys.argv[1:]))

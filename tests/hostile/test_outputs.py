@@ -315,7 +315,7 @@ def test_a_file_name_inside_the_output_too_long_keeps_the_previous_output(tmp_pa
     document: dict[str, Any] = json.loads(write_coco(tmp_path / "c.json", 1).read_text())
     document["images"][0]["file_name"] = "n" * 200 + ".jpg"
     (tmp_path / "c.json").write_text(json.dumps(document))
-    code, stderr = cli("convert", "coco", str(tmp_path / "c.json"), "-o", str(out), "--force")
+    code, stderr = cli("convert", "coco", str(tmp_path / "c.json"), "-o", str(out), "--force", "--masks", "png")
     assert code == 2
     assert_one_line(stderr, "File name too long")
     assert snapshot(out) == before

@@ -45,7 +45,20 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 def start(source: Path, out: Path, tag: str, *, session: bool) -> subprocess.Popen[bytes]:
-    command = [*ANNONORM, "convert", "coco", str(source), "-o", str(out), "--force", "-q", "--workers", "2"]
+    command = [
+        *ANNONORM,
+        "convert",
+        "coco",
+        str(source),
+        "-o",
+        str(out),
+        "--force",
+        "-q",
+        "--workers",
+        "2",
+        "--masks",
+        "png",
+    ]
     return subprocess.Popen(
         command,
         stdout=subprocess.PIPE,
@@ -145,7 +158,20 @@ def test_workers_busy_with_long_tasks_are_stopped_at_once(
     script = tmp_path / "slow_annonorm.py"
     script.write_text(SLOW_CONVERTER)
     tag = uuid.uuid4().hex
-    command = [ANNONORM[0], str(script), method, "convert", "coco", str(small), "-o", str(out), "--force", "-q"]
+    command = [
+        ANNONORM[0],
+        str(script),
+        method,
+        "convert",
+        "coco",
+        str(small),
+        "-o",
+        str(out),
+        "--force",
+        "-q",
+        "--masks",
+        "png",
+    ]
     env = {**os.environ, "ANNONORM_TEST_TAG": tag}
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     try:
@@ -192,6 +218,6 @@ def test_sigkill_takes_the_forked_workers_along_and_blocks_no_later_run(
     finally:
         kill_all(tagged(tag))
     assert snapshot(out) == before
-    done = run(["convert", "coco", str(small), "-o", str(out), "--force", "-q"])
+    done = run(["convert", "coco", str(small), "-o", str(out), "--force", "-q", "--masks", "png"])
     assert done.returncode == 0, done.stderr
     assert leftovers(out) == []
