@@ -21,12 +21,14 @@ __all__ = [
     "merge",
     "remap",
     "split",
+    "to_hf",
     "validate",
 ]
 
 if TYPE_CHECKING:
     from annonorm.api import convert, export
     from annonorm.api import open_at_revision as load
+    from annonorm.converters.hf import to_hf
     from annonorm.dataset import NormalizedDataset
     from annonorm.errors import AnnonormError
     from annonorm.ops.filter import filter_dataset
@@ -46,6 +48,7 @@ _LAZY = {
     "split": ("annonorm.ops", "split"),
     "remap": ("annonorm.ops", "remap"),
     "filter_dataset": ("annonorm.ops", "filter_dataset"),
+    "to_hf": ("annonorm.converters.hf", "to_hf"),
     # annonorm.filter(...) reads like the command; not in __all__, so `from annonorm import *` keeps the builtin.
     "filter": ("annonorm.ops", "filter_dataset"),
     # annonorm.load("out/coco", "val"); annonorm.open("data/coco", "train", rev="v1", repo=".") reads like

@@ -139,11 +139,15 @@ def convert(
             raise ParseError(f"no {format} annotations here: the source holds no image to convert", file=source_path)
         if writer.unlisted:
             _refuse_unlisted_classes(writer, temporary)
+        image_root = Path(info.image_root)
+        if image_root.is_absolute() and image_root.is_relative_to(temporary):
+            # Images the reader wrote into the output (--extract-images) live where the output is renamed to.
+            image_root = out_path / image_root.relative_to(temporary)
         manifest = Manifest(
             name=name or info.name,
             categories=writer.categories,
             splits={split: f"{split}.jsonl" for split in writer.summary},
-            image_root=_relative_to(info.image_root, out_path),
+            image_root=_relative_to(image_root, out_path),
             mask_kind=writer.mask_kind,
             source=Source(
                 format=format,
@@ -176,6 +180,10 @@ def _executor(engine: str, execution: Execution) -> contextlib.AbstractContextMa
 
         return RayExecutor(execution)
     return LocalExecutor(execution)
+
+
+#: The executor helper for the other verbs that run on the engine (``annonorm validate --engine``).
+open_executor = _executor
 
 
 def _read(

@@ -89,6 +89,19 @@ def choose_split(splits: Sequence[str], split: str | None, file: Path | None = N
     raise UsageError(f"dataset has splits {', '.join(splits)}; name one with split=...", file=file)
 
 
+def _ranges(offsets: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each record's rows start in the gathered rows (one more at the end), and the rows themselves.
+
+    ``offsets`` are a per-record offset table (record ``p`` owns rows ``offsets[p]:offsets[p + 1]``).
+    """
+    starts = offsets[positions].astype(np.int64)
+    lengths = offsets[positions + 1].astype(np.int64) - starts
+    cuts = np.zeros(len(positions) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=cuts[1:])
+    rows = np.arange(int(cuts[-1]), dtype=np.int64) + np.repeat(starts - cuts[:-1], lengths)
+    return cuts, rows
+
+
 class NormalizedDataset:
     """One split of a normalized dataset, map-style: ``len(ds)``, ``ds[i] -> (image, target)``, ``ds[a:b]``.
 
@@ -245,6 +258,24 @@ class NormalizedDataset:
             image, target = self.transforms(image, target)
         return image, target
 
+    def __getitems__(self, indices: Sequence[int]) -> list[tuple[Any, dict[str, Any]]]:
+        """The samples at ``indices``, as ``[ds[i] for i in indices]``: what a DataLoader fetches per batch.
+
+        torch's map-style fetcher calls this (when a dataset has it) with a batch's indices. The
+        targets are gathered for the whole batch at once: each field of the batch is one fresh array
+        (one gather over the index), and each target's arrays are views of it, which
+        :func:`annonorm.torch.collate_fn` packs into one tensor per field. With ``transforms``,
+        ``to_tensor`` or ``on_missing="skip"`` the samples are loaded one by one.
+        """
+        if self._process != os.getpid():
+            self._entered_worker()
+        if self.transforms is not None or self._converter is not None or self.on_missing == "skip":
+            return [self[index] for index in indices]
+        positions = [self._record_position(index) for index in indices]
+        return [
+            self._load(position, target) for position, target in zip(positions, self._targets(positions), strict=True)
+        ]
+
     def _entered_worker(self) -> None:
         """First item in a new process (a forked DataLoader worker): freeze what it inherited.
 
@@ -334,6 +365,50 @@ class NormalizedDataset:
         if self._keypoint_k:
             target["keypoints"] = self._keypoints(start, end)
         return target
+
+    def _targets(self, positions: Sequence[int]) -> list[dict[str, Any]]:
+        """``[self._target(p) for p in positions]``, each field gathered once for all of them."""
+        ix = self._index
+        where = np.asarray(positions, dtype=np.int64)
+        box_starts, box_rows = _ranges(ix.box_offsets, where)
+        count_starts, count_rows = _ranges(ix.count_offsets, where)
+        label_starts, label_rows = _ranges(ix.label_offsets, where)
+        cuts = box_starts[1:-1]
+        fields: dict[str, list[np.ndarray]] = {
+            "boxes": np.split(ix.boxes[box_rows], cuts),
+            "labels": np.split(ix.box_labels[box_rows].astype(np.int64), cuts),
+            "area": np.split(ix.box_area[box_rows], cuts),
+            "iscrowd": np.split(ix.box_iscrowd[box_rows].astype(np.int64), cuts),
+        }
+        if self._scores:
+            fields["scores"] = np.split(ix.box_score[box_rows], cuts)
+        names = self.categories
+        count_names = [names[k] for k in ix.count_ids[count_rows].tolist()]
+        count_values = ix.count_values[count_rows].tolist()
+        label_names = [names[k] for k in ix.label_ids[label_rows].tolist()]
+        count_cuts, label_cuts = count_starts.tolist(), label_starts.tolist()
+        image_ids = ix.image_ids[where].tolist()
+        targets: list[dict[str, Any]] = []
+        for item, position in enumerate(positions):
+            counts_from, counts_to = count_cuts[item], count_cuts[item + 1]
+            target: dict[str, Any] = {
+                "boxes": fields["boxes"][item],
+                "labels": fields["labels"][item],
+                "image_id": int(image_ids[item]),
+                "area": fields["area"][item],
+                "iscrowd": fields["iscrowd"][item],
+                "counts": dict(
+                    zip(count_names[counts_from:counts_to], count_values[counts_from:counts_to], strict=True)
+                ),
+                "names": label_names[label_cuts[item] : label_cuts[item + 1]],
+            }
+            if self._scores:
+                target["scores"] = fields["scores"][item]
+            if self._keypoint_k:
+                start, end = ix.box_offsets[position : position + 2].tolist()
+                target["keypoints"] = self._keypoints(start, end)
+            targets.append(target)
+        return targets
 
     def _keypoints(self, start: int, end: int) -> np.ndarray:
         """``(N, K, 3)`` keypoints of boxes ``start:end``; a box without keypoints (or fewer) is padded with zeros."""
@@ -434,8 +509,9 @@ class NormalizedDataset:
                 f"record {position}: {exc.message}", file=self.split_path, location=self._where(position)
             ) from None
 
-    def _load(self, position: int) -> tuple[Any, dict[str, Any]]:
-        target = self._target(position)
+    def _load(self, position: int, target: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        if target is None:
+            target = self._target(position)
         relative = self._image_relative(position)
         width, height = self._index.sizes[position].tolist()
         image: Any

@@ -152,10 +152,9 @@ def detect(source: Path) -> str:
         except (FormatNotDetected, MissingDependency):
             pass
         tried.append(name)
-    from annonorm.shapes import recognise_shape
+    from annonorm.shapes import shape_hint
 
-    known = recognise_shape(source)
-    hint = f"it looks like {known}, which annonorm cannot read yet; " if known else ""
+    hint = shape_hint(source)
     raise FormatNotDetected(
         f"no installed converter recognizes this (tried {', '.join(tried)}); {hint}"
         f"name the format: annonorm convert {'|'.join(names())} SOURCE ...",

@@ -2,7 +2,9 @@
 
 ``annonorm convert auto`` asks every installed converter first; when none claims the source,
 :func:`recognise_shape` looks at a bounded prefix of it (never the whole file) so the error can
-say "this is a COCO results list" instead of only "unknown format".
+say "this is a COCO results list" instead of only "unknown format". A shape that an installed
+converter reads once it is told more than ``auto`` knows (a results list needs its ground truth) is named
+with the command that reads it (:func:`shape_hint`).
 """
 
 from __future__ import annotations
@@ -12,12 +14,15 @@ import re
 import stat
 from pathlib import Path
 
-__all__ = ["PREFIX_BYTES", "is_coco_results", "recognise_shape"]
+__all__ = ["COCO_RESULTS", "PREFIX_BYTES", "READ_WITH", "is_coco_results", "recognise_shape", "shape_hint"]
 
 #: How much of a file is looked at.
 PREFIX_BYTES = 64 * 1024
 
 _ARRAY_OF_OBJECTS = re.compile(rb"^\s*\[\s*\{")
+COCO_RESULTS = "a COCO results (detections) list"
+#: Shapes a converter reads given what ``convert auto`` cannot guess, and the command that reads them.
+READ_WITH = {COCO_RESULTS: "annonorm convert coco-results FILE --gt INSTANCES.json"}
 
 
 def is_coco_results(prefix: bytes) -> bool:
@@ -70,7 +75,7 @@ def _prefix(path: Path) -> bytes:
 def _file_shape(path: Path) -> str | None:
     prefix = _prefix(path)
     if is_coco_results(prefix):
-        return "a COCO results (detections) list"
+        return COCO_RESULTS
     if prefix.lstrip().startswith((b"{", b"[")):
         for what, pattern in _JSON_SHAPES:
             if pattern.search(prefix):
@@ -98,3 +103,19 @@ def recognise_shape(source: Path) -> str | None:
     except OSError:
         return None
     return None
+
+
+def shape_hint(source: Path) -> str:
+    """The clause ``convert auto`` adds to "no installed converter recognizes this", or ``""``.
+
+    ``it looks like a COCO results (detections) list: read it with annonorm convert coco-results FILE --gt
+    INSTANCES.json; `` for a shape a converter reads with more to go on, ``it looks like X, which annonorm
+    cannot read yet; `` for one no converter reads.
+    """
+    known = recognise_shape(source)
+    if known is None:
+        return ""
+    command = next((command for shape, command in READ_WITH.items() if shape in known), None)  # a folder's too
+    if command is not None:
+        return f"it looks like {known}: read it with {command}; "
+    return f"it looks like {known}, which annonorm cannot read yet; "

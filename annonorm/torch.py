@@ -12,7 +12,9 @@ command that installs it.
   ``torchvision.transforms.v2`` transforms them together with the image. ``tv_tensors`` are
   tensor subclasses: code that expects plain tensors keeps working.
 * :func:`collate_fn` is the detection collate: images differ in size, so a batch is
-  ``(list of images, list of targets)``, the shape torchvision's detection models take.
+  ``(list of images, list of targets)``, the shape torchvision's detection models take. The list of
+  targets is a :class:`TargetBatch`: per-image dicts whose arrays are views into one tensor per field,
+  so that a batch crosses a DataLoader worker's pipe as a handful of tensors, not four per image.
 
 ::
 
@@ -28,7 +30,7 @@ command that installs it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -41,7 +43,7 @@ try:
 except ImportError:
     raise MissingDependency("torch", "torch", "annonorm.torch") from None
 
-__all__ = ["collate_fn", "has_tv_tensors", "image_to_tensor", "target_to_tensors", "to_tensors"]
+__all__ = ["TargetBatch", "collate_fn", "has_tv_tensors", "image_to_tensor", "target_to_tensors", "to_tensors"]
 
 try:
     from torchvision import tv_tensors
@@ -67,7 +69,8 @@ def _wrap(wrap: bool | None) -> bool:
 def image_to_tensor(image: Any, *, wrap: bool | None = None) -> torch.Tensor:
     """A PIL image or ``(H, W[, C])`` array as a uint8 ``(C, H, W)`` tensor (``tv_tensors.Image`` if ``wrap``).
 
-    ``wrap=None`` wraps when torchvision is installed. A tensor is returned as it is.
+    ``wrap=None`` wraps when torchvision is installed. A tensor is returned as it is. The result is
+    a channels-last view of the pixels (as torchvision's ``pil_to_tensor``); ``.contiguous()`` copies.
     """
     if isinstance(image, torch.Tensor):
         return image
@@ -78,7 +81,8 @@ def image_to_tensor(image: Any, *, wrap: bool | None = None) -> torch.Tensor:
     else:
         raise TypeError(f"expected a PIL image, an array or a tensor, not {type(image).__name__}")
     tensor = torch.from_numpy(pixels)
-    tensor = tensor.unsqueeze(0) if tensor.ndim == 2 else tensor.permute(2, 0, 1).contiguous()
+    # A (C, H, W) view of the (H, W, C) pixels, as torchvision's pil_to_tensor: no second copy per image.
+    tensor = tensor.unsqueeze(0) if tensor.ndim == 2 else tensor.permute(2, 0, 1)
     return tv_tensors.Image(tensor) if _wrap(wrap) else tensor
 
 
@@ -129,17 +133,184 @@ def to_tensors(
     return image, target_to_tensors(target, canvas_size=canvas_size, wrap=wrap)
 
 
-def collate_fn(batch: Sequence[tuple[Any, dict[str, Any]]]) -> tuple[list[Any], list[dict[str, Any]]]:
-    """Detection collate: ``(images, targets)`` as two lists, in batch order.
+def _packable(values: Sequence[Any]) -> bool:
+    """Whether one field's values (one per image) concatenate along their first axis.
 
-    Images and targets still in numpy / PIL form are converted to tensors (without ``tv_tensors``
-    wrapping, which is for transforms and is done by ``to_tensor=True``); image paths stay strings.
+    Plain arrays or plain tensors only: a ``tv_tensors`` subclass carries per-image metadata
+    (a canvas size) that one packed tensor could not keep.
+    """
+    first = values[0]
+    kind = type(first)
+    if kind is not np.ndarray and kind is not torch.Tensor:
+        return False
+    if first.ndim == 0:
+        return False
+    trailing, dtype = tuple(first.shape[1:]), first.dtype
+    return all(
+        type(value) is kind and value.ndim == first.ndim and value.dtype == dtype and tuple(value.shape[1:]) == trailing
+        for value in values
+    )
+
+
+#: Field -> (the packed tensor, each image's length along its first axis, each image's view of it).
+_Packed = dict[str, tuple[torch.Tensor, tuple[int, ...], tuple[torch.Tensor, ...]]]
+
+
+def _with_views(fields: dict[str, tuple[torch.Tensor, tuple[int, ...]]]) -> _Packed:
+    return {key: (tensor, lengths, torch.split(tensor, list(lengths))) for key, (tensor, lengths) in fields.items()}
+
+
+def _pack(targets: Sequence[dict[str, Any]]) -> _Packed:
+    """The fields every image has, concatenated into one tensor each, with each image's view."""
+    fields: dict[str, tuple[torch.Tensor, tuple[int, ...]]] = {}
+    if not targets:
+        return {}
+    lengths_seen: dict[tuple[int, ...], tuple[int, ...]] = {}
+    for key in targets[0]:
+        if not all(key in target for target in targets):
+            continue
+        values = [target[key] for target in targets]
+        if not _packable(values):
+            continue
+        packed = torch.from_numpy(np.concatenate(values)) if type(values[0]) is np.ndarray else torch.cat(values)
+        lengths = tuple(int(value.shape[0]) for value in values)
+        # One tuple object per distinct lengths: pickle then writes the per-image lengths once per batch.
+        fields[key] = (packed, lengths_seen.setdefault(lengths, lengths))
+    return _with_views(fields)
+
+
+def _assemble(order: Sequence[Sequence[str]], packed: _Packed, rest: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per-image dicts in each image's key order: packed fields as views, the rest as given."""
+    return [
+        {key: packed[key][2][position] if key in packed else others[key] for key in keys}
+        for position, (keys, others) in enumerate(zip(order, rest, strict=True))
+    ]
+
+
+class TargetBatch(list[dict[str, Any]]):
+    """The targets of a batch: a list of per-image target dicts, each field packed into one tensor.
+
+    Each image's ``boxes``, ``labels``, ``area``, ... are views into one tensor per field (the batch's
+    rows concatenated in batch order), so the per-image view is what detection models expect
+    (``boxes`` float32 ``(N, 4)``, ``labels`` int64 ``(N,)``, ...), while pickling the batch (a
+    DataLoader worker sending it to the main process) sends one tensor per field plus each image's
+    length: a handful of tensors whatever the batch size. The other values (``image_id``, ``counts``,
+    ``names``, masks of differing sizes) travel per image, as they are.
+
+    It is a ``list``: index it, iterate it, change it; what is pickled is the list as it is then (a
+    replaced or added value is packed again). :attr:`packed` and :attr:`offsets` give the batched
+    form to code that wants it; :meth:`to` and :meth:`pin_memory` (which a DataLoader with
+    ``pin_memory=True`` calls) move each packed tensor once instead of every view.
+    """
+
+    __slots__ = ("_packed",)
+
+    def __init__(self, targets: Sequence[dict[str, Any]] = ()) -> None:
+        """Pack ``targets`` (dicts of numpy arrays or tensors); arrays that are not packed become tensors."""
+        self._packed: _Packed = _pack(targets)
+        packed = self._packed
+        super().__init__(
+            {
+                key: packed[key][2][position]
+                if key in packed
+                else torch.from_numpy(value)
+                if isinstance(value, np.ndarray)
+                else value
+                for key, value in target.items()
+            }
+            for position, target in enumerate(targets)
+        )
+
+    @classmethod
+    def _rebuild(
+        cls,
+        order: list[tuple[str, ...]],
+        fields: dict[str, tuple[torch.Tensor, tuple[int, ...]]],
+        rest: list[dict[str, Any]],
+    ) -> TargetBatch:
+        batch = cls.__new__(cls)
+        batch._packed = _with_views(fields)
+        list.__init__(batch, _assemble(order, batch._packed, rest))
+        return batch
+
+    @property
+    def packed(self) -> dict[str, torch.Tensor]:
+        """Field -> the batch's packed tensor (the images' rows concatenated in batch order)."""
+        return {key: tensor for key, (tensor, _, _) in self._current().items()}
+
+    @property
+    def offsets(self) -> dict[str, torch.Tensor]:
+        """Field -> int64 ``(len(self) + 1,)`` offsets: image ``i``'s rows are ``packed[field][o[i]:o[i + 1]]``."""
+        out = {}
+        for key, (_, lengths, _) in self._current().items():
+            offsets = torch.zeros(len(lengths) + 1, dtype=torch.int64)
+            offsets[1:] = torch.cumsum(torch.tensor(lengths, dtype=torch.int64), 0)
+            out[key] = offsets
+        return out
+
+    def _current(self) -> _Packed:
+        """The packed fields, packed again when the list or a packed value was changed since."""
+        packed = self._packed
+        if not packed:
+            return packed if not self else _pack(self)
+        for _, _, views in packed.values():
+            if len(views) != len(self):
+                return _pack(self)
+        for key, (_, _, views) in packed.items():
+            for view, target in zip(views, self, strict=True):
+                if target.get(key) is not view:
+                    return _pack(self)
+        return packed
+
+    def __reduce__(self) -> tuple[Callable[..., TargetBatch], tuple[Any, ...]]:
+        packed = self._current()
+        fields = {key: (tensor, lengths) for key, (tensor, lengths, _) in packed.items()}
+        order = [tuple(target) for target in self]
+        rest = [{key: value for key, value in target.items() if key not in packed} for target in self]
+        return TargetBatch._rebuild, (order, fields, rest)
+
+    def __copy__(self) -> TargetBatch:
+        batch = TargetBatch.__new__(TargetBatch)
+        batch._packed = self._packed
+        list.__init__(batch, self)
+        return batch
+
+    def _map(self, move: Callable[[torch.Tensor], torch.Tensor]) -> TargetBatch:
+        packed = self._current()
+        fields = {key: (move(tensor), lengths) for key, (tensor, lengths, _) in packed.items()}
+        order = [tuple(target) for target in self]
+        rest = [
+            {
+                key: move(value) if isinstance(value, torch.Tensor) else value
+                for key, value in target.items()
+                if key not in packed
+            }
+            for target in self
+        ]
+        return TargetBatch._rebuild(order, fields, rest)
+
+    def to(self, *args: Any, **kwargs: Any) -> TargetBatch:
+        """A batch with every tensor moved by ``Tensor.to(*args, **kwargs)``, each packed tensor once."""
+        return self._map(lambda tensor: tensor.to(*args, **kwargs))
+
+    def pin_memory(self, device: str | torch.device | None = None) -> TargetBatch:
+        """A batch in pinned (page-locked) memory; a DataLoader with ``pin_memory=True`` calls this."""
+        del device  # kept for the DataLoader's signature: pinning follows the current accelerator
+        return self._map(lambda tensor: tensor.pin_memory())
+
+
+def collate_fn(batch: Sequence[tuple[Any, dict[str, Any]]]) -> tuple[list[Any], TargetBatch]:
+    """Detection collate: ``(images, targets)``, in batch order; ``targets`` is a :class:`TargetBatch`.
+
+    Images still PIL images or numpy arrays become uint8 ``(C, H, W)`` tensors (without
+    ``tv_tensors`` wrapping, which is for transforms and is done by ``to_tensor=True``); image paths
+    stay strings. Targets become one :class:`TargetBatch`: a list of per-image dicts of tensors whose
+    fields are views into one packed tensor per field, so that the batch leaves a worker as a few
+    tensors.
     """
     images: list[Any] = []
-    targets: list[dict[str, Any]] = []
-    for image, target in batch:
+    for image, _ in batch:
         if isinstance(image, Image.Image | np.ndarray):
             image = image_to_tensor(image, wrap=False)
         images.append(image)
-        targets.append(target_to_tensors(target, wrap=False))
-    return images, targets
+    return images, TargetBatch([target for _, target in batch])

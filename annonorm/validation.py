@@ -26,7 +26,6 @@ seconds.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -38,11 +37,12 @@ import msgspec
 import numpy as np
 from pydantic import ValidationError
 
-from annonorm.engine import Execution, LocalExecutor
+from annonorm.engine import Execution, Executor, LocalExecutor
 from annonorm.errors import AnnonormError, ParseError
 from annonorm.fastcheck import CheckedRecord, RecordChecker, SplitImages, leaks, values_at
 from annonorm.fastcheck import stable_key as _stable_key
 from annonorm.fsutil import open_regular, require_regular_file
+from annonorm.imagecheck import ImageBatch, Job, check_batch
 from annonorm.io import UNDECODABLE, format_validation_error, iter_lines, manifest_path, read_manifest
 from annonorm.provenance import check_sources as check_sources_of
 from annonorm.records import V2_RULE_CODES, keypoints_outside, polygon_outside
@@ -142,6 +142,7 @@ def validate_dataset(
     workers: int | None = None,
     checked: Mapping[str, Sequence[CheckedPart]] | None = None,
     execution: Execution | None = None,
+    executor: Executor | None = None,
 ) -> Report:
     """Check the manifest, every record of every split, and the cross-record rules.
 
@@ -156,6 +157,10 @@ def validate_dataset(
     ``checked`` holds, per split, the :class:`CheckedPart` s a converter's processes made of what
     they wrote; a split they cover exactly is not read again.
 
+    ``executor`` runs the parallel work (byte ranges, image checks): by default a
+    :class:`~annonorm.engine.LocalExecutor` of ``execution``; a :class:`~annonorm.ray.RayExecutor`
+    runs it on a Ray cluster. The report is the same whichever runs it.
+
     Raises :class:`~annonorm.errors.ParseError` when the input cannot be read at all (no manifest,
     not JSON, a split file that is missing or holds no JSON); everything else is a finding.
     """
@@ -163,7 +168,7 @@ def validate_dataset(
     execution = execution or Execution()
     if workers is not None:
         execution = dataclasses.replace(execution, workers=workers)
-    executor = LocalExecutor(execution)
+    executor = executor or LocalExecutor(execution)
     report = Report(dataset=str(dataset), strict=strict)
     bare_split = dataset.name != MANIFEST_FILE and dataset.suffix in {".jsonl", ".ndjson"}
     if os.path.lexists(dataset) and not dataset.is_dir():
@@ -218,6 +223,7 @@ def validate_dataset(
             manifest=manifest,
             image_root=image_root,
             check_images=check_images,
+            digests=len(manifest.splits) > 1,
             dataset_root=root,
             executor=executor,
             checked=(checked or {}).get(split),
@@ -267,11 +273,10 @@ class _ChunkResult:
     box_top: float = 0.0
     #: The smallest image side of the range's records with a known size (``None``: no such record).
     min_side: int | None = None
-    #: With ``check_images``: the SHA-256 of each image that opened (32 bytes each), and its line.
-    image_digests: bytes = b""
-    digest_lines: list[int] = field(default_factory=list)
     #: Whether the keys are :func:`_stable_key` s (else Python's salted ``hash``).
     stable_keys: bool = False
+    #: With ``check_images``: the files of each valid record to check (:mod:`annonorm.imagecheck`).
+    image_jobs: list[Job] = field(default_factory=list)
 
 
 #: ``boxes_look_normalized``: a split needs this many boxes before its coordinates are judged.
@@ -311,8 +316,7 @@ def _check_chunk(chunk: _Chunk) -> _ChunkResult:
     # For boxes_look_normalized: followed only while every box is within 0..100 (real pixels end it at once).
     box_top = 0.0
     min_side: int | None = None
-    digests = bytearray()
-    digest_lines: list[int] = []
+    jobs: list[Job] = []
     with open_regular(chunk.path, "split file") as stream:
         stream.seek(chunk.start)
         position = chunk.start
@@ -359,11 +363,7 @@ def _check_chunk(chunk: _Chunk) -> _ChunkResult:
                     key="mask",
                 )
             if images_ok:
-                assert chunk.image_root is not None and chunk.dataset_root is not None
-                digest = _check_files(report, record, file, number, chunk.image_root, chunk.dataset_root, manifest)
-                if digest is not None:
-                    digests += digest
-                    digest_lines.append(number)
+                jobs.append((number, record.image, record.width, record.height, record.mask, len(record.boxes)))
     return _ChunkResult(
         report.findings,
         number,
@@ -377,9 +377,8 @@ def _check_chunk(chunk: _Chunk) -> _ChunkResult:
         id_lines,
         box_top,
         min_side,
-        bytes(digests),
-        digest_lines,
         chunk.stable_keys,
+        jobs,
     )
 
 
@@ -446,11 +445,13 @@ def _validate_split(
     manifest: Manifest | None,
     image_root: Path | None,
     check_images: bool,
+    digests: bool = False,
     dataset_root: Path | None = None,
-    executor: LocalExecutor | None = None,
+    executor: Executor | None = None,
     checked: Sequence[CheckedPart] | None = None,
 ) -> SplitImages:
-    """Check one split file into ``report``; return its image keys for the cross-split rules."""
+    """Check one split file into ``report``; return its image keys (and with ``check_images`` and
+    ``digests``, the SHA-256 of the images that opened) for the cross-split rules."""
     if not os.path.lexists(path):
         raise ParseError("split file is missing", file=path)
     require_regular_file(path, "split file")
@@ -466,7 +467,57 @@ def _validate_split(
     ]
     checked_chunks = executor.map(_check_chunk, ((None, c) for c in chunks), processes=len(chunks), window=len(chunks))
     results = [result for _, result in checked_chunks if result is not None]
-    return _merge_split(report, split, path, results)
+    if not (check_images and image_root is not None and dataset_root is not None and manifest is not None):
+        return _merge_split(report, split, path, results)
+    roots = ImageBatch(str(image_root), str(dataset_root), manifest.mask_kind, len(manifest.categories), [], digests)
+    lines, hashes = _check_image_files(path, results, roots, executor)
+    seen = _merge_split(report, split, path, results)
+    seen.digests = np.frombuffer(bytes(hashes), dtype=np.uint8).reshape(-1, 32)
+    seen.digest_lines = np.array(lines, dtype=np.int64)
+    return seen
+
+
+#: ``check_images``: records per unit of work sent to a worker (enough to outweigh the unit's own cost) ...
+IMAGE_BATCH = 512
+#: ... and the number of images from which the checks go parallel (a pool costs more than a few headers).
+IMAGES_PARALLEL_MIN = 1024
+
+
+def _check_image_files(
+    path: Path, results: list[_ChunkResult], roots: ImageBatch, executor: Executor
+) -> tuple[list[int], bytearray]:
+    """Check the image (and mask) files of every valid record, in batches over the executor's workers.
+
+    Each problem becomes an error of its byte range's findings (lines counted from the range, like
+    the others), so the split's findings stay in file order. Returns the lines and SHA-256 of the
+    images that opened (with ``roots.digests``).
+    """
+    total = sum(len(result.image_jobs) for result in results)
+    processes = executor.execution.pool_size(total, IMAGES_PARALLEL_MIN)
+    size = IMAGE_BATCH if processes > 1 else max(total, 1)
+    units = (
+        ((number, offset), dataclasses.replace(roots, jobs=result.image_jobs[start : start + size]))
+        for number, (result, offset) in enumerate(zip(results, _offsets(results), strict=True))
+        for start in range(0, len(result.image_jobs), size)
+    )
+    lines: list[int] = []
+    digests = bytearray()
+    for (number, offset), found in executor.map(check_batch, units, processes=processes, window=4 * processes):
+        assert found is not None
+        result = results[number]
+        for line, code, message, key in found.problems:
+            result.findings.append(Finding(code, "error", message, str(path), line, key))
+        lines.extend(line + offset for line in found.lines)
+        digests += found.digests
+    return lines, digests
+
+
+def _offsets(results: list[_ChunkResult]) -> list[int]:
+    """The line offset of each consecutive byte range's first line."""
+    offsets = [0]
+    for result in results[:-1]:
+        offsets.append(offsets[-1] + result.lines)
+    return offsets
 
 
 def _merge_split(report: Report, split: str, path: Path, results: list[_ChunkResult]) -> SplitImages:
@@ -480,8 +531,6 @@ def _merge_split(report: Report, split: str, path: Path, results: list[_ChunkRes
     id_lines: list[np.ndarray] = []
     box_top = 0.0
     sides = []
-    digests: list[bytes] = []
-    digest_lines: list[np.ndarray] = []
     for result in results:
         report.findings.extend(
             f if f.line is None else dataclasses.replace(f, line=f.line + offset) for f in result.findings
@@ -490,8 +539,6 @@ def _merge_split(report: Report, split: str, path: Path, results: list[_ChunkRes
         image_lines.append(np.array(result.image_lines, dtype=np.int64) + offset)
         id_keys.append(np.array(result.id_keys, dtype=np.int64))
         id_lines.append(np.array(result.id_lines, dtype=np.int64) + offset)
-        digests.append(result.image_digests)
-        digest_lines.append(np.array(result.digest_lines, dtype=np.int64) + offset)
         offset += result.lines
         nonblank += result.nonblank
         stats.records += result.records
@@ -510,9 +557,9 @@ def _merge_split(report: Report, split: str, path: Path, results: list[_ChunkRes
         report.add("split_empty", "warning", "split has no record", file=str(path))
     elif stats.records == 0 and stats.invalid == nonblank and _nothing_is_json(path):
         raise ParseError("no line of this split file is a JSON object; expected JSON Lines", file=path)
-    digest_rows = np.frombuffer(b"".join(digests), dtype=np.uint8).reshape(-1, 32)
     stable = frozenset(result.stable_keys for result in results)
-    return SplitImages(split, path, keys, lines, stable, digest_rows, np.concatenate(digest_lines))
+    no_digests = np.zeros((0, 32), dtype=np.uint8)  # filled by _add_digests with check_images
+    return SplitImages(split, path, keys, lines, stable, no_digests, np.zeros(0, dtype=np.int64))
 
 
 def _unit_finding(report: Report, path: Path, boxes: int, top: float, min_side: int | None) -> None:
@@ -676,156 +723,3 @@ def _quality(report: Report, record: CheckedRecord, file: str, number: int) -> N
                 line=number,
                 key=f"boxes.{index}.keypoints",
             )
-
-
-def _inside(path: Path, root: Path) -> bool:
-    try:
-        path.resolve().relative_to(root.resolve())
-    except ValueError:
-        return False
-    return True
-
-
-def _check_files(
-    report: Report,
-    record: CheckedRecord,
-    file: str,
-    number: int,
-    image_root: Path,
-    dataset_root: Path,
-    manifest: Manifest | None,
-) -> bytes | None:
-    """Check that the image (and mask) exist, open, stay inside their roots and have the recorded size.
-
-    Return the SHA-256 of the image file when it opened (read once, streamed, for the leakage rule).
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    image_path = image_root / record.image
-    where = {"file": file, "line": number}
-    if not image_path.exists():
-        report.add("image_missing", "error", f"image {image_path} does not exist", key="image", **where)
-        return None
-    if not _inside(image_path, image_root):
-        report.add(
-            "image_outside_root", "error", f"image {image_path} resolves outside image_root", key="image", **where
-        )
-        return None
-    try:
-        with open_regular(image_path, "image") as stream:
-            digest = hashlib.sha256()
-            for block in iter(lambda: stream.read(1 << 20), b""):
-                digest.update(block)
-            stream.seek(0)
-            with Image.open(stream) as image:  # reads the header only
-                size = image.size
-    except ParseError as exc:  # a FIFO, a device, a directory: refused before reading
-        report.add("image_unreadable", "error", f"image {image_path}: {exc.message}", key="image", **where)
-        return None
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        report.add("image_unreadable", "error", f"image {image_path} cannot be opened: {exc}", key="image", **where)
-        return None
-    if record.width is not None and size != (record.width, record.height):
-        report.add(
-            "image_size_mismatch",
-            "error",
-            f"image is {size[0]}x{size[1]} but the record says {record.width}x{record.height}",
-            key="width",
-            **where,
-        )
-    if record.mask is not None:
-        _check_mask(report, record, dataset_root, size, manifest, where)
-    return digest.digest()
-
-
-_WIDE_MODES = frozenset({"I;16", "I;16B", "I;16L", "I"})
-_EIGHT_BIT_MODES = frozenset({"L", "P"})
-
-
-def _check_mask(
-    report: Report,
-    record: CheckedRecord,
-    dataset_root: Path,
-    image_size: tuple[int, int],
-    manifest: Manifest | None,
-    where: dict[str, Any],
-) -> None:
-    """Check the mask file: inside the dataset, the image's size, its bit depth, and every pixel value it holds."""
-    from PIL import Image, UnidentifiedImageError
-
-    assert record.mask is not None
-    mask_path = dataset_root / record.mask
-    if not mask_path.exists():
-        report.add("mask_missing", "error", f"mask {mask_path} does not exist", key="mask", **where)
-        return
-    if not _inside(mask_path, dataset_root):
-        report.add(
-            "mask_outside_dataset", "error", f"mask {mask_path} resolves outside the dataset", key="mask", **where
-        )
-        return
-    pixels: np.ndarray | None = None
-    try:
-        with open_regular(mask_path, "mask") as stream, Image.open(stream) as mask:
-            size, mode = mask.size, mask.mode
-            if mode in _WIDE_MODES or mode in _EIGHT_BIT_MODES:
-                pixels = np.asarray(mask)  # decodes: the values are checked below
-    except ParseError as exc:
-        report.add("mask_unreadable", "error", f"mask {mask_path}: {exc.message}", key="mask", **where)
-        return
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        report.add("mask_unreadable", "error", f"mask {mask_path} cannot be opened: {exc}", key="mask", **where)
-        return
-    if size != image_size:
-        report.add(
-            "mask_size_mismatch",
-            "error",
-            f"mask is {size[0]}x{size[1]} but its image is {image_size[0]}x{image_size[1]}",
-            key="mask",
-            **where,
-        )
-    wide = mode in _WIDE_MODES
-    eight_bit = mode in _EIGHT_BIT_MODES
-    needs_wide = manifest is not None and manifest.mask_kind == "instance" and len(record.boxes) > 254
-    if not (wide or eight_bit):
-        report.add("mask_mode", "error", f"mask mode {mode} is not a single-channel 8- or 16-bit", key="mask", **where)
-    elif wide and not needs_wide:
-        report.add(
-            "mask_depth",
-            "error",
-            f"16-bit mask where 8-bit is expected ({len(record.boxes)} boxes, mask_kind "
-            f"{manifest.mask_kind if manifest else None})",
-            key="mask",
-            **where,
-        )
-    elif eight_bit and needs_wide:
-        report.add("mask_depth", "error", f"8-bit mask cannot index {len(record.boxes)} instances", key="mask", **where)
-    if pixels is not None and manifest is not None and manifest.mask_kind is not None:
-        problem = _mask_values_problem(pixels, manifest.mask_kind, len(record.boxes), len(manifest.categories), wide)
-        if problem is not None:
-            report.add("mask_value_unknown", "error", f"mask {mask_path}: {problem}", key="mask", **where)
-
-
-def _mask_values_problem(pixels: np.ndarray, mask_kind: str, boxes: int, categories: int, wide: bool) -> str | None:
-    """What is wrong with a mask's pixel values (``None`` when each names a box or class, or is void).
-
-    Instance masks: ``k`` in 1..``boxes`` is the k-th box, 0 background, 255 (8-bit) or 65535
-    (16-bit) void. Semantic masks: category id + 1 in 1..``categories``, 0 background, 255 void.
-    """
-    if mask_kind == "instance":
-        top, void = boxes, 65535 if wide else 255
-        rule = f"the record has {boxes} boxes (instance mask: 1..{boxes} a box, 0 background, {void} void)"
-        noun = "box"
-    else:
-        top, void = categories, 255
-        rule = f"the manifest has {categories} categories (semantic mask: category id + 1, 0 background, 255 void)"
-        noun = "class"
-    if pixels.size == 0 or (int(pixels.max()) <= top and int(pixels.min()) >= 0):
-        return None
-    bad = pixels[((pixels > top) | (pixels < 0)) & (pixels != void)]
-    if not bad.size:
-        return None
-    values = np.unique(bad).tolist()
-    shown = ", ".join(map(str, values[:5])) + (", ..." if len(values) > 5 else "")
-    if len(values) == 1:
-        return f"pixel value {shown} names no {noun}: {rule}"
-    return f"pixel values {shown} name no {noun}: {rule}"

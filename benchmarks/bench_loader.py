@@ -46,10 +46,19 @@ TARGETS = {"warm_open_s": 0.3, "getitem_us": 20.0, "growth_ratio": 0.05}
 # ---------------------------------------------------------------------------------------------- data
 
 
-def generate(directory: Path = DATA) -> Path:
-    """Write the normalized dataset and the COCO JSON (skipped when already there)."""
+def generate(directory: Path = DATA, records: int = RECORDS, boxes: int = BOXES, images: bool = False) -> Path:
+    """Write the normalized dataset and the COCO JSON (skipped when already there).
+
+    ``images``: also write each record's JPEG (a smooth gradient with noise, at the record's size) into
+    ``images/``, the dataset's ``image_root``, for the loops that decode images.
+    """
     stamp = directory / "generated.txt"
-    if stamp.exists() and stamp.read_text() == GENERATOR_VERSION:
+    version = (
+        GENERATOR_VERSION
+        if (records, boxes, images) == (RECORDS, BOXES, False)
+        else (f"{GENERATOR_VERSION} {records} {boxes} {int(images)}")
+    )
+    if stamp.exists() and stamp.read_text() == version:
         return directory
     from annonorm.io import DatasetWriter
     from annonorm.schemas.manifest import Manifest
@@ -58,17 +67,21 @@ def generate(directory: Path = DATA) -> Path:
     directory.mkdir(parents=True)
     rng = np.random.default_rng(SEED)
     names = [f"class_{k:02d}" for k in range(CATEGORIES)]
-    per_image = rng.multinomial(BOXES, np.full(RECORDS, 1 / RECORDS))
-    widths = rng.integers(200, 641, RECORDS)
-    heights = rng.integers(200, 641, RECORDS)
-    image_ids = np.sort(rng.choice(600_000, RECORDS, replace=False)) + 1
+    per_image = rng.multinomial(boxes, np.full(records, 1 / records))
+    widths = rng.integers(200, 641, records)
+    heights = rng.integers(200, 641, records)
+    image_ids = np.sort(rng.choice(600_000, records, replace=False)) + 1
     writer = DatasetWriter(directory)
     for position, name in enumerate(names):
         writer.category(name, source_id=position + 1)
     coco_images: list[dict[str, Any]] = []
     coco_annotations: list[dict[str, Any]] = []
     annotation_id = 0
-    for position in range(RECORDS):
+    if images:
+        from PIL import Image
+
+        (directory / "images").mkdir()
+    for position in range(records):
         width, height, image_id = int(widths[position]), int(heights[position]), int(image_ids[position])
         count = int(per_image[position])
         x = np.round(rng.uniform(0, width - 10, count), 2)
@@ -107,17 +120,28 @@ def generate(directory: Path = DATA) -> Path:
                     "segmentation": [],
                 }
             )
+        if images:
+            gradient = np.add.outer(np.arange(height) * 0.3, np.arange(width) * 0.2)
+            noise = rng.integers(0, 40, (height, width, 3))
+            pixels = (gradient[:, :, None] + noise + [0, 60, 120]).astype(np.uint8)
+            Image.fromarray(pixels, "RGB").save(directory / "images" / file_name, quality=85)
         record = {"image": file_name, "width": width, "height": height, "labels": list(counts), "counts": counts}
         writer.add("train", {**record, "boxes": boxes, "id": image_id})
     writer.close()
-    writer.write_manifest(Manifest(name="coco-scale", categories=writer.categories, splits={"train": "train.jsonl"}))
+    manifest = Manifest(
+        name="coco-scale",
+        categories=writer.categories,
+        splits={"train": "train.jsonl"},
+        image_root="images" if images else ".",
+    )
+    writer.write_manifest(manifest)
     coco = {
         "images": coco_images,
         "annotations": coco_annotations,
         "categories": [{"id": k + 1, "name": name, "supercategory": "thing"} for k, name in enumerate(names)],
     }
     (directory / "instances_train.json").write_bytes(msgspec.json.encode(coco))
-    stamp.write_text(GENERATOR_VERSION)
+    stamp.write_text(version)
     return directory
 
 
@@ -161,6 +185,177 @@ class EmptyTargets:
 
     def __getitem__(self, index: int) -> tuple[str, dict[str, Any]]:
         return "", {}
+
+
+class CocoPattern(CocoListOfDicts):
+    """torchvision's ``CocoDetection`` pattern as a detection training loop feeds it: targets per item,
+    as numpy arrays (``tensors=False``) or as tensors (``tensors=True``, what ``ConvertCocoPolysToMask``
+    and ``transforms.v2`` hand on: one ``torch.as_tensor`` per field); with ``images``, the image is
+    decoded (PIL, RGB) and handed on as an array or a uint8 ``(C, H, W)`` tensor.
+    """
+
+    def __init__(self, directory: Path, tensors: bool, images: bool) -> None:
+        super().__init__(directory / "instances_train.json")
+        self.images = directory / "images" if images else None
+        self.tensors = tensors
+
+    def __getitem__(self, index: int) -> tuple[Any, dict[str, Any]]:
+        file_name, target = super().__getitem__(index)
+        image: Any = file_name
+        if self.images is not None:
+            from PIL import Image
+
+            with Image.open(self.images / file_name) as opened:
+                image = np.array(opened.convert("RGB"))
+        if self.tensors:
+            import torch
+
+            target = {key: torch.as_tensor(value) for key, value in target.items()}
+            if self.images is not None:
+                image = torch.from_numpy(image).permute(2, 0, 1)
+        return image, target
+
+
+class PerItem:
+    """annonorm before batching: items fetched one by one (the dataset's ``__getitems__`` hidden)."""
+
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> Any:
+        return self.dataset[index]
+
+
+def _zip_collate(batch: list[Any]) -> tuple[Any, ...]:
+    """torchvision's detection references' collate: ``tuple(zip(*batch))``."""
+    return tuple(zip(*batch, strict=True))
+
+
+def _collate_per_item(batch: list[Any]) -> tuple[list[Any], list[dict[str, Any]]]:
+    """annonorm's collate before batching: every array of every target its own tensor."""
+    from annonorm.torch import image_to_tensor, target_to_tensors
+
+    images = [image if isinstance(image, str) else image_to_tensor(image, wrap=False) for image, _ in batch]
+    return images, [target_to_tensors(target, wrap=False) for _, target in batch]
+
+
+#: Throughput loops: name -> what it is (the table's row label).
+LOOPS = {
+    "pattern-numpy": "torchvision pattern, numpy targets",
+    "pattern-tensors": "torchvision pattern, tensor targets",
+    "annonorm-before": "annonorm, per-item collate (before)",
+    "annonorm": "annonorm.torch.collate_fn (batched)",
+}
+
+
+def measure_rate(loop: str, directory: Path, images: bool, batch_size: int = 64) -> dict[str, Any]:
+    """Items per second of one shuffled epoch through 2 forked workers, after the first batch.
+
+    Also the workers' USS growth over the epoch (after the first batch to the end), in bytes.
+    """
+    import multiprocessing
+
+    from torch.utils.data import DataLoader
+
+    from annonorm import NormalizedDataset
+    from annonorm.torch import collate_fn
+
+    dataset: Any
+    collate: Any
+    if loop.startswith("pattern"):
+        dataset, collate = CocoPattern(directory, tensors=loop == "pattern-tensors", images=images), _zip_collate
+    elif loop == "annonorm-before":
+        dataset, collate = PerItem(NormalizedDataset(directory, "train", load_images=images)), _collate_per_item
+    else:
+        dataset, collate = NormalizedDataset(directory, "train", load_images=images), collate_fn
+    context = multiprocessing.get_context("fork")
+    pids = context.SimpleQueue()
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=True,
+        num_workers=2,
+        collate_fn=collate,
+        persistent_workers=True,  # alive after the epoch, for the memory reading
+        multiprocessing_context=context,
+        worker_init_fn=_worker_pids(pids),
+    )
+    iterator = iter(loader)
+    first = len(next(iterator)[1])
+    workers = [pids.get(), pids.get()]
+    before = [_smaps(pid) for pid in workers]
+    started = time.perf_counter()
+    seen = 0
+    for _, targets in iterator:
+        seen += len(targets)
+        targets[0]["boxes"]  # the per-image view, as a training loop reads it
+    seconds = time.perf_counter() - started
+    after = [_smaps(pid) for pid in workers]
+    if first + seen != len(dataset):
+        raise RuntimeError(f"the epoch saw {first + seen} samples of {len(dataset)}")
+    growth = statistics.mean(a["uss"] - b["uss"] for a, b in zip(after, before, strict=True))
+    return {"rate": seen / seconds, "seconds": seconds, "uss_growth": growth}
+
+
+def throughput(runs: int, records: int, image_records: int) -> None:
+    """The throughput section: every loop, metadata only and with images, ``runs`` times each, medians."""
+    metadata_dir = generate(DATA.parent / f"loader-{records}", records, round(records * BOXES / RECORDS))
+    images_dir = generate(
+        DATA.parent / f"loader-images-{image_records}", image_records, round(image_records * BOXES / RECORDS), True
+    )
+    print(f"throughput data: {metadata_dir}, {images_dir}; {runs} x {2 * len(LOOPS)} epochs", flush=True)
+    results: dict[tuple[str, bool], list[dict[str, Any]]] = {(loop, i): [] for i in (False, True) for loop in LOOPS}
+    for _ in range(runs):
+        for loop, images in results:
+            command = [
+                sys.executable,
+                __file__,
+                "--rate-child",
+                loop,
+                "--data",
+                str(images_dir if images else metadata_dir),
+            ]
+            output = subprocess.run(
+                command + (["--images"] if images else []), check=True, capture_output=True, text=True
+            )
+            results[loop, images].append(json.loads(output.stdout.strip().splitlines()[-1]))
+
+    def median(loop: str, images: bool, field: str) -> float:
+        return statistics.median(run[field] for run in results[loop, images])
+
+    print(
+        f"\nDataLoader, 2 forked workers, shuffle, batch 64; items/s after the first batch, median of {runs}; "
+        f"metadata only: {records:,} records; with images: {image_records:,} JPEGs (200-640 px a side)\n"
+    )
+    rows: list[tuple[str, ...]] = [
+        (
+            "loop",
+            "metadata items/s",
+            "x pattern (tensors)",
+            "with images items/s",
+            "x pattern (tensors)",
+            "worker USS growth (MB)",
+        )
+    ]
+    base = {images: median("pattern-tensors", images, "rate") for images in (False, True)}
+    for loop, label in LOOPS.items():
+        rates = [median(loop, images, "rate") for images in (False, True)]
+        growth = max(median(loop, images, "uss_growth") for images in (False, True)) / 1e6
+        rows.append(
+            (
+                label,
+                f"{rates[0]:,.0f}",
+                f"{rates[0] / base[False]:.1f}",
+                f"{rates[1]:,.0f}",
+                f"{rates[1] / base[True]:.2f}",
+                f"{growth:.1f}",
+            )
+        )
+    _print_table(rows)
+    print("\nTargets: batched metadata >= 10x the pattern with tensors; with images >= 1x; worker memory flat.")
 
 
 # ---------------------------------------------------------------------------------------- measuring
@@ -292,7 +487,22 @@ def main() -> None:
         default="list",
         help="worker epochs: keep numpy samples (list, default) or annonorm.torch.collate_fn (torch)",
     )
+    parser.add_argument(
+        "--section", choices=("memory", "throughput", "all"), default="all", help="which tables to measure"
+    )
+    parser.add_argument("--records", type=int, default=10_000, help="records of the metadata throughput epochs")
+    parser.add_argument("--image-records", type=int, default=2_000, help="JPEGs of the with-images epochs")
+    parser.add_argument("--rate-child", choices=tuple(LOOPS), help=argparse.SUPPRESS)
+    parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--images", action="store_true", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
+    if arguments.rate_child:
+        print(json.dumps(measure_rate(arguments.rate_child, arguments.data, arguments.images)))
+        return
+    if arguments.section == "throughput":
+        os.environ["ANNONORM_CACHE_DIR"] = str(DATA.parent / "loader-cache")
+        throughput(arguments.runs, arguments.records, arguments.image_records)
+        return
     if arguments.child:
         print(json.dumps(measure_workers(arguments.child, arguments.freeze, arguments.collate)))
         return
@@ -409,6 +619,9 @@ def main() -> None:
     print(
         f"\nCOCO JSON: {coco_mb:.0f} MB. Growth = mean over the 2 workers of (after the epoch - after the first batch)."
     )
+    if arguments.section == "all":
+        print()
+        throughput(runs, arguments.records, arguments.image_records)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,11 @@
 """Time ``annonorm split|filter|remap`` against ``annonorm validate`` on the same generated dataset (issue 16).
 
-Each command runs as a whole process (imports included), a warm-up run first, then the median of
-``--runs`` runs and the peak RSS. The dataset is ``bench_validate``'s generator (1M records by default,
-``--records`` to change), written once under ``--data``.
+Each command runs as a whole process (imports included), all of them in turn for a warm-up round and
+then ``--runs`` rounds; the median of each and the peak RSS are printed. The dataset is
+``bench_validate``'s generator (1M records by default, ``--records`` to change), written once under
+``--data``. Every command uses its default worker count
+(one process per core), as a user's run does. The machine should be otherwise idle: on a shared one,
+say so beside the figures.
 
     python benchmarks/bench_ops.py --records 200000
 """
@@ -12,11 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
 import sys
 import tempfile
 from pathlib import Path
 
-from bench_validate import CATEGORIES, generate, median_run
+from bench_validate import CATEGORIES, generate, timed
 
 ANNONORM = [sys.executable, "-m", "annonorm"]
 
@@ -58,16 +62,25 @@ def main() -> None:
         ],
         "remap": [*ANNONORM, "remap", str(dataset), "-o", str(out), "--map", str(args.data / "map.json")],
     }
-    baseline = None
-    print(f"{args.records} records, {args.boxes} boxes each; median of {args.runs} runs")
-    print(f"{'command':<18} {'seconds':>8} {'x validate':>10} {'peak MB':>8}")
     for label, command in commands.items():
         if label != "validate":
-            command = [*command, "--force", "--quiet"]
-        seconds, peak = median_run(command, args.runs)
-        baseline = baseline or seconds
-        print(f"{label:<18} {seconds:8.2f} {seconds / baseline:10.2f} {peak:8.0f}")
-        shutil.rmtree(out, ignore_errors=True)
+            commands[label] = [*command, "--force", "--quiet"]
+    # Round robin (one warm-up round first): on a shared machine each command meets the same load.
+    times: dict[str, list[float]] = {label: [] for label in commands}
+    peaks: dict[str, float] = dict.fromkeys(commands, 0.0)
+    for round_number in range(args.runs + 1):
+        for label, command in commands.items():
+            seconds, peak = timed(command)
+            shutil.rmtree(out, ignore_errors=True)
+            if round_number:
+                times[label].append(seconds)
+                peaks[label] = max(peaks[label], peak)
+    baseline = statistics.median(times["validate"])
+    print(f"{args.records} records, {args.boxes} boxes each; median of {args.runs} runs, run round robin")
+    print(f"{'command':<18} {'seconds':>8} {'x validate':>10} {'peak MB':>8}")
+    for label in commands:
+        seconds = statistics.median(times[label])
+        print(f"{label:<18} {seconds:8.2f} {seconds / baseline:10.2f} {peaks[label]:8.0f}")
 
 
 if __name__ == "__main__":

@@ -394,7 +394,7 @@ def _supervision_small(args: argparse.Namespace) -> tuple[Measurement, str] | No
 
 
 def section_voc(args: argparse.Namespace) -> list[str]:
-    """VOC: annonorm convert voc throughput against a stdlib ElementTree floor."""
+    """VOC: annonorm convert voc throughput against stdlib ElementTree floors, 1 and 2 processes (the base)."""
     images = args.voc_images
     root = DATA / f"voc-{images}"
     key = f"v{generate.GENERATOR_VERSION} seed {args.seed} images {images}"
@@ -404,6 +404,11 @@ def section_voc(args: argparse.Namespace) -> list[str]:
     floor = measure(
         "stdlib ElementTree parse + group (floor, 1 process)",
         [sys.executable, str(PEERS / "voc_etree.py"), str(root)],
+        runs=args.runs,
+    )
+    floor_2 = measure(
+        "stdlib ElementTree parse + group (floor, 2 processes)",
+        [sys.executable, str(PEERS / "voc_etree.py"), str(root), "--processes", "2"],
         runs=args.runs,
     )
     ours = measure(
@@ -417,7 +422,7 @@ def section_voc(args: argparse.Namespace) -> list[str]:
     return [
         f"### VOC: {describe(counts)} of XML (Annotations/ + ImageSets/Main train/val)",
         "",
-        *throughput_table([floor, ours], baseline=floor),
+        *throughput_table([floor, floor_2, ours], baseline=floor_2),
     ]
 
 

@@ -150,3 +150,52 @@ def test_unreachable_cluster_is_one_line_exit_2(tmp_path: Path) -> None:
     assert len(errors) == 1 and "RAY_ADDRESS=127.0.0.1:1" in errors[0], done.stderr
     assert "Traceback" not in done.stderr
     assert not out.exists()
+
+
+def test_validate_check_images_on_ray_gives_the_local_report(cluster: None, tmp_path: Path) -> None:
+    from PIL import Image
+
+    from annonorm.ray import RayExecutor
+    from annonorm.testing import write_dataset
+    from annonorm.validation import validate_dataset
+
+    images = tmp_path / "images"
+    images.mkdir()
+    records = []
+    for i in range(60):
+        if i % 6 == 1:
+            (images / f"{i}.png").write_bytes(b"not an image")
+        elif i % 6 != 2:  # 2, 8, ...: missing
+            Image.new("L", (20 if i % 6 else 21, 10), i).save(images / f"{i}.png")
+        boxes = [{"name": "car", "x1": 1.0, "y1": 1.0, "x2": 5.0, "y2": 5.0}]
+        records.append({"image": f"{i}.png", "width": 20, "height": 10, "labels": ["car"], "counts": {"car": 1}})
+        records[-1]["boxes"] = boxes
+    splits = {"train": records[:45], "val": [*records[45:], dict(records[3], image="3.png")]}
+    root = write_dataset(tmp_path / "ds", ["car"], splits, image_root="../images")
+    local = validate_dataset(root, check_images=True, workers=1)
+    distributed = validate_dataset(root, check_images=True, executor=RayExecutor(Execution(workers=2, min_parallel=0)))
+    assert distributed.to_dict() == local.to_dict()
+    assert {f.code for f in local.findings} >= {"image_unreadable", "image_missing", "image_size_mismatch"}
+    assert any(f.code == "image_in_several_splits" for f in local.findings)
+    result = runner.invoke(app, ["validate", str(root), "--check-images", "--engine", "ray", "--format", "json"])
+    assert result.exit_code == 1, result.output
+    assert json.loads(result.output) == local.to_dict()
+
+
+def test_validate_with_an_unreachable_cluster_is_one_line_exit_2(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    env = {**os.environ, "RAY_ADDRESS": "127.0.0.1:1"}
+    api.convert("voc", SAMPLE / "voc", tmp_path / "norm", execution=Execution(workers=1))
+    done = subprocess.run(
+        [sys.executable, "-m", "annonorm", "validate", str(tmp_path / "norm"), "--engine", "ray"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("annonorm:")]
+    assert len(errors) == 1 and "RAY_ADDRESS=127.0.0.1:1" in errors[0], done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""

@@ -189,12 +189,15 @@ def test_unknown_format_names_are_listed_and_names_are_case_insensitive(tmp_path
 
 
 def test_convert_auto_names_shapes_it_cannot_read_yet(tmp_path: Path) -> None:
+    """A results list needs its ground truth, which auto cannot guess: the error names the command that reads it."""
     results = tmp_path / "detections.json"
     results.write_text(json.dumps([{"image_id": 1, "category_id": 2, "bbox": [1, 2, 3, 4], "score": 0.9}]))
     done = runner.invoke(app, ["convert", "auto", str(results), "-o", str(tmp_path / "never")])
     assert done.exit_code == 2
     assert "tried coco, voc, csv, yolo" in done.output
     assert "it looks like a COCO results (detections) list" in done.output
+    assert "read it with annonorm convert coco-results FILE --gt INSTANCES.json" in done.output
+    assert "cannot read yet" not in done.output
     assert not (tmp_path / "never").exists()
 
 

@@ -96,8 +96,14 @@ FORKED_IMAGES = 20_000
 def test_convert_checks_every_forked_part_through_the_hook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """COCO's record builders run in forked processes; each checks its part with the validator's check,
     which api injects into the sink: the split is not read again before the output is renamed into place."""
+    import threading
+
     import annonorm.validation as validation
 
+    # The engine forks only a process with no other thread; one left by an earlier test in this worker
+    # (a library's monitor or pool thread) would silently keep the conversion in one process.
+    others = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
+    assert others == [], f"threads left running by earlier tests in this process: {others}"
     log = tmp_path / "calls.jsonl"
     check_part = validation.check_part
 

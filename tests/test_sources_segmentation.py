@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,7 +17,9 @@ from annonorm.sources.segmentation import (
     VOID,
     VOID_16,
     color_key,
+    export_mask_png,
     instance_mask_problem,
+    labelmap_lookups,
     mask_size_problem,
     palette_colors,
     read_index_png,
@@ -26,6 +29,7 @@ from annonorm.sources.segmentation import (
     to_instance_mask,
     to_semantic_mask,
     voc_palette,
+    write_mask_png,
     write_palette_png,
 )
 
@@ -147,3 +151,45 @@ def test_instance_mask_problem_accepts_exactly_object_indices_and_void(
 def test_semantic_mask_problem_accepts_exactly_indices_of_the_table(values: list[int], lut: list[int]) -> None:
     problem = semantic_mask_problem(values=values, lut=lut, table=VOC_TABLE)
     assert (problem is None) == all(0 <= v < len(lut) and lut[v] >= 0 for v in values)
+
+
+def test_labelmap_lookups_index_background_void_categories_and_unknown_names() -> None:
+    entries: list[dict[str, Any]] = [
+        {"name": "background", "color": [0, 0, 0]},
+        {"name": "cat", "color": [1, 2, 3]},
+        {"name": "dog"},
+        {"name": "ignored", "color": [9, 9, 9]},
+        {"name": "emu", "color": [4, 5, 6]},
+    ]
+    ids = {"cat": 0, "emu": 1}
+    colors, lut = labelmap_lookups(entries, ids.get, void_color=(224, 224, 192))
+    assert lut[:5] == (0, 1, -1, VOID, 2) and lut[VOID] == VOID and set(lut[5:VOID]) == {-1}
+    void = color_key(224, 224, 192)
+    assert colors == {0: 0, color_key(1, 2, 3): 1, color_key(9, 9, 9): 3, color_key(4, 5, 6): 4, void: VOID}
+
+
+def test_write_mask_png_keeps_values_and_depth(tmp_path: Path) -> None:
+    for dtype, mode in ((np.uint8, "L"), (np.uint16, "I;16")):
+        values = np.array([[0, 1], [300 if dtype is np.uint16 else 200, 255]], dtype=dtype)
+        write_mask_png(values, tmp_path / "m.png")
+        with Image.open(tmp_path / "m.png") as image:
+            assert image.mode == mode
+            assert np.array_equal(np.asarray(image).astype(np.int64), values.astype(np.int64))
+
+
+def test_export_mask_png_maps_16_bit_void_and_refuses_too_many_objects(tmp_path: Path) -> None:
+    palette = voc_palette()
+    write_mask_png(np.array([[0, 2], [VOID_16, 1]], dtype=np.uint16), tmp_path / "instance.png")
+    export_mask_png(tmp_path / "instance.png", tmp_path / "out.png", palette, objects=2, file="s.jsonl", holder="X")
+    with Image.open(tmp_path / "out.png") as image:
+        assert image.mode == "P" and image.getpalette()[:6] == [*palette[0], *palette[1]]
+        assert np.asarray(image).tolist() == [[0, 2], [VOID, 1]]
+    write_mask_png(np.array([[0, 3]], dtype=np.uint8), tmp_path / "semantic.png")
+    export_mask_png(tmp_path / "semantic.png", tmp_path / "s.png", palette, objects=None, file="s.jsonl", holder="X")
+    with Image.open(tmp_path / "s.png") as image:
+        assert np.asarray(image).tolist() == [[0, 3]]
+    with pytest.raises(InvalidDataError, match=r"300 objects; VOC.s PNG holds at most 254$") as caught:
+        export_mask_png(
+            tmp_path / "instance.png", tmp_path / "no.png", palette, objects=300, file="s", holder="VOC's PNG"
+        )
+    assert caught.value.file == "s" and not (tmp_path / "no.png").exists()

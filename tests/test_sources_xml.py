@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -14,16 +15,21 @@ from hypothesis import strategies as st
 
 from annonorm.errors import InvalidDataError, ParseError
 from annonorm.sources.xml import (
+    append_named_values,
     append_value,
     child_number,
     element_to_value,
+    has_root,
     is_xml_name,
     iter_elements,
+    named_values,
     parse_xml,
+    root_mismatch,
     root_tag,
     text_to_value,
     value_text,
     xml_bytes,
+    xml_files,
 )
 
 BILLION_LAUGHS = """<?xml version="1.0"?>
@@ -191,3 +197,101 @@ def test_values_survive_elements_and_serialization(value: dict[str, Any]) -> Non
     text = xml_bytes(root)
     assert text.endswith(b"\n") and not text.startswith(b"<?xml")
     assert element_to_value(element=ET.fromstring(text)) == value
+
+
+def test_xml_files_lists_every_xml_entry_and_root_checks_name_the_first_file(tmp_path: Path) -> None:
+    (tmp_path / "a.xml").write_text("<annotation/>")
+    (tmp_path / "B.XML").write_text("<?xml version='1.0'?><!-- c --><annotation/>")
+    (tmp_path / "dir.xml").mkdir()  # listed by name, refused when read
+    (tmp_path / "note.txt").write_text("<annotation/>")
+    files = xml_files(tmp_path)
+    assert sorted(p.name for p in files) == ["B.XML", "a.xml", "dir.xml"]
+    assert has_root(files, "annotation") and not has_root(files, "annotations")
+    assert root_mismatch(files, "annotation") is None
+    others = [tmp_path / "x.xml"]
+    others[0].write_text("<coco/>")
+    assert root_mismatch(others, "annotation") == "x.xml starts with <coco>, expected <annotation>"
+    assert root_mismatch([], "annotation") is None  # nothing to judge
+    assert root_mismatch([*others, tmp_path / "dir.xml"], "annotation") is None  # an unreadable one: not judged
+
+
+_NAMES = st.from_regex(r"[a-z][a-z0-9_ ]{0,8}", fullmatch=True).map(str.strip).filter(bool)
+_WORDS = st.text("abc xyz", min_size=1).map(str.strip).filter(lambda t: t not in ("", "true", "false"))
+_SCALARS = st.one_of(st.booleans(), st.integers(-(10**6), 10**6), _WORDS)
+
+
+@given(st.dictionaries(_NAMES, _SCALARS))
+def test_named_values_read_back_what_append_named_values_writes(values: dict[str, Any]) -> None:
+    parent = ET.Element("object")
+    append_named_values(parent, "attributes", values)
+    block = parent.find("attributes")
+    assert (block is None) == (not values)
+    assert named_values(ET.fromstring(xml_bytes(parent))) == values
+
+
+def test_named_values_skip_nameless_pairs_and_type_the_text() -> None:
+    element = ET.fromstring(
+        "<attributes><attribute><name> a </name><value>1</value></attribute>"
+        "<attribute><value>lost</value></attribute><attribute><name>b</name><value>true</value></attribute>"
+        "<attribute><name>c</name></attribute></attributes>"
+    )
+    assert named_values(element) == {"a": 1, "b": True, "c": ""}
+
+
+@pytest.mark.parametrize(
+    ("declaration", "words"),
+    [
+        ('<!ENTITY % remote SYSTEM "file:///etc/passwd"> %remote;', "external entity 'file:///etc/passwd' 'remote'"),
+        ('<!ENTITY pic SYSTEM "a.gif" NDATA gif>', "external entity 'a.gif' 'pic'"),
+    ],
+)
+def test_parameter_and_unparsed_entities_are_refused(tmp_path: Path, declaration: str, words: str) -> None:
+    path = write(tmp_path, f"<!DOCTYPE a [{declaration}]><a/>")
+    for read in (lambda: parse_xml(path), lambda: list(iter_elements(path, {"a"}))):
+        with pytest.raises(ParseError) as refused:
+            read()
+        assert words in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_a_refusal_past_the_first_chunk_stops_the_stream_before_any_element(tmp_path: Path) -> None:
+    # A comment longer than a read puts the declaration in a later chunk, split across the boundary.
+    padding = "x" * (1 << 16)
+    path = write(tmp_path, f'<?xml version="1.0"?><!--{padding}--><!DOCTYPE a [<!ENTITY e "v">]><a><b>&e;</b></a>')
+    seen: list[str] = []
+    with pytest.raises(ParseError, match="declares entity 'e'"):
+        for element in iter_elements(path, {"b"}):
+            seen.append(element.tag)
+    assert seen == []
+
+
+_TAGS = st.sampled_from(["a", "b", "object", "name"])
+_TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=8)
+
+
+@st.composite
+def _trees(draw: st.DrawFn, depth: int = 0) -> ET.Element:
+    element = ET.Element(draw(_TAGS), {"k": draw(_TEXT)} if draw(st.booleans()) else {})
+    element.text = draw(_TEXT) or None
+    if depth < 3:
+        for _ in range(draw(st.integers(0, 3))):
+            element.append(draw(_trees(depth=depth + 1)))
+    return element
+
+
+def _shape(element: ET.Element) -> tuple[Any, ...]:
+    return (element.tag, element.attrib, (element.text or "").strip(), [_shape(child) for child in element])
+
+
+@given(tree=_trees(), encoding=st.sampled_from(["utf-8", "utf-16", "latin-1"]))
+def test_the_guarded_parsers_read_what_elementtree_reads(tree: ET.Element, encoding: str) -> None:
+    """Any document without declarations reads as the plain stdlib parser reads it, whole and streamed."""
+    text = f'<?xml version="1.0" encoding="{encoding}"?>\n<!DOCTYPE x>\n' + ET.tostring(tree, encoding="unicode")
+    document = text.encode(encoding, "replace")
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "a.xml"
+        path.write_bytes(document)
+        expected = ET.fromstring(document)
+        assert _shape(parse_xml(path)) == _shape(expected)
+        streamed = [element.tag for element in iter_elements(path, {expected.tag})]
+        assert streamed[-1] == expected.tag
+        assert len(streamed) == sum(1 for element in expected.iter(expected.tag))

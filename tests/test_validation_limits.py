@@ -24,8 +24,9 @@ from typer.testing import CliRunner
 from annonorm.cli import app
 from annonorm.dataset import NormalizedDataset
 from annonorm.errors import ParseError
+from annonorm.imagecheck import mask_values_problem as _mask_values_problem
 from annonorm.testing import write_dataset
-from annonorm.validation import _mask_values_problem, validate_dataset
+from annonorm.validation import validate_dataset
 
 runner = CliRunner()
 CATEGORIES = ["car", "bike"]

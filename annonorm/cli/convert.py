@@ -52,9 +52,8 @@ def _option_annotation(option: Option) -> Any:
     """The Typer annotation of one converter option."""
     if option.type is bool:
         # Tri-state: neither flag typed means "not given" (None), so a preset or the data decides.
-        positive = f"--{option.name.replace('_', '-')}"
-        negative = f"--no-{option.name.replace('_', '-')}"
-        return Annotated[bool | None, typer.Option(f"{positive}/{negative}", help=option.help)]
+        names = f"{option.flag}/--no-{option.flag[2:]}" if option.negatable else option.flag
+        return Annotated[bool | None, typer.Option(names, help=option.help)]
     if option.multiple:
         return Annotated[list[str] | None, typer.Option(option.flag, help=option.help)]
     help_text = option.help + (f" One of: {', '.join(option.choices)}." if option.choices else "")

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from annonorm.cli._edge import OutputFormat, guard
+from annonorm.cli.convert import Engine
 
 if TYPE_CHECKING:
     from annonorm.registry import FormatInfo
@@ -27,14 +28,22 @@ def validate(
     ] = False,
     output: Annotated[OutputFormat, typer.Option("--format", help="Report as text or json.")] = OutputFormat.text,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only problems.")] = False,
+    engine: Annotated[
+        Engine,
+        typer.Option(
+            help="Where the work runs: local processes, or tasks on a Ray cluster (RAY_ADDRESS, else a local one; "
+            "the ray extra). The report is the same."
+        ),
+    ] = Engine.local,
+    workers: Annotated[
+        int | None, typer.Option(min=0, help="Processes (default: one per core; 1: this process only).")
+    ] = None,
 ) -> None:
     """Check a normalized dataset against every rule of the format. Exit 0 valid, 1 invalid, 2 unreadable.
 
     An image in two splits (leakage) is a warning, image_in_several_splits (an error with --strict).
     """
-    from annonorm.validation import validate
-
-    report = guard(lambda: validate(dataset, strict=strict, check_images=check_images), output)
+    report = guard(lambda: _validate(dataset, strict, check_images, engine.value, workers), output)
     if output is OutputFormat.json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
     else:
@@ -43,6 +52,17 @@ def validate(
         if not quiet or not report.valid:
             typer.echo(verdict(report))
     raise typer.Exit(0 if report.valid else 1)
+
+
+def _validate(dataset: Path, strict: bool, check_images: bool, engine: str, workers: int | None) -> Report:
+    """Validate on the executor of ``engine`` (built as ``annonorm convert --engine`` builds it)."""
+    from annonorm.api import open_executor
+    from annonorm.engine import Execution
+    from annonorm.validation import validate_dataset
+
+    execution = Execution(workers=workers)
+    with open_executor(engine, execution) as executor:
+        return validate_dataset(dataset, strict=strict, check_images=check_images, executor=executor)
 
 
 def verdict(report: Report) -> str:

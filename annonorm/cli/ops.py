@@ -11,11 +11,23 @@ import typer
 from annonorm.cli._edge import OutputFormat, guard, progress
 
 if TYPE_CHECKING:
+    from annonorm.engine import Execution
     from annonorm.ops import OpResult
 
 _OUT = typer.Option("--out", "-o", help="Output dataset directory (written atomically; never an input).")
 _FORCE_HELP = "Replace an existing output."
+_WORKERS = typer.Option(help="Processes reading the input: N, 0 = one per core (the output is the same bytes).")
 _MAP_HELP = 'Class map: a JSON object {"old": "new" | null} (null drops the class) or a two-column CSV old,new.'
+
+
+def _execution(workers: int) -> Execution:
+    """The engine settings of ``--workers`` (negative is bad usage)."""
+    from annonorm.engine import Execution
+    from annonorm.errors import UsageError
+
+    if workers < 0:
+        raise UsageError(f"--workers must be 0 (one per core) or more, not {workers}")
+    return Execution(workers=workers or None)
 
 
 def _report(result: OpResult, output: OutputFormat) -> None:
@@ -78,6 +90,7 @@ def split(
         list[str] | None, typer.Option("--from", help="Take the images of this split only (repeatable).")
     ] = None,
     name: Annotated[str | None, typer.Option(help="Name of the new dataset.")] = None,
+    workers: Annotated[int, _WORKERS] = 0,
     force: Annotated[bool, typer.Option(help=_FORCE_HELP)] = False,
     output: Annotated[OutputFormat, typer.Option("--format", help="Report as text or json.")] = OutputFormat.text,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
@@ -101,6 +114,7 @@ def split(
                 name=name,
                 force=force,
                 progress=bar,
+                execution=_execution(workers),
             ),
             output,
         )
@@ -117,6 +131,7 @@ def filter_command(
     drop_empty: Annotated[bool, typer.Option(help="Leave out images with no class left.")] = False,
     split: Annotated[list[str] | None, typer.Option(help="Keep only this split (repeatable).")] = None,
     name: Annotated[str | None, typer.Option(help="Name of the new dataset.")] = None,
+    workers: Annotated[int, _WORKERS] = 0,
     force: Annotated[bool, typer.Option(help=_FORCE_HELP)] = False,
     output: Annotated[OutputFormat, typer.Option("--format", help="Report as text or json.")] = OutputFormat.text,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
@@ -141,6 +156,7 @@ def filter_command(
                 name=name,
                 force=force,
                 progress=bar,
+                execution=_execution(workers),
             ),
             output,
         )
@@ -152,6 +168,7 @@ def remap(
     out: Annotated[Path, _OUT],
     class_map: Annotated[Path, typer.Option("--map", help=_MAP_HELP)],
     name: Annotated[str | None, typer.Option(help="Name of the new dataset.")] = None,
+    workers: Annotated[int, _WORKERS] = 0,
     force: Annotated[bool, typer.Option(help=_FORCE_HELP)] = False,
     output: Annotated[OutputFormat, typer.Option("--format", help="Report as text or json.")] = OutputFormat.text,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
@@ -164,5 +181,8 @@ def remap(
     from annonorm.ops import remap as run
 
     with progress("remapping", quiet) as bar:
-        result = guard(lambda: run(dataset, out, class_map, name=name, force=force, progress=bar), output)
+        result = guard(
+            lambda: run(dataset, out, class_map, name=name, force=force, progress=bar, execution=_execution(workers)),
+            output,
+        )
     _report(result, output)

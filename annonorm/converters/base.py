@@ -92,7 +92,8 @@ class Option:
     """One option of a converter.
 
     ``name`` is a Python identifier (``no_masks`` is spelled ``--no-masks`` on the command line).
-    A ``bool`` option with default ``True`` named ``masks`` is turned off with ``--no-masks``.
+    A ``bool`` option with default ``True`` named ``masks`` is turned off with ``--no-masks``; one
+    whose name says a negation already (``no_masks``, an alias of ``masks=none``) has no negated form.
     ``multiple`` options are repeatable and arrive as a tuple. ``default`` is what "not given"
     means; without one, an option not given is ``None`` (see the module docstring).
     """
@@ -117,6 +118,11 @@ class Option:
     def flag(self) -> str:
         """The command-line spelling, e.g. ``--box-format``."""
         return "--" + self.name.replace("_", "-")
+
+    @property
+    def negatable(self) -> bool:
+        """Whether the command line offers ``--no-<flag>`` too: a ``bool`` option not itself named ``no_...``."""
+        return self.type is bool and not self.name.startswith("no_")
 
     @property
     def not_given(self) -> Any:

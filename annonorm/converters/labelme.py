@@ -23,7 +23,8 @@ absolute pixels. What each ``shape_type`` becomes (one box per instance):
 
 Shapes sharing ``(label, group_id)`` are one instance (as labelme2coco groups them): its rings are
 those of its polygons, circles, rectangles and oriented rectangles, its masks are merged into one
-``rle``, points and lines only widen its box; a lone oriented rectangle alone keeps its ``obb``.
+``rle``, points and lines only widen its box; a lone oriented rectangle alone keeps its ``obb``. In an
+instance with a mask, a single rectangle is not a ring but the box itself (the other shapes do not widen it).
 ``group_id`` becomes the box attribute ``group_id``; a non-empty ``description`` and shape ``flags``,
 X-AnyLabeling's ``attributes`` (merged in), ``difficult`` when true, ``score`` (the box's score) and
 any unknown key are kept; ``__ignore__`` shapes are dropped (as labelme2coco does). Image ``flags``
@@ -40,8 +41,10 @@ Datumaro and CVAT, ``Annotations/*.xml``), a different format.
 The writer writes ``labels.txt`` and one JSON per record at ``<split>/<image path>.json`` (the image
 path without a leading ``<split>/``, suffix ``.json``), whose ``imagePath`` points at ``OUT/<image
 path>``, where ``--copy-images symlink|copy`` puts the images; ``imageData`` is null. Boxes become
-a mask (``rle``, cropped to the box's whole pixels), an oriented rectangle (``obb``), polygons (one
-per ring, grouped by ``group_id``), a line, a point (a box of zero size) or a rectangle.
+a mask (``rle``: a PNG of the region covering the mask's own pixels and the box's whole pixels, so no
+pixel is lost; plus a rectangle, the box, when the shapes' hull is not the box), an oriented rectangle
+(``obb``), polygons (one per ring; several shapes grouped by ``group_id``), a line, a point (a box of
+zero size) or a rectangle.
 """
 
 from __future__ import annotations
@@ -281,6 +284,9 @@ def _instance(shapes: Sequence[Mapping[str, Any]], members: list[int], width: in
     obbs: list[list[float]] = []
     box: dict[str, Any] = {"name": shapes[members[0]]["label"]}
     attributes: dict[str, Any] = {}
+    kinds = [shapes[index].get("shape_type") or "polygon" for index in members]
+    framed = "mask" in kinds and kinds.count("rectangle") == 1  # the rectangle is the box, not a ring
+    frame: tuple[float, float, float, float] | None = None
     for index in members:
         shape = shapes[index]
         kind = shape.get("shape_type") or "polygon"
@@ -307,6 +313,8 @@ def _instance(shapes: Sequence[Mapping[str, Any]], members: list[int], width: in
         elif kind == "circle":
             flat = _circle_ring(flat)
             rings.append(flat)
+        elif kind == "rectangle" and framed:
+            frame = obb_hull(flat)
         elif kind == "polygon" or (kind == "rectangle" and not alone):
             if kind == "rectangle":
                 left, top, right, bottom = obb_hull(flat)
@@ -318,7 +326,7 @@ def _instance(shapes: Sequence[Mapping[str, Any]], members: list[int], width: in
             attributes[kind] = flat
         xs += flat[0::2]
         ys += flat[1::2]
-    hull = min(xs), min(ys), max(xs), max(ys)
+    hull = frame or (min(xs), min(ys), max(xs), max(ys))
     if len(obbs) == 1 and obb_hull(obbs[0]) == hull:  # the oriented box is the instance's extent: kept
         box["obb"] = obbs[0]
     else:
@@ -369,15 +377,19 @@ def _shape(label: str, kind: str, flat: Sequence[float], group_id: int | None, f
 
 
 def _mask_png(rle: Mapping[str, Any], box: Mapping[str, Any]) -> tuple[list[float], str]:
-    """The points (whole pixels, inclusive) and the base64 PNG of the box's region of an RLE."""
+    """The points (whole pixels, inclusive) and the base64 PNG of the region that covers both the RLE's
+    own pixels (so none is lost) and the box's whole pixels (so an integer box is the region, as read)."""
     from PIL import Image
     from pycocotools import mask as mask_utils
 
     height, width = rle["size"]
     canvas = mask_utils.decode({"size": [height, width], "counts": rle["counts"].encode("ascii")})
-    x1, y1 = min(math.floor(box["x1"]), width - 1), min(math.floor(box["y1"]), height - 1)
-    x2, y2 = max(math.ceil(box["x2"]), x1 + 1), max(math.ceil(box["y2"]), y1 + 1)
-    x2, y2 = min(x2, width), min(y2, height)
+    x1, y1 = min(max(math.floor(box["x1"]), 0), width - 1), min(max(math.floor(box["y1"]), 0), height - 1)
+    x2, y2 = min(max(math.ceil(box["x2"]), x1 + 1), width), min(max(math.ceil(box["y2"]), y1 + 1), height)
+    rows, columns = np.nonzero(canvas)
+    if len(rows):
+        x1, y1 = min(x1, int(columns.min())), min(y1, int(rows.min()))
+        x2, y2 = max(x2, int(columns.max()) + 1), max(y2, int(rows.max()) + 1)
     stream = io.BytesIO()
     Image.fromarray(canvas[y1:y2, x1:x2].astype(bool)).save(stream, format="PNG")
     return [float(x1), float(y1), float(x2 - 1), float(y2 - 1)], base64.b64encode(stream.getvalue()).decode("ascii")
@@ -398,16 +410,19 @@ def box_to_labelme_shapes(*, box: Mapping[str, Any], group_id: int | None) -> li
     if attributes:
         fields["attributes"] = attributes
     name, shapes = box["name"], []
-    if box.get("rle") is not None:
-        points, png = _mask_png(box["rle"], box)
-        shapes.append({**_shape(name, "mask", points, group_id, fields), "mask": png})
+    corners = [box["x1"], box["y1"], box["x2"], box["y2"]]
     if box.get("obb") is not None:
         shapes.append(_shape(name, "oriented_rectangle", box["obb"], group_id, fields))
     for ring in box.get("polygon") or ():
         shapes.append(_shape(name, "polygon", ring, group_id, fields))
+    if box.get("rle") is not None:
+        points, png = _mask_png(box["rle"], box)
+        flat = [v for s in shapes for point in s["points"] for v in point] + [*points[:2], points[2] + 1, points[3] + 1]
+        if list(obb_hull(flat)) != corners:  # the shapes' hull is not the box: a rectangle in the group frames it
+            shapes.append(_shape(name, "rectangle", corners, group_id, fields))
+        shapes.insert(0, {**_shape(name, "mask", points, group_id, fields), "mask": png})
     if shapes:
         return shapes
-    corners = [box["x1"], box["y1"], box["x2"], box["y2"]]
     if lines:
         ((kind, flat),) = list(lines.items())[:1]
         return [_shape(name, kind, flat, group_id, fields)]
@@ -439,14 +454,16 @@ def record_to_labelme(*, record: Mapping[str, Any], image_path: str) -> dict[str
     seen: dict[tuple[str, int], int] = {}
     shapes: list[dict[str, Any]] = []
     for number, (box, group) in enumerate(zip(boxes, ids, strict=True)):
-        if group is None and ("rle" in box) + ("obb" in box) + len(box.get("polygon") or ()) > 1:
+        drawn = box_to_labelme_shapes(box=box, group_id=group)
+        if group is None and len(drawn) > 1:
             group, fresh = fresh, fresh + 1
+            drawn = [{**shape, "group_id": group} for shape in drawn]
         if group is not None:
             if (box["name"], group) in seen:
                 first = seen[(box["name"], group)]
                 raise ValueError(f"boxes {first} and {number} are both {box['name']!r} with group_id {group}")
             seen[(box["name"], group)] = number
-        shapes += box_to_labelme_shapes(box=box, group_id=group)
+        shapes += drawn
     boxed = {box["name"] for box in boxes}
     extra = {k: v for k, v in (record.get("attributes") or {}).items() if k not in TOP_KEYS}
     flags = {label: True for label in record.get("labels") or () if label not in boxed}
@@ -661,6 +678,7 @@ class LabelmeConverter(Converter):
         unknown_sizes=True,
         category_order=True,
         polygons=True,
+        rle=True,
         obb=True,
         scores=True,
         shape_boxes=True,

@@ -11,12 +11,13 @@ width, y by the height. What each result type becomes:
   (top-left, top-right, bottom-right, bottom-left), the box being their hull. A box leaving the image is refused.
 - ``polygonlabels``: ``points`` ``[[x, y], ...]`` become a ``polygon`` ring, the box its hull; results
   of one region ``id`` and label are one instance with several rings (how the writer stores them).
-- ``brushlabels``: ``rle`` is Label Studio's bit-packed run-length code of the RGBA canvas
-  (:func:`ls_rle_to_mask`; a pixel is in the mask where its alpha is >= 128), stored as a COCO ``rle``
-  (pycocotools' compressed string), the box its bounding box.
-- ``keypointlabels``: a point named by its label, tied to its box by ``parentID`` or a ``relation``:
-  the box's ``keypoints`` get ``[x, y, 2]`` at the place of its name (``[0, 0, 0]`` elsewhere). Names
-  and order are the ``<KeyPointLabels>`` of the labeling config (``--config``), which keypoints need.
+- ``brushlabels``: ``rle``, Label Studio's bit-packed code of the RGBA canvas (:mod:`annonorm.sources.brushrle`;
+  alpha >= 128 is in the mask), as a COCO ``rle`` (pycocotools' string), the box its bounding box; one whose
+  ``parentID`` names a region before it (of its label) is that region's box's mask instead (and may be empty).
+- ``keypointlabels``: a point named by its label, tied to its box by ``parentID`` or a ``relation``: the
+  box's ``keypoints`` get ``[x, y, v]`` at the place of its name (``[0, 0, 0]`` elsewhere), ``v`` 2 or the
+  value's ``visibility`` (annonorm's: 0 or 1). Names and order: the config's (``--config``) ``<KeyPointLabels
+  name="keypoints:<class>">`` for that class, else its other ``<KeyPointLabels>``; keypoints need one.
 - ``choices``: image-level labels. Other types (``textarea``, ``rating``, ``ellipselabels``...) are left out.
 - A region with several labels is one box per label. A result's ``score`` (else its prediction's) is the
   box's ``score``, in 0..1.
@@ -39,9 +40,11 @@ order (``<RectangleLabels>``, ``<PolygonLabels>``, ``<BrushLabels>``, ``<Labels>
 it does not name refused; without one, labels as first seen. SOURCE is an export file (one split,
 ``--split``, default ``train``) or a folder of ``<split>.json``.
 
-The writer leaves that folder: ``<split>.json`` (rectangles, turned for a rectangular ``obb``, polygons,
-labels without a box as ``choices``, scores, original sizes; images as ``/data/local-files/?d=<path>``,
-record attributes as ``data`` fields) and a ``label_config.xml`` naming every class, for a Label Studio project.
+The writer leaves that folder: ``<split>.json`` (rectangles, turned for a rectangular ``obb``, polygons; an
+``rle`` as a brush, alone when the box is its bounding box, else tied to the box's shape by ``parentID``;
+keypoints with ``v > 0`` tied by ``parentID``, one of ``v = 0`` where none is labeled; labels without a box as
+``choices``, scores, original sizes; images as ``/data/local-files/?d=<path>``, record attributes as ``data``
+fields) and a ``label_config.xml`` naming every class and each class's keypoints, for a Label Studio project.
 """
 
 from __future__ import annotations
@@ -57,7 +60,6 @@ from xml.etree import ElementTree as ET
 from xml.sax.saxutils import quoteattr
 
 import msgspec
-import numpy as np
 
 from annonorm.converters.base import Capabilities, Converter, Option, ReadContext, ReadResult, make_record
 from annonorm.errors import AnnonormError, InvalidDataError, ParseError, UnsafePathError, UsageError
@@ -65,7 +67,7 @@ from annonorm.fsutil import read_regular_bytes
 from annonorm.geometry import round_coord
 from annonorm.images import read_image_size
 from annonorm.io import NormalizedSource
-from annonorm.masks import instance_mask_to_coco_rle
+from annonorm.sources.brushrle import coco_rle_to_mask, ls_rle_to_coco_rle, ls_rle_to_mask, mask_bounds, mask_to_ls_rle
 from annonorm.sources.images import IMAGE_SUFFIXES, list_dir, walk_files
 from annonorm.sources.jsondoc import describe_json, strip_bom
 from annonorm.sources.xml import parse_xml
@@ -77,6 +79,7 @@ __all__ = [
     "image_reference_path",
     "label_config_to_xml",
     "ls_rle_to_mask",
+    "mask_to_ls_rle",
     "parse_label_config",
     "percent_points_to_ring",
     "percent_rect_to_box",
@@ -94,14 +97,15 @@ REGION_TYPES = (RECTANGLE, POLYGON, BRUSH)
 #: Config tags whose ``<Label>`` s (or ``<Choice>`` s) are classes; ``<KeyPointLabels>`` name keypoints.
 CLASS_TAGS = frozenset({"rectanglelabels", "polygonlabels", "brushlabels", "labels", "choices"})
 KEYPOINT_TAG = "keypointlabels"
+#: A ``<KeyPointLabels>`` named ``keypoints:<class>`` names the keypoints of that class alone (annonorm's
+#: writer makes one per class with keypoints); any other names the keypoints of every class.
+CLASS_KEYPOINTS = "keypoints:"
+#: The size (percent of the image width) of a written keypoint, as Label Studio draws it.
+KEYPOINT_WIDTH = 0.5
 #: Label Studio prefixes an uploaded file's name with 8 hex digits and a dash.
 UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-(?=.)")
 #: How far (percent) a value may pass 0..100 (float noise of the labeling tool) before it is an error.
 PERCENT_SLACK = 1e-4
-#: Brush masks larger than this many pixels are refused before decoding (a 32-bit count would allocate GBs).
-MAX_MASK_PIXELS = 1 << 28
-#: A pixel belongs to a brush mask where its alpha is at least this (strokes are antialiased at the edge).
-ALPHA_THRESHOLD = 128
 #: An ``obb`` whose sides are perpendicular within this (pixels) is written as a rotated rectangle.
 RECTANGLE_TOLERANCE = 1e-6
 
@@ -187,55 +191,6 @@ def percent_points_to_ring(*, points: Sequence[Sequence[float]], image_width: in
     return ring
 
 
-def ls_rle_to_mask(*, rle: Sequence[int], height: int, width: int) -> np.ndarray:
-    """A Label Studio brush ``rle`` as a boolean ``height`` x ``width`` mask (alpha >= :data:`ALPHA_THRESHOLD`).
-
-    The code (Label Studio's, from thi.ng's rle-pack) is a bit stream, most significant bit first:
-    32 bits the number of values (``height * width * 4``: RGBA), 5 bits the word size - 1, four 4-bit
-    run-length sizes - 1; then chunks: 1 bit "repeat", 2 bits choosing a run-length size, that many
-    bits ``n``; a repeat chunk is one word for ``n + 1`` values, else ``n + 1`` words follow.
-    Raises :class:`ValueError` for a stream that is truncated, overruns or counts another size.
-    """
-    if height * width > MAX_MASK_PIXELS:
-        raise ValueError(f"a {width}x{height} brush mask is larger than {MAX_MASK_PIXELS} pixels")
-    if any(not 0 <= b <= 255 for b in rle):
-        raise ValueError("expected bytes (integers 0..255)")
-    data = bytes(rle)
-    bits = format(int.from_bytes(data, "big"), f"0{len(data) * 8}b") if data else ""
-    position = 0
-
-    def read(size: int) -> int:
-        nonlocal position
-        if position + size > len(bits):
-            raise ValueError("the run-length code is truncated")
-        position += size
-        return int(bits[position - size : position], 2)
-
-    total = read(32)
-    if total != height * width * 4:
-        raise ValueError(f"it codes {total} values; expected {height}x{width} RGBA = {height * width * 4}")
-    word = read(5) + 1
-    run_sizes = [read(4) + 1 for _ in range(4)]
-    values = np.zeros(total, dtype=np.uint8 if word <= 8 else np.uint32)
-    weights = 1 << np.arange(word - 1, -1, -1, dtype=np.uint64)
-    index = 0
-    while index < total:
-        repeat = read(1)
-        end = index + 1 + read(run_sizes[read(2)])
-        if end > total:
-            raise ValueError(f"a run passes the end of the {total} values")
-        if repeat:
-            values[index:end] = min(read(word), np.iinfo(values.dtype).max)
-        else:
-            count = end - index
-            read(count * word)  # advances and checks the length; the words are decoded together below
-            chunk = np.frombuffer(bits[position - count * word : position].encode(), dtype=np.uint8) - 48
-            words = chunk.reshape(count, word).astype(np.uint64) @ weights
-            values[index:end] = np.minimum(words, np.iinfo(values.dtype).max)
-        index = end
-    return values.reshape(height, width, 4)[:, :, 3] >= ALPHA_THRESHOLD
-
-
 def image_reference_path(*, reference: str) -> str:
     """The path a task's image reference names: the ``d`` of a local file, an upload's name without Label
     Studio's prefix, a bucket key, a URL's path, a relative path as it is. Raises :class:`ValueError` for
@@ -262,11 +217,17 @@ def image_reference_path(*, reference: str) -> str:
 
 @dataclass(frozen=True)
 class LabelConfig:
-    """What annonorm reads of a labeling config: the image's data key, the classes and the keypoint names."""
+    """What annonorm reads of a labeling config: the image's data key, the classes and the keypoint names
+    (``keypoints`` those of every class, ``class_keypoints`` those of one class, by class)."""
 
     image_key: str = DEFAULT_IMAGE_KEY
     classes: tuple[str, ...] = ()
     keypoints: tuple[str, ...] = ()
+    class_keypoints: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def keypoints_of(self, name: str) -> tuple[str, ...]:
+        """The keypoint names of the class ``name`` (its own, else the shared ones)."""
+        return self.class_keypoints.get(name, self.keypoints)
 
 
 def parse_label_config(*, root: ET.Element) -> LabelConfig:
@@ -274,17 +235,22 @@ def parse_label_config(*, root: ET.Element) -> LabelConfig:
     image_key = DEFAULT_IMAGE_KEY
     classes: dict[str, None] = {}
     keypoints: dict[str, None] = {}
+    of_class: dict[str, dict[str, None]] = {}
     for element in root.iter():
         tag = str(element.tag).lower()
         if tag == "image" and (element.get("value") or "").startswith("$"):
             image_key = (element.get("value") or "")[1:]
         elif tag in CLASS_TAGS or tag == KEYPOINT_TAG:
             target = keypoints if tag == KEYPOINT_TAG else classes
+            tag_name = element.get("name") or ""
+            if tag == KEYPOINT_TAG and tag_name.startswith(CLASS_KEYPOINTS):
+                target = of_class.setdefault(tag_name[len(CLASS_KEYPOINTS) :], {})
             for child in element:
                 name = child.get("value")
                 if str(child.tag).lower() in ("label", "choice") and name:
                     target.setdefault(name, None)
-    return LabelConfig(image_key, tuple(classes), tuple(keypoints))
+    by_class = {name: tuple(names) for name, names in of_class.items() if names}
+    return LabelConfig(image_key, tuple(classes), tuple(keypoints), by_class)
 
 
 # ------------------------------------------------------------------------------- mapping annonorm -> labelstudio
@@ -302,18 +268,16 @@ def _rectangle_of(obb: Sequence[float]) -> tuple[float, float, float, float, flo
     return x1, y1, width, height, degrees
 
 
-def box_to_ls_results(*, box: Mapping[str, Any], region: str, width: int, height: int) -> list[dict[str, Any]]:
-    """The result(s) of one box: one ``polygonlabels`` per ring (sharing the ``region`` id) for a polygon,
-    else a ``rectanglelabels`` (rotated for a rectangular ``obb``); percent of ``width`` x ``height``."""
-    common = {"id": region, "original_width": width, "original_height": height, "image_rotation": 0}
-    score = {"score": box["score"]} if box.get("score") is not None else {}
+def _shape_results(box: Mapping[str, Any], common: Mapping[str, Any], width: int, height: int) -> list[dict]:
+    """One ``polygonlabels`` per ring (sharing the region id), else a ``rectanglelabels`` (rotated for a
+    rectangular ``obb``)."""
     if box.get("polygon"):
         results = []
         for ring in box["polygon"]:
             points = [[ring[i] * 100.0 / width, ring[i + 1] * 100.0 / height] for i in range(0, len(ring), 2)]
             value = {"points": points, "closed": True, POLYGON: [box["name"]]}
             results.append({**common, "from_name": "polygon", "to_name": "image", "type": POLYGON, "value": value})
-        return [{**r, **score} for r in results]
+        return results
     turned = _rectangle_of(box["obb"]) if box.get("obb") else None
     x, y, w, h, degrees = turned or (box["x1"], box["y1"], box["x2"] - box["x1"], box["y2"] - box["y1"], 0.0)
     # Width as percent of the image width; a turned height stays a length along y only before turning.
@@ -325,18 +289,58 @@ def box_to_ls_results(*, box: Mapping[str, Any], region: str, width: int, height
         "rotation": degrees,
         RECTANGLE: [box["name"]],
     }
-    return [{**common, "from_name": "label", "to_name": "image", "type": RECTANGLE, "value": value, **score}]
+    return [{**common, "from_name": "label", "to_name": "image", "type": RECTANGLE, "value": value}]
 
 
-def label_config_to_xml(*, classes: Sequence[str]) -> str:
-    """A labeling config naming ``classes`` for rectangles, polygons and image-level choices."""
+def box_to_ls_results(
+    *, box: Mapping[str, Any], region: str, width: int, height: int, keypoint_names: Sequence[str] = ()
+) -> list[dict[str, Any]]:
+    """The results of one box, percent of ``width`` x ``height``: its polygon rings or rectangle (see
+    :func:`_shape_results`); an ``rle`` as a ``brushlabels`` result, alone when the box is the mask's
+    bounding box, else tied to the shape by ``parentID``; each keypoint with ``v > 0`` as a
+    ``keypointlabels`` result (named from ``keypoint_names``) tied by ``parentID``, ``v = 1`` marked
+    ``visibility: 1`` in its value."""
+    common = {"id": region, "original_width": width, "original_height": height, "image_rotation": 0}
+    score = {"score": box["score"]} if box.get("score") is not None else {}
+    mask = coco_rle_to_mask(rle=box["rle"]) if box.get("rle") is not None else None
+    corners = tuple(float(box[k]) for k in ("x1", "y1", "x2", "y2"))
+    results: list[dict[str, Any]] = []
+    if mask is None or box.get("polygon") or box.get("obb") or mask_bounds(mask) != corners:
+        results = _shape_results(box, common, width, height)
+    if mask is not None:
+        tie = {"id": f"{region}-mask", "parentID": region} if results else {}
+        value = {"format": "rle", "rle": mask_to_ls_rle(mask=mask), BRUSH: [box["name"]]}
+        results.append({**common, **tie, "from_name": "brush", "to_name": "image", "type": BRUSH, "value": value})
+    results = [{**r, **score} for r in results]
+    points = list(zip(keypoint_names, box.get("keypoints") or (), strict=False))
+    # Keypoints none of which is labeled are kept by their first, marked visibility 0.
+    for slot, (name, point) in enumerate(points):
+        if point[2] or (slot == 0 and not any(p[2] for _, p in points)):
+            at: dict[str, Any] = {"x": point[0] * 100.0 / width, "y": point[1] * 100.0 / height}
+            at |= {"width": KEYPOINT_WIDTH, **({"visibility": point[2]} if point[2] != 2 else {}), KEYPOINT: [name]}
+            tie = {"id": f"{region}-kp{slot}", "parentID": region}
+            kind = {"from_name": CLASS_KEYPOINTS + box["name"], "to_name": "image", "type": KEYPOINT}
+            results.append({**common, **tie, **kind, "value": at})
+    return results
+
+
+def label_config_to_xml(*, classes: Sequence[str], keypoints: Mapping[str, Sequence[str]] | None = None) -> str:
+    """A labeling config naming ``classes`` for rectangles, polygons, brushes and image-level choices, and
+    per class of ``keypoints`` a ``<KeyPointLabels name="keypoints:<class>">`` of its keypoint names."""
     labels = "".join(f"    <Label value={quoteattr(name)}/>\n" for name in classes)
     choices = "".join(f"    <Choice value={quoteattr(name)}/>\n" for name in classes)
+    points = ""
+    for name, names in (keypoints or {}).items():
+        listed = "".join(f"    <Label value={quoteattr(point)}/>\n" for point in names)
+        tag = f'  <KeyPointLabels name={quoteattr(CLASS_KEYPOINTS + name)} toName="image">\n'
+        points += f"{tag}{listed}  </KeyPointLabels>\n"
     return (
         "<View>\n"
         '  <Image name="image" value="$image"/>\n'
         f'  <RectangleLabels name="label" toName="image">\n{labels}  </RectangleLabels>\n'
         f'  <PolygonLabels name="polygon" toName="image">\n{labels}  </PolygonLabels>\n'
+        f'  <BrushLabels name="brush" toName="image">\n{labels}  </BrushLabels>\n'
+        f"{points}"
         f'  <Choices name="choice" toName="image" choice="multiple">\n{choices}  </Choices>\n'
         "</View>\n"
     )
@@ -457,9 +461,10 @@ def _task_size(results: Sequence[tuple[str, dict[str, Any]]], file: Path) -> tup
 
 
 def _region_boxes(
-    kind: str, value: dict[str, Any], size: tuple[int, int], state: _Reading, file: Path, where: str
+    kind: str, value: dict[str, Any], size: tuple[int, int], state: _Reading, file: Path, where: str, tied: bool
 ) -> list[dict[str, Any]]:
-    """The boxes of one region result (one per label), geometry first, ``name`` from its labels."""
+    """The boxes of one region result (one per label), geometry first, ``name`` from its labels (a ``tied``
+    brush, which gives its mask to another region's box, may be empty)."""
     labels = _typed(value.get(kind), list, f"value.{kind} as an array of labels", file, where)
     if not labels:
         raise InvalidDataError(f"the region has no label (value.{kind} is empty)", file=file, location=where)
@@ -485,13 +490,10 @@ def _region_boxes(
             rle = _typed(value.get("rle"), list, "value.rle as an array of bytes", file, where)
             for i, byte in enumerate(rle):
                 _typed(byte, int, "a byte (0..255)", file, f"{where}.value.rle[{i}]")
-            mask = ls_rle_to_mask(rle=rle, height=height, width=width)
-            coco = instance_mask_to_coco_rle(mask=mask.astype(np.uint8), index=1)
-            if coco is None:
+            geometry["rle"], mask = ls_rle_to_coco_rle(rle=rle, height=height, width=width)
+            corners = mask_bounds(mask) or (0.0, 0.0, 0.0, 0.0)
+            if not (tied or mask.any()):
                 raise ValueError("the brush mask is empty")
-            rows, columns = np.nonzero(mask)
-            corners = (float(columns.min()), float(rows.min()), float(columns.max() + 1), float(rows.max() + 1))
-            geometry["rle"] = coco
     except ValueError as exc:
         raise InvalidDataError(str(exc), file=file, location=f"{where}.value") from None
     x1, y1, x2, y2 = corners
@@ -541,8 +543,15 @@ def _annotation_to_boxes(
         if kind == KEYPOINT:
             points.append((at, result, region))
             continue
+        tied = by_region.get(str(result.get("parentID"))) if kind == BRUSH else None
         score = _result_score(result, fallback, file, at)
-        new = _region_boxes(kind, value, size, state, file, at)
+        new = _region_boxes(kind, value, size, state, file, at, tied is not None)
+        if tied is not None:  # a brush tied by parentID to a region before it: that box's mask
+            if [box["name"] for box in new] != [boxes[tied]["name"]] or "rle" in boxes[tied]:
+                message = f"a brush tied by parentID gives its {boxes[tied]['name']!r} region one mask of that label"
+                raise InvalidDataError(message, file=file, location=at)
+            boxes[tied]["rle"] = new[0]["rle"]
+            continue
         if kind == POLYGON and region in by_region and boxes[by_region[region]]["name"] == new[0]["name"]:
             _merge_ring(boxes[by_region[region]], new[0]["polygon"][0])  # one instance, several rings
             continue
@@ -570,43 +579,42 @@ def _tie_keypoint(
     file: Path,
     where: str,
 ) -> None:
-    """Place one ``keypointlabels`` point in the ``keypoints`` of the box its ``parentID`` or a relation names."""
-    if state.config is None or not state.config.keypoints:
-        raise UsageError(
-            "keypointlabels need the labeling config for their names and order: --config label_config.xml",
-            file=file,
-            location=where,
-        )
+    """Place one ``keypointlabels`` point in the ``keypoints`` of the box its ``parentID`` or a relation
+    names, at the place of its name among its class's keypoint names (``v`` 2, or the value's ``visibility``)."""
     value = _typed(result.get("value"), dict, "value as an object", file, f"{where}.value")
-    names = _typed(value.get(KEYPOINT), list, "value.keypointlabels as an array", file, f"{where}.value")
-    name = _typed(names[0] if len(names) == 1 else None, str, "one keypoint label", file, f"{where}.value.{KEYPOINT}")
-    if name not in state.config.keypoints:
-        raise InvalidDataError(f"keypoint {name!r} is not in the labeling config", file=file, location=where)
+    labels = _typed(value.get(KEYPOINT), list, "value.keypointlabels as an array", file, f"{where}.value")
+    name = _typed(labels[0] if len(labels) == 1 else None, str, "one keypoint label", file, f"{where}.value.{KEYPOINT}")
     parents = [str(result["parentID"])] if result.get("parentID") is not None else list(relations.get(region, ()))
     parent = next((by_region[p] for p in parents if p in by_region), None)
+    place: dict[str, Any] = {"file": file, "location": where}
     if parent is None:
-        raise InvalidDataError(
-            f"keypoint {name!r} is tied to no box (by parentID or a relation)", file=file, location=where
-        )
+        raise InvalidDataError(f"keypoint {name!r} is tied to no box (by parentID or a relation)", **place)
+    box = boxes[parent]
+    names = state.config.keypoints_of(box["name"]) if state.config is not None else ()
+    if not names:
+        message = "keypointlabels need the labeling config for their names and order: --config label_config.xml"
+        raise UsageError(message, **place)
+    if name not in names:
+        raise InvalidDataError(f"keypoint {name!r} is not one of {box['name']!r} in the labeling config", **place)
     x, y = (_number(value.get(k), file, f"{where}.value.{k}") for k in ("x", "y"))
     if not (-PERCENT_SLACK <= x <= 100 + PERCENT_SLACK and -PERCENT_SLACK <= y <= 100 + PERCENT_SLACK):
-        raise InvalidDataError(f"expected x, y in 0..100 (percent), found {x}, {y}", file=file, location=where)
-    box = boxes[parent]
-    keypoints = box.setdefault("keypoints", [[0.0, 0.0, 0] for _ in state.config.keypoints])
-    slot = state.config.keypoints.index(name)
+        raise InvalidDataError(f"expected x, y in 0..100 (percent), found {x}, {y}", **place)
+    visibility = value.get("visibility", 2)
+    if visibility not in (0, 1, 2) or isinstance(visibility, bool):
+        raise InvalidDataError(f"expected visibility 0, 1 or 2, found {visibility!r}", **place)
+    keypoints = box.setdefault("keypoints", [[0.0, 0.0, 0] for _ in names])
+    slot = names.index(name)
     if keypoints[slot][2]:
-        raise InvalidDataError(f"the box has keypoint {name!r} twice", file=file, location=where)
-    keypoints[slot] = [round_coord(x * size[0] / 100.0), round_coord(y * size[1] / 100.0), 2]
+        raise InvalidDataError(f"the box has keypoint {name!r} twice", **place)
+    point = [round_coord(x * size[0] / 100.0), round_coord(y * size[1] / 100.0)] if visibility else [0.0, 0.0]
+    keypoints[slot] = [*point, int(visibility)]
     state.with_keypoints.add(box["name"])
 
 
 def _chosen(task: dict[str, Any], state: _Reading, file: Path, where: str) -> list[tuple[str, dict[str, Any]]]:
     """The annotations (or predictions) of a task that ``--annotations`` and ``--predictions`` select."""
-    key = (
-        "predictions"
-        if state.options.get("predictions")
-        else ("annotations" if "annotations" in task else "completions")
-    )
+    key = "annotations" if "annotations" in task else "completions"
+    key = "predictions" if state.options.get("predictions") else key
     items = _typed(task.get(key) or [], list, f"{key} as an array", file, f"{where}.{key}")
     kept = []
     for index, item in enumerate(items):
@@ -730,9 +738,10 @@ def _read(source: Path, ctx: ReadContext) -> ReadResult:
             records.append(record)
     if config_path is not None:
         sink.add_source_file(config_path)
-    keypoints = tuple(config.keypoints) if config is not None else ()
     for name in [*(config.classes if config is not None else ()), *state.seen]:
-        sink.category(name, keypoints=keypoints if name in state.with_keypoints else None)
+        names = config.keypoints_of(name) if config is not None else ()
+        own = config is not None and name in config.class_keypoints
+        sink.category(name, keypoints=names if own or name in state.with_keypoints else None)
     for split, records in splits.items():
         sink.declare_split(split)
         for record in records:
@@ -744,7 +753,9 @@ def _read(source: Path, ctx: ReadContext) -> ReadResult:
 # ---------------------------------------------------------------------------------------------- writing
 
 
-def _record_to_task(record: Mapping[str, Any], file: Path, where: str, annotation_id: int) -> dict[str, Any]:
+def _record_to_task(
+    record: Mapping[str, Any], keypoints: Mapping[str, Sequence[str]], file: Path, where: str, annotation_id: int
+) -> dict[str, Any]:
     width, height = record.get("width") or 0, record.get("height") or 0
     boxes = record.get("boxes") or ()
     if boxes and not (width and height):
@@ -753,34 +764,30 @@ def _record_to_task(record: Mapping[str, Any], file: Path, where: str, annotatio
         )
     results = []
     for index, box in enumerate(boxes):
-        results += box_to_ls_results(box=box, region=f"r{index}", width=width, height=height)
+        names = keypoints.get(box["name"], ())
+        results += box_to_ls_results(box=box, region=f"r{index}", width=width, height=height, keypoint_names=names)
     boxed = {box["name"] for box in boxes}
     unboxed = [name for name in record.get("labels") or () if name not in boxed]
     if unboxed:
         sizes = {"original_width": width, "original_height": height} if width and height else {}
-        choices = {"choices": unboxed}
-        results.append(
-            {"id": "choices", **sizes, "from_name": "choice", "to_name": "image", "type": CHOICES, "value": choices}
-        )
+        kind = {"from_name": "choice", "to_name": "image", "type": CHOICES, "value": {"choices": unboxed}}
+        results.append({"id": "choices", **sizes, **kind})
     data = {"image": "/data/local-files/?d=" + quote(record["image"], safe="/")}
     data.update({k: v for k, v in (record.get("attributes") or {}).items() if k != DEFAULT_IMAGE_KEY})
-    task: dict[str, Any] = {}
-    if isinstance(record.get("id"), int):
-        task["id"] = record["id"]
-    task["data"] = data
-    task["annotations"] = [{"id": annotation_id, "result": results, "was_cancelled": False, "ground_truth": False}]
-    return task
+    task: dict[str, Any] = {"id": record["id"]} if isinstance(record.get("id"), int) else {}
+    annotation = {"id": annotation_id, "result": results, "was_cancelled": False, "ground_truth": False}
+    return {**task, "data": data, "annotations": [annotation]}
 
 
 def _write(dataset: NormalizedSource, out: Path, options: Mapping[str, Any]) -> None:
     """Write ``<split>.json`` per split and a ``label_config.xml`` naming the classes."""
+    keypoints = {c.name: list(c.keypoints) for c in dataset.manifest.categories if c.keypoints}
     for split in dataset.manifest.splits:
         split_file = dataset.split_path(split)
-        tasks = []
-        for index, record in enumerate(dataset.records(split)):
-            tasks.append(_record_to_task(record, split_file, f"record {index + 1}", index + 1))
+        records = enumerate(dataset.records(split), start=1)
+        tasks = [_record_to_task(record, keypoints, split_file, f"record {n}", n) for n, record in records]
         (out / f"{split}.json").write_bytes(msgspec.json.format(_ENCODER.encode(tasks), indent=2) + b"\n")
-    config = label_config_to_xml(classes=dataset.manifest.category_names)
+    config = label_config_to_xml(classes=dataset.manifest.category_names, keypoints=keypoints)
     (out / CONFIG_FILE).write_text(config, encoding="utf-8", newline="")
 
 
@@ -821,6 +828,8 @@ class LabelstudioConverter(Converter):
         category_order=True,
         scores=True,
         polygons=True,
+        rle=True,
+        keypoints=True,
         shape_boxes=True,
     )
 

@@ -42,7 +42,7 @@ Conventions applied here (and undone by the writer):
   ``masks/`` as plain ``L`` PNGs (16-bit ``I;16`` for an instance mask of more than 254 objects,
   void 65535).
 
-XML is parsed by :mod:`annonorm.sources.xml` (defusedxml): entity declarations and external references are
+XML is parsed by :mod:`annonorm.sources.xml` (expat, C-accelerated): entity declarations and external references are
 refused, so a billion-laughs or XXE file is a :class:`~annonorm.errors.ParseError`, never expanded. Every input
 file (XML, split and class lists, labelmap, mask PNG) is opened only when it is a regular file: a
 FIFO or a device named ``a.xml`` is refused, never read. A folder without VOC XML is refused with
@@ -52,18 +52,16 @@ FIFO or a device named ``a.xml`` is refused, never read. A folder without VOC XM
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import re
 import shutil
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from functools import partial
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
-
-import numpy as np
 
 from annonorm.converters.base import (
     Capabilities,
@@ -74,36 +72,38 @@ from annonorm.converters.base import (
     make_record,
     workers_option,
 )
-from annonorm.engine import Executor
 from annonorm.errors import AnnonormError, InvalidDataError, ParseError, UnsafePathError, UsageError
 from annonorm.fsutil import open_regular, read_regular_bytes
 from annonorm.geometry import corners_to_one_based, one_based_to_corners
 from annonorm.images import read_image_size
 from annonorm.io import DatasetWriter, NormalizedSource
-from annonorm.masks import MAX_8BIT_INSTANCES
 from annonorm.paths import check_relative_path
 from annonorm.sources.classlists import BACKGROUND, IGNORED, labelmap_palette, labelmap_text, read_labelmap
+from annonorm.sources.each import map_each
 from annonorm.sources.images import images_by_stem, list_dir
 from annonorm.sources.segmentation import (
     VOID,
-    VOID_16,
+    export_mask_png,
     label_png_to_mask,
+    labelmap_lookups,
     palette_colors,
-    read_mask_png,
-    semantic_lookups,
     voc_palette,
-    write_palette_png,
+    write_mask_png,
 )
 from annonorm.sources.xml import (
+    append_named_values,
     append_value,
     child_number,
     element_to_value,
+    has_root,
     is_xml_name,
+    named_values,
     parse_xml,
-    root_tag,
+    root_mismatch,
     text_to_value,
     value_text,
     xml_bytes,
+    xml_files,
 )
 
 __all__ = [
@@ -136,7 +136,6 @@ XML_WHAT, XML_PURPOSE = "annotation XML", "VOC annotations"
 SNIFF_FILES = 5
 #: Below this many XML files a process pool costs more than it saves.
 PARALLEL_MIN_FILES = 2000
-CHUNK_SIZE = 128
 #: Object children with a fixed meaning; every other child is kept generically.
 FLAG_FIELDS = ("truncated", "occluded", "difficult")
 _RECORD_KNOWN = frozenset({"filename", "size", "object"})
@@ -155,23 +154,14 @@ def _refuse(
 # ---------------------------------------------------------------------------------------------- sniff
 
 
-def _xml_files(directory: Path) -> list[Path]:
-    """The ``*.xml`` entries of ``directory``, by name, whatever they are: a FIFO or a directory named ``x.xml``
-    is then refused by name when read, instead of leaving the image out silently."""
-    return [Path(e.path) for e in list_dir(directory) if e.name.lower().endswith(".xml")]
-
-
-def _not_voc_reason(files: Sequence[Path]) -> str | None:
+def _not_voc(files: Sequence[Path]) -> str | None:
     """Why ``files`` are not VOC annotations (their first few all have another root element), else None."""
-    sample = files[:SNIFF_FILES]
-    tags = [root_tag(path, XML_WHAT) for path in sample]
-    if not sample or any(tag is None or tag == "annotation" for tag in tags):
-        return None
-    return f"{sample[0].name} starts with <{tags[0]}>, expected <annotation>"
+    reason = root_mismatch(files[:SNIFF_FILES], "annotation", XML_WHAT)
+    return None if reason is None else f"{NOT_VOC}: {reason} ({EXPECTED_LAYOUT})"
 
 
 def _has_voc_xml(directory: Path) -> bool:
-    return any(root_tag(path, XML_WHAT) == "annotation" for path in _xml_files(directory)[:SNIFF_FILES])
+    return has_root(xml_files(directory)[:SNIFF_FILES], "annotation", XML_WHAT)
 
 
 def _sniff(source: Path) -> bool:
@@ -261,12 +251,8 @@ def voc_object_to_box(*, element: ET.Element, index: int, file: str) -> dict[str
             px = child_number(child, "x", file=file, where=f"{where}/point") - 1.0
             py = child_number(child, "y", file=file, where=f"{where}/point") - 1.0
             attributes["point"] = {"x": px, "y": py}
-        elif tag == "attributes":
-            # CVAT writes free attributes as <attribute><name>n</name><value>v</value></attribute>.
-            for attribute in child.iter("attribute"):
-                key = (attribute.findtext("name") or "").strip()
-                if key:
-                    attributes[key] = text_to_value(text=attribute.findtext("value"))
+        elif tag == "attributes":  # CVAT's free attributes, <attribute><name>n</name><value>v</value></attribute>
+            attributes.update(named_values(child))
         else:
             attributes[tag] = element_to_value(element=child)
     if parts:
@@ -359,12 +345,7 @@ def box_to_voc_object(*, box: Mapping[str, Any]) -> ET.Element:
         ET.SubElement(point_element, "x").text = value_text(point["x"] + 1)
         ET.SubElement(point_element, "y").text = value_text(point["y"] + 1)
     scalars = {k: v for k, v in attributes.items() if isinstance(v, (str, int, float, bool))}
-    if scalars:
-        block = ET.SubElement(element, "attributes")
-        for key, value in scalars.items():
-            attribute = ET.SubElement(block, "attribute")
-            ET.SubElement(attribute, "name").text = key
-            ET.SubElement(attribute, "value").text = value_text(value)
+    append_named_values(element, "attributes", scalars)
     return element
 
 
@@ -406,7 +387,8 @@ def voc_image_name_problem(*, image: str, stem: str) -> str | None:
 
 @dataclass(frozen=True)
 class _Item:
-    """One image to read: its stem, XML (None when only the image exists) and where it was listed."""
+    """One image to read: its stem, XML (None when only the image exists) and where it was listed; once the
+    read has looked, the image found by stem and the mask (copied to ``mask_target`` unless already copied)."""
 
     stem: str
     xml: Path | None
@@ -414,19 +396,22 @@ class _Item:
     image_prefix: str
     listed_in: Path | None = None
     line: int | None = None
+    stem_image: str | None = None
+    mask_source: Path | None = None
+    mask_target: Path | None = None
 
-
-@dataclass
-class _Split:
-    name: str
-    items: list[_Item] = field(default_factory=list)
+    @property
+    def image(self) -> str:
+        """The image, as far as it is known without the XML (``skipped.jsonl`` names it)."""
+        return self.image_prefix + (self.stem_image or self.stem)
 
 
 @dataclass
 class _Layout:
     root: Path
     image_root: Path
-    splits: list[_Split]
+    #: split name -> its images, in list (else file) order
+    splits: dict[str, list[_Item]]
     lists: list[Path]
     labelmap: Path | None
     segmentation: dict[str, Path]
@@ -477,7 +462,7 @@ def _split_lists(imagesets: Path) -> tuple[list[Path], list[str]]:
     for name in IMAGESET_DIRS:
         if pure:
             break
-        # Every *.txt that is not a directory, whatever it is (see _xml_files).
+        # Every *.txt that is not a directory, whatever it is (see xml_files in annonorm.sources.xml).
         files = [Path(e.path) for e in list_dir(imagesets / name) if e.name.endswith(".txt") and not e.is_dir()]
         kinds = [(p, _list_is_class_list(p, {p.stem for p in files})) for p in files]
         if name == IMAGESET_DIRS[0]:
@@ -507,25 +492,20 @@ def _find_layout(source: Path, images: Path | None) -> _Layout:
     labelmap = source / LABELMAP if os.path.lexists(source / LABELMAP) else None
     segmentation = {kind: source / name for kind, name in SEGMENTATION_DIRS.items() if (source / name).is_dir()}
     candidates = [source / name for name in ANNOTATION_DIRS if (source / name).is_dir()] + [source]
-    annotations = next((folder for folder in candidates if _xml_files(folder)), None)
+    annotations = next((folder for folder in candidates if xml_files(folder)), None)
     if annotations is None:
         return _per_split_layout(source, images, labelmap, segmentation)
-    reason = _not_voc_reason(_xml_files(annotations))
-    if reason is not None:
-        raise ParseError(f"{NOT_VOC}: {reason} ({EXPECTED_LAYOUT})", file=source)
+    _refuse(_not_voc(xml_files(annotations)), file=source, error=ParseError)
     image_dir = images or next((source / n for n in IMAGE_DIRS if (source / n).is_dir()), None)
     if image_dir is None:  # XML next to the images, else the devkit's folder
         image_dir = source if annotations == source else source / IMAGE_DIRS[0]
     lists, class_names = _split_lists(source / "ImageSets")
-    splits = []
+    splits: dict[str, list[_Item]] = {}
     for path in lists:
-        split = _Split(path.stem)
-        for number, stem in _read_split_list(path):
-            xml = annotations / f"{_safe_stem(stem, file=path, location=f'line {number}')}.xml"
-            split.items.append(_Item(stem, xml, image_dir, "", listed_in=path, line=number))
-        splits.append(split)
+        stems = ((n, _safe_stem(stem, file=path, location=f"line {n}")) for n, stem in _read_split_list(path))
+        splits[path.stem] = [_Item(stem, annotations / f"{stem}.xml", image_dir, "", path, n) for n, stem in stems]
     if not lists:
-        splits.append(_Split(DEFAULT_SPLIT, [_Item(p.stem, p, image_dir, "") for p in _xml_files(annotations)]))
+        splits[DEFAULT_SPLIT] = [_Item(p.stem, p, image_dir, "") for p in xml_files(annotations)]
     return _Layout(source, image_dir, splits, lists, labelmap, segmentation, class_names)
 
 
@@ -534,19 +514,17 @@ def _per_split_layout(
 ) -> _Layout:
     """One directory per split, XML next to the images (Roboflow's VOC export)."""
     image_root = images if images is not None else source
-    splits = []
+    splits: dict[str, list[_Item]] = {}
     xml_seen: list[Path] = []
     for entry in list_dir(source):
-        xml_files = _xml_files(Path(entry.path)) if entry.is_dir() else []
-        if xml_files:
-            xml_seen += xml_files[:SNIFF_FILES]
-            items = [_Item(p.stem, p, image_root / entry.name, f"{entry.name}/") for p in xml_files]
-            splits.append(_Split(entry.name, items))
+        files = xml_files(Path(entry.path)) if entry.is_dir() else []
+        if files:
+            xml_seen += files[:SNIFF_FILES]
+            items = [_Item(p.stem, p, image_root / entry.name, f"{entry.name}/") for p in files]
+            splits[entry.name] = items
     if not splits:
         raise ParseError(f"{NOT_VOC}: no *.xml file found ({EXPECTED_LAYOUT})", file=source)
-    reason = _not_voc_reason(xml_seen)
-    if reason is not None:
-        raise ParseError(f"{NOT_VOC}: {reason} ({EXPECTED_LAYOUT})", file=source)
+    _refuse(_not_voc(xml_seen), file=source, error=ParseError)
     return _Layout(source, image_root, splits, [], labelmap, segmentation, [])
 
 
@@ -585,30 +563,11 @@ class _Context:
     lut: tuple[int, ...]
 
 
-@dataclass(frozen=True)
-class _Task:
-    """One image for a worker: its XML (None without one), the image found by stem, its mask if any."""
-
-    stem: str
-    xml: Path | None
-    image_dir: Path
-    image_prefix: str
-    stem_image: str | None
-    mask_source: Path | None
-    mask_target: Path | None
-    write_mask: bool
-
-    @property
-    def image(self) -> str:
-        """The image, as far as it is known without the XML (``skipped.jsonl`` names it)."""
-        return self.image_prefix + (self.stem_image or self.stem)
-
-
 def _xml_class_names(layout: _Layout) -> list[str]:
     """The classes the XML files use, sorted (a pre-pass, needed only when semantic masks index a table
     that only the XML can tell). A file that does not parse is left to the main pass to report."""
     names: set[str] = set()
-    for xml in sorted({item.xml for split in layout.splits for item in split.items if item.xml is not None}):
+    for xml in sorted({item.xml for items in layout.splits.values() for item in items if item.xml is not None}):
         with contextlib.suppress(AnnonormError):
             root = parse_xml(xml, what=XML_WHAT, purpose=XML_PURPOSE)
             names.update(name for name in ((o.findtext("name") or "").strip() for o in root.findall("object")) if name)
@@ -632,86 +591,57 @@ def _declare_categories(writer: DatasetWriter, layout: _Layout, kind: str | None
         for name in layout.class_names or (_xml_class_names(layout) if kind == "semantic" else []):
             writer.category(name)
         entries = [{"name": name, "color": list(palette[i])} for i, name in enumerate((BACKGROUND, *VOC_CLASSES))]
-    # -1: a VOC class the dataset does not have, so a pixel of it is an error
-    values = [
-        0 if name == BACKGROUND else VOID if name == IGNORED else writer.category(name) + 1
-        if writer.has_category(name) else -1
-        for name in (entry["name"] for entry in entries[:256])
-    ]  # fmt: skip
-    class_colors, lut = semantic_lookups(values, [e.get("color") for e in entries[:256]], void_color=palette[VOID])
+    # A VOC class the dataset does not have (None) has no mask value: a pixel of it is an error.
+    class_colors, lut = labelmap_lookups(
+        entries, lambda name: writer.category(name) if writer.has_category(name) else None, void_color=palette[VOID]
+    )
     return _Context(kind=kind, colors=palette_colors(palette) if kind == "instance" else class_colors, lut=lut)
 
 
-def _write_mask(task: _Task, context: _Context, objects: int, size: tuple[int, int] | None) -> None:
-    """Check the task's mask and write it into the output (unless an earlier split did)."""
-    from PIL import Image
-
-    assert task.mask_source is not None and task.mask_target is not None
-    if task.write_mask:
-        instance = objects if context.kind == "instance" else None
-        mask = label_png_to_mask(task.mask_source, context.colors, size=size, objects=instance, lut=context.lut,
-                                 objects_are="the XML's objects", table="the labelmap or VOC classes")  # fmt: skip
-        Image.fromarray(mask).save(task.mask_target, format="PNG")
-
-
-def _resolve_image(task: _Task, filename: str | None) -> str:
+def _resolve_image(task: _Item, filename: str | None) -> str:
     """The record's image path: ``<filename>`` if that file exists, else the image found by stem."""
     if filename is not None:
         try:
             check_relative_path(filename)
         except ValueError as exc:
             raise UnsafePathError(str(exc), file=task.xml, location="filename") from None
-        if os.path.isfile(os.path.join(task.image_dir, filename)) or task.stem_image is None:
+        # The name the listing found by stem needs no stat: either branch returns it.
+        if (
+            filename == task.stem_image
+            or task.stem_image is None
+            or os.path.isfile(os.path.join(task.image_dir, filename))
+        ):
             return task.image_prefix + PurePosixPath(filename.replace("\\", "/")).as_posix()
     return task.image_prefix + (task.stem_image or f"{task.stem}.jpg")
 
 
-def _read_task(task: _Task, context: _Context) -> dict[str, Any] | AnnonormError:
-    """Read one image: parse its XML, resolve image and size, copy its mask. The record dict, or the error
-    naming the image (its path once ``<filename>`` is read, else the image found by stem, else the stem)."""
+def _read_task(task: _Item, context: _Context) -> dict[str, Any]:
+    """Read one image: parse its XML, resolve image and size, copy its mask. An error names the image (its
+    path once ``<filename>`` is read, else the image found by stem, else the stem)."""
     image = task.image
     try:
-        parsed: dict[str, Any] = {"width": None, "height": None, "boxes": [], "attributes": {}}
-        if task.xml is not None:
-            root = parse_xml(task.xml, what=XML_WHAT, purpose=XML_PURPOSE)
-            image = _resolve_image(task, (root.findtext("filename") or "").strip() or None)
-            parsed = voc_annotation_to_record(root=root, file=str(task.xml))
-        else:
-            image = _resolve_image(task, None)
-        width, height = parsed["width"], parsed["height"]
+        root = None if task.xml is None else parse_xml(task.xml, what=XML_WHAT, purpose=XML_PURPOSE)
+        image = _resolve_image(task, None if root is None else (root.findtext("filename") or "").strip() or None)
+        empty: dict[str, Any] = {"width": None, "height": None, "boxes": [], "attributes": {}}  # listed, no XML
+        parsed = empty if root is None else voc_annotation_to_record(root=root, file=str(task.xml))
+        width, height, boxes = parsed["width"], parsed["height"], parsed["boxes"]
         if width is None:
             path = task.image_dir / image[len(task.image_prefix) :]
             # Only a regular file's header is read (a FIFO named a.jpg would block): else the size stays unknown.
             width, height = (read_image_size(path) if path.is_file() else None) or (None, None)
-        mask = None
-        if task.mask_source is not None:
-            _write_mask(task, context, len(parsed["boxes"]), None if width is None else (width, height))
-            mask = f"masks/{task.stem}.png"
-        boxes, attributes = parsed["boxes"], parsed["attributes"]
-        return make_record(
-            image=image, width=width, height=height, boxes=boxes, mask=mask, id=task.stem, attributes=attributes
-        )
+        mask = None if task.mask_source is None else f"masks/{task.stem}.png"
+        if task.mask_source is not None and task.mask_target is not None:  # else an earlier split copied it
+            size = None if width is None else (width, height)
+            objects = len(boxes) if context.kind == "instance" else None
+            values = label_png_to_mask(task.mask_source, context.colors, size=size, objects=objects,
+                lut=context.lut, objects_are="the XML's objects", table="the labelmap or VOC classes")  # fmt: skip
+            write_mask_png(values, task.mask_target)
+        return make_record(image=image, width=width, height=height, boxes=boxes, mask=mask, id=task.stem,
+                           attributes=parsed["attributes"])  # fmt: skip
     except AnnonormError as error:
         if error.image is None:
             error.image = image
-        return error
-
-
-def _read_chunk(tasks: Sequence[_Task], context: _Context) -> list[dict[str, Any] | AnnonormError]:
-    return [_read_task(task, context) for task in tasks]
-
-
-def _run(
-    tasks: list[_Task], context: _Context, executor: Executor, workers: int
-) -> Iterator[dict[str, Any] | AnnonormError]:
-    """Outcomes in task order, an error in its place (it pickles with its file, place and image): here one by
-    one, or in chunks on the engine's ordered map (fresh processes)."""
-    size = CHUNK_SIZE if workers > 1 else 1
-    chunks = ((None, tasks[start : start + size]) for start in range(0, len(tasks), size))
-    read = partial(_read_chunk, context=context)
-    with contextlib.closing(executor.map(read, chunks, processes=workers, window=2 * workers, fresh=True)) as done:
-        for _, outcome in done:
-            yield from outcome or ()
+        raise
 
 
 def _listing_error(item: _Item, index: Mapping[str, str], seen: dict[str, int | None]) -> InvalidDataError | None:
@@ -743,35 +673,31 @@ def _read(source: Path, ctx: ReadContext) -> ReadResult:
     for path in [*([layout.labelmap] if layout.labelmap else []), *layout.lists]:
         writer.add_source_file(path)
     mask_dir = layout.segmentation.get(kind) if kind is not None else None
-    mask_stems = {e.name[:-4] for e in list_dir(mask_dir) if e.name.endswith(".png")} if mask_dir else set()
-    writer.expect(sum(len(split.items) for split in layout.splits))
-    # The parent encodes and writes every record, about half the work: an automatic count leaves it a core.
-    unique_files = len({item.xml for split in layout.splits for item in split.items})
-    workers = ctx.executor.execution.pool_size(unique_files, PARALLEL_MIN_FILES + 1, parent_busy=True)
+    masks = {e.name[:-4]: Path(e.path) for e in list_dir(mask_dir) if e.name.endswith(".png")} if mask_dir else {}
+    writer.expect(sum(len(items) for items in layout.splits.values()))
+    # Parsing is the larger share (the parent encodes and writes): above the threshold every core parses.
+    unique_files = len({item.xml for items in layout.splits.values() for item in items})
+    workers = ctx.executor.execution.pool_size(unique_files, PARALLEL_MIN_FILES + 1)
+    image_index, read = functools.cache(images_by_stem), functools.partial(_read_task, context=context)
     found: set[str] = set()  # the classes the boxes use
-    image_indexes: dict[Path, dict[str, str]] = {}
-    sources_named: set[Path] = set()
+    named: set[Path] = set()
     masks_written: set[str] = set()
-    for split in layout.splits:
-        where = split.items[0].listed_in if split.items else layout.root
-        _refuse(voc_split_name_problem(name=split.name), file=where, error=UsageError)
-        writer.declare_split(split.name)
-        tasks = []
+    for split, items in layout.splits.items():
+        where = items[0].listed_in if items else layout.root
+        _refuse(voc_split_name_problem(name=split), file=where, error=UsageError)
+        writer.declare_split(split)
+        tasks: list[_Item] = []
         seen: dict[str, int | None] = {}
-        for item in split.items:
-            if item.image_dir not in image_indexes:
-                image_indexes[item.image_dir] = images_by_stem(item.image_dir)
-            index = image_indexes[item.image_dir]
+        for item in items:
+            index = image_index(item.image_dir)
             if (error := _listing_error(item, index, seen)) is not None:
                 writer.problem(error)
                 continue
             xml = item.xml if item.xml is not None and os.path.lexists(item.xml) else None
-            source_mask = mask_dir / f"{item.stem}.png" if mask_dir and item.stem in mask_stems else None
-            target = writer.mask_file(f"masks/{item.stem}.png") if source_mask else None
-            write = item.stem not in masks_written
-            image = index.get(item.stem)
-            tasks.append(_Task(item.stem, xml, item.image_dir, item.image_prefix, image, source_mask, target, write))
-        for task, outcome in zip(tasks, _run(tasks, context, ctx.executor, workers), strict=True):
+            mask = masks.get(item.stem)
+            target = writer.mask_file(f"masks/{item.stem}.png") if mask and item.stem not in masks_written else None
+            tasks.append(replace(item, xml=xml, stem_image=index.get(item.stem), mask_source=mask, mask_target=target))
+        for task, outcome in zip(tasks, map_each(read, tasks, ctx.executor, workers=workers), strict=True):
             if isinstance(outcome, AnnonormError):
                 writer.problem(outcome)
                 continue
@@ -779,11 +705,11 @@ def _read(source: Path, ctx: ReadContext) -> ReadResult:
             if outcome.get("mask") is not None:
                 writer.mask_kind = context.kind
                 masks_written.add(task.stem)
-            for named in (task.xml, task.mask_source):
-                if named is not None and named not in sources_named:
-                    sources_named.add(named)
-                    writer.add_source_file(named)
-            writer.add(split.name, outcome)
+            for named_file in (task.xml, task.mask_source):
+                if named_file is not None and named_file not in named:
+                    named.add(named_file)
+                    writer.add_source_file(named_file)
+            writer.add(split, outcome)
     # Classes the table does not hold (all of them without a labelmap or class lists), sorted by name.
     for name in sorted(found):
         writer.category(name)
@@ -803,19 +729,6 @@ class _Export:
     kind: str | None
     palette: Sequence[tuple[int, int, int]]
     written: dict[str, tuple[str, str]] = field(default_factory=dict)
-
-
-def _export_mask(state: _Export, source: Path, target: Path, boxes: int, record_file: str) -> None:
-    """Copy a dataset's mask PNG as a VOC palette PNG (instance void 65535 back to VOC's 255)."""
-    values = read_mask_png(source)
-    if state.kind == "instance":
-        if boxes > MAX_8BIT_INSTANCES:
-            raise InvalidDataError(
-                f"{boxes} objects; VOC's 8-bit SegmentationObject PNG holds at most {MAX_8BIT_INSTANCES}",
-                file=record_file,
-            )
-        values = np.where(values == VOID_16, VOID, values)
-    write_palette_png(values, state.palette, target)
 
 
 def _write_record(state: _Export, split: str, record: dict[str, Any]) -> str:
@@ -842,8 +755,9 @@ def _write_record(state: _Export, split: str, record: dict[str, Any]) -> str:
     if mask is not None and state.kind is not None:
         folder = state.out / SEGMENTATION_DIRS[state.kind]
         folder.mkdir(exist_ok=True)
-        boxes = len(record.get("boxes") or ())
-        _export_mask(state, state.dataset.mask_path(mask), folder / f"{stem}.png", boxes, split_file)
+        objects = len(record.get("boxes") or ()) if state.kind == "instance" else None
+        export_mask_png(state.dataset.mask_path(mask), folder / f"{stem}.png", state.palette, objects=objects,
+                        file=split_file, holder="VOC's 8-bit SegmentationObject PNG")  # fmt: skip
     if state.copy_images:
         target = state.out / IMAGE_DIRS[0]
         target.mkdir(exist_ok=True)
@@ -855,33 +769,26 @@ def _write_record(state: _Export, split: str, record: dict[str, Any]) -> str:
     return stem
 
 
-def _write_list(path: Path, stems: Iterable[str]) -> None:
-    path.write_text("".join(f"{stem}\n" for stem in stems), encoding="utf-8")
-
-
 def _write(dataset: NormalizedSource, out: Path, options: Mapping[str, Any]) -> None:
     """Write the VOC devkit layout: Annotations, ImageSets/Main (and Segmentation), labelmap, masks."""
-    manifest = dataset.manifest
+    manifest, kind = dataset.manifest, dataset.manifest.mask_kind
     class_palette = labelmap_palette(manifest.categories, voc_palette())
-    kind = manifest.mask_kind
     palette = voc_palette() if kind == "instance" else class_palette
     state = _Export(out, dataset, bool(options.get("copy_images")), kind, palette)
     (out / "Annotations").mkdir()
     (out / "ImageSets" / "Main").mkdir(parents=True)
-    segmented: dict[str, list[str]] = {}
+    lists: dict[str, dict[str, list[str]]] = {"Main": {split: [] for split in manifest.splits}, "Segmentation": {}}
     for split in manifest.splits:
-        stems = []
         for record in dataset.records(split):
-            stems.append(_write_record(state, split, record))
+            stem = _write_record(state, split, record)
+            lists["Main"][split].append(stem)
             if record.get("mask") is not None:
-                segmented.setdefault(split, []).append(stems[-1])
-        _write_list(out / "ImageSets" / "Main" / f"{split}.txt", stems)
-    if segmented:
-        (out / "ImageSets" / "Segmentation").mkdir()
-        for split, stems in segmented.items():
-            _write_list(out / "ImageSets" / "Segmentation" / f"{split}.txt", stems)
-    labelmap = labelmap_text(manifest.categories, class_palette)
-    (out / LABELMAP).write_text(labelmap, encoding="utf-8")
+                lists["Segmentation"].setdefault(split, []).append(stem)
+    for folder, stems_of in lists.items():
+        for split, stems in stems_of.items():
+            (out / "ImageSets" / folder).mkdir(exist_ok=True)
+            (out / "ImageSets" / folder / f"{split}.txt").write_text("".join(f"{s}\n" for s in stems), encoding="utf-8")
+    (out / LABELMAP).write_text(labelmap_text(manifest.categories, class_palette), encoding="utf-8")
 
 
 # ---------------------------------------------------------------------------------------------- converter

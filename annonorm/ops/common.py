@@ -4,7 +4,10 @@ An operation reads one or more normalized datasets and writes a new one through 
 a temporary directory beside ``OUT`` (:func:`annonorm.fsutil.atomic_output`), a
 :class:`~annonorm.sink.DatasetWriter`, the manifest last, and the whole output validated before it is
 renamed into place, so a failed operation leaves nothing behind and inputs are never written to.
-Records are streamed as dicts, one at a time (:meth:`annonorm.io.NormalizedSource.records`).
+``split``, ``filter`` and ``remap`` write through the line pass (:mod:`annonorm.ops.passes`: parallel,
+unchanged lines copied as they are, each part checked as it is written, so the validation reads no
+split again); ``merge`` streams records as dicts (:meth:`annonorm.io.NormalizedSource.records`).
+:func:`relabel_route` is the pass's route of ``filter`` and ``remap``.
 """
 
 from __future__ import annotations
@@ -21,13 +24,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+from msgspec import UNSET, UnsetType
 
 from annonorm.errors import InvalidDataError, ParseError, UsageError
 from annonorm.fsutil import atomic_output, read_regular_bytes
-from annonorm.io import NormalizedSource, open_dataset
+from annonorm.io import UNDECODABLE, NormalizedSource, open_dataset
+from annonorm.ops.passes import Route, decode_record
 from annonorm.provenance import file_sha256
 from annonorm.schemas.manifest import MANIFEST_FILE, Manifest, Source, SourceFile
-from annonorm.sink import DatasetWriter
+from annonorm.sink import DatasetWriter, encode_record
 
 if TYPE_CHECKING:
     from annonorm.validation import Finding
@@ -41,6 +46,7 @@ __all__ = [
     "output_dataset",
     "read_class_map",
     "relabel",
+    "relabel_route",
     "unique_id",
 ]
 
@@ -195,16 +201,26 @@ def relabel(
     return gone
 
 
+def id_key(identifier: Any) -> tuple[str, Any]:
+    """A record id as a set member: ``1`` and ``"1"`` stay different ids."""
+    return (type(identifier).__name__, identifier)
+
+
 def unique_id(record: dict[str, Any], ids: set[Any]) -> None:
     """Keep the record's id when the split has not used it yet, else move it to ``attributes.merged_id``."""
     identifier = record.get("id")
     if identifier is None:
         return
-    key = (type(identifier).__name__, identifier)
+    key = id_key(identifier)
     if key not in ids:
         ids.add(key)
         return
-    del record["id"]
+    move_id(record)
+
+
+def move_id(record: dict[str, Any]) -> None:
+    """Move the record's id to ``attributes.merged_id`` (an id the split already uses)."""
+    identifier = record.pop("id")
     attributes = record.setdefault("attributes", {})
     attributes.setdefault("merged_id", identifier)
 
@@ -247,6 +263,97 @@ def provenance(operation: str, files: list[SourceFile], options: dict[str, Any])
     return Source(format=operation, files=files, converter=f"annonorm {version}", options=options)
 
 
+class _SizedBox(msgspec.Struct, gc=False):
+    name: str
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+
+
+class _Classes(msgspec.Struct, gc=False):
+    """What decides whether relabeling changes a record (the rest of the line is skipped by the decoder)."""
+
+    labels: list[str] | str | UnsetType = UNSET
+    counts: dict[str, Any] | list[Any] | UnsetType = UNSET
+    boxes: list[_SizedBox] = []
+    mask: Any = None
+
+
+_CLASSES_DECODER = msgspec.json.Decoder(_Classes)
+
+#: ``keep(x1, y1, x2, y2)``: whether a box of these corners stays (``filter``'s ``--min-area``, ``--min-side``).
+KeepBox = Callable[[float, float, float, float], bool]
+
+
+def _touches(record: _Classes, changing: frozenset[str]) -> bool:
+    """Whether a box, a label or a count of ``record`` names a class in ``changing``."""
+    if any(box.name in changing for box in record.boxes):
+        return True
+    labels = record.labels
+    if isinstance(labels, str):
+        if labels in changing:
+            return True
+    elif not isinstance(labels, UnsetType) and not changing.isdisjoint(labels):
+        return True
+    counts = record.counts
+    if isinstance(counts, dict):
+        return not changing.isdisjoint(counts)
+    if isinstance(counts, UnsetType):
+        return False
+    return any(not isinstance(item, dict) or not changing.isdisjoint(item) for item in counts)
+
+
+def _unchanged(line: bytes, changing: frozenset[str], keep: KeepBox | None, drop_empty: bool) -> bool:
+    """Whether :func:`relabel` would leave the record of ``line`` as it is (``False`` when unsure)."""
+    try:
+        record = _CLASSES_DECODER.decode(line)
+    except (msgspec.DecodeError, msgspec.ValidationError, *UNDECODABLE):
+        return False  # the full path decides (or words the error)
+    if record.mask is not None:
+        return False  # its mask file comes along
+    boxes = record.boxes
+    labels = record.labels
+    if changing and _touches(record, changing):
+        return False
+    if keep is not None and not all(keep(box.x1, box.y1, box.x2, box.y2) for box in boxes):
+        return False
+    return not (drop_empty and not boxes and (isinstance(labels, UnsetType) or not labels))
+
+
+def relabel_route(
+    source: NormalizedSource,
+    writer: DatasetWriter,
+    rename: Mapping[str, str | None],
+    operation: str,
+    *,
+    keep: KeepBox | None = None,
+    drop_empty: bool = False,
+) -> Route:
+    """The line pass route of ``remap`` and ``filter``: each record to its own split, relabeled.
+
+    A record relabeling leaves as it is (no class it has changes, every box kept, no mask) is
+    copied as its line; the others are decoded, relabeled (:func:`relabel`), and encoded again.
+    """
+    changing = frozenset(old for old, new in rename.items() if new != old)
+    instance = source.manifest.mask_kind == "instance"
+    keep_box = None if keep is None else (lambda box: keep(box["x1"], box["y1"], box["x2"], box["y2"]))
+
+    def route(split: str, line: bytes, _: int) -> tuple[str, bytes, bool] | None:
+        if _unchanged(line, changing, keep, drop_empty):
+            return split, line, False
+        record = decode_record(line)
+        removed = relabel(record, rename, keep_box)
+        if drop_empty and not record["labels"] and not record.get("boxes"):
+            return None
+        if record.get("mask"):
+            check_instance_mask(instance, removed, record, operation)
+            copy_mask(source, writer, record["mask"])
+        return split, encode_record(record), bool(record.get("mask"))
+
+    return route
+
+
 # ---------------------------------------------------------------------------------------------- masks
 
 
@@ -258,6 +365,8 @@ def copy_mask(source: NormalizedSource, writer: DatasetWriter, relative: str, ta
         return
     try:
         os.link(origin, destination)
+    except FileExistsError:
+        return  # another process of the pass brought it (copying onto its link would truncate the input)
     except OSError:
         shutil.copyfile(origin, destination)
 
@@ -305,7 +414,8 @@ def finish(writer: DatasetWriter, manifest: Manifest, out: Path, operation: str)
 
     writer.close()
     writer.write_manifest(manifest)
-    report = validate_dataset(writer.directory, check_sources=False)
+    # The splits a line pass wrote were checked part by part as they were written: not read again here.
+    report = validate_dataset(writer.directory, check_sources=False, checked=writer.checked_parts or None)
     if report.errors:
         first = report.errors[0]
         raise InvalidDataError(

@@ -8,17 +8,17 @@ and renumbered.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from annonorm.engine import Execution
 from annonorm.errors import UsageError
 from annonorm.ops.common import (
+    KeepBox,
     OpResult,
     Progress,
-    check_instance_mask,
     check_known,
-    copy_mask,
     finish,
     image_root_from,
     input_files,
@@ -26,8 +26,9 @@ from annonorm.ops.common import (
     output_dataset,
     provenance,
     refuse_mask_renumbering,
-    relabel,
+    relabel_route,
 )
+from annonorm.ops.passes import cut, executor_for, run_pass
 from annonorm.ops.remap import declare_categories
 from annonorm.schemas.manifest import Manifest
 
@@ -41,16 +42,16 @@ def _names(value: str | Iterable[str] | None) -> list[str] | None:
     return [item.strip() for item in items if item.strip()]
 
 
-def box_filter(min_area: float | None, min_side: float | None) -> Callable[[dict[str, Any]], bool] | None:
+def box_filter(min_area: float | None, min_side: float | None) -> KeepBox | None:
     """The box test of ``--min-area`` (``(x2 - x1) * (y2 - y1)`` px²) and ``--min-side`` (the shorter side, px)."""
     if min_area is None and min_side is None:
         return None
     area = float(min_area or 0.0)
     side = float(min_side or 0.0)
 
-    def keep(box: dict[str, Any]) -> bool:
-        width = box["x2"] - box["x1"]
-        height = box["y2"] - box["y1"]
+    def keep(x1: float, y1: float, x2: float, y2: float) -> bool:
+        width = x2 - x1
+        height = y2 - y1
         return width * height >= area and min(width, height) >= side
 
     return keep
@@ -69,12 +70,15 @@ def filter_dataset(
     name: str | None = None,
     force: bool = False,
     progress: Progress | None = None,
+    execution: Execution | None = None,
 ) -> OpResult:
     """Write the part of ``dataset`` the selection keeps (``annonorm.filter`` is this function too).
 
     ``classes`` keeps only these classes, ``drop_classes`` removes these (both ``A,B`` or a list);
     ``min_area`` / ``min_side`` remove smaller boxes; ``drop_empty`` leaves out records with no class
-    left; ``splits`` keeps only these splits. Names no category has are an error listing them.
+    left; ``splits`` keeps only these splits. Names no category has are an error listing them. A
+    record the selection leaves as it is is copied byte for byte. ``execution``: how many processes
+    read the input (the output is the same bytes whatever it is).
     """
     source = open_input(dataset, progress)
     manifest = source.manifest
@@ -107,17 +111,10 @@ def filter_dataset(
     with output_dataset(out_path, force=force, inputs=[source.root]) as writer:
         kept = declare_categories(writer, manifest, rename, str(source.root))
         refuse_mask_renumbering(manifest, kept, "filter")
-        instance = manifest.mask_kind == "instance"
-        for split in chosen:
-            writer.declare_split(split)
-            for record in source.records(split):
-                removed = relabel(record, rename, keep_box)
-                if drop_empty and not record["labels"] and not record.get("boxes"):
-                    continue
-                if record.get("mask"):
-                    check_instance_mask(instance, removed, record, "filter")
-                    copy_mask(source, writer, record["mask"])
-                writer.add(split, record)
+        executor, processes = executor_for(execution, [source], chosen)
+        route = relabel_route(source, writer, rename, "filter", keep=keep_box, drop_empty=drop_empty)
+        ranges = cut(source, chosen, executor, processes)
+        run_pass(writer, ranges, route, chosen, executor=executor, processes=processes, progress=progress)
         options: dict[str, Any] = {
             "classes": keep,
             "drop_classes": drop,

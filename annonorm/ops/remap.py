@@ -7,15 +7,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from annonorm.engine import Execution
 from annonorm.errors import InvalidDataError
 from annonorm.ops.common import (
     ClassMap,
     OpResult,
     Progress,
     category_fields,
-    check_instance_mask,
     check_known,
-    copy_mask,
     finish,
     image_root_from,
     input_files,
@@ -24,8 +23,9 @@ from annonorm.ops.common import (
     provenance,
     read_class_map,
     refuse_mask_renumbering,
-    relabel,
+    relabel_route,
 )
+from annonorm.ops.passes import cut, executor_for, run_pass
 from annonorm.schemas.manifest import Manifest
 from annonorm.sink import DatasetWriter
 
@@ -75,12 +75,15 @@ def remap(
     name: str | None = None,
     force: bool = False,
     progress: Progress | None = None,
+    execution: Execution | None = None,
 ) -> OpResult:
     """Write ``dataset`` with its classes renamed, merged and dropped as ``class_map`` says.
 
     ``class_map`` is a file (JSON object ``{"old": "new" | null}`` or a two-column CSV) or a mapping.
     A class it names that the dataset does not have is an error listing them all; classes it does
-    not name stay as they are. Categories keep their first-seen order, ids are renumbered.
+    not name stay as they are. Categories keep their first-seen order, ids are renumbered. A record
+    whose classes do not change is copied byte for byte. ``execution``: how many processes read the
+    input (the output is the same bytes whatever it is).
     """
     source = open_input(dataset, progress)
     rename, map_file = load_map(class_map)
@@ -90,15 +93,11 @@ def remap(
     with output_dataset(out_path, force=force, inputs=inputs) as writer:
         kept = declare_categories(writer, source.manifest, rename, map_file or "the class map")
         refuse_mask_renumbering(source.manifest, kept, "remap")
-        instance = source.manifest.mask_kind == "instance"
-        for split in source.manifest.splits:
-            writer.declare_split(split)
-            for record in source.records(split):
-                removed = relabel(record, rename)
-                if record.get("mask"):
-                    check_instance_mask(instance, removed, record, "remap")
-                    copy_mask(source, writer, record["mask"])
-                writer.add(split, record)
+        splits = list(source.manifest.splits)
+        executor, processes = executor_for(execution, [source], splits)
+        route = relabel_route(source, writer, rename, "remap")
+        ranges = cut(source, splits, executor, processes)
+        run_pass(writer, ranges, route, splits, executor=executor, processes=processes, progress=progress)
         options: dict[str, Any] = {"map": map_file or {k: v for k, v in rename.items()}}
         manifest = Manifest(
             name=name or source.manifest.name,

@@ -8,9 +8,8 @@ structs (made from them), and the unknown keys of every item of the listed array
 :class:`~annonorm.errors.ParseError` naming the file, the JSON path (``images[3].width``) and what
 was found there (``expected int, got "8"``).
 
-The decoded items of an array become columns (:func:`column`, one numpy array per field, in file
-order) and items join on ids at numpy speed (:func:`positions`): at a million items the cache misses
-of visiting Python objects one by one cost more than the decoding.
+The decoded items of an array become columns and join on ids at numpy speed: those helpers live in
+:mod:`annonorm.sources.columns` (format-agnostic) and are re-exported here.
 """
 
 from __future__ import annotations
@@ -18,18 +17,17 @@ from __future__ import annotations
 import codecs
 import re
 import types
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from operator import attrgetter
 from pathlib import Path
 from typing import IO, Any, Generic, TypeVar
 
 import msgspec
-import numpy as np
 from msgspec import UNSET
 
 from annonorm.errors import AnnonormError, ParseError
 from annonorm.fsutil import open_regular
+from annonorm.sources.columns import column, field_columns, first_repeat, flag_column, positions
 
 __all__ = [
     "Decoded",
@@ -37,6 +35,7 @@ __all__ = [
     "TypedJson",
     "column",
     "describe_json",
+    "exact_numbers",
     "field_columns",
     "first_repeat",
     "flag_column",
@@ -211,51 +210,6 @@ def _lenient(strict: type[T], items: Mapping[str, type[msgspec.Struct]]) -> type
     return types.new_class(strict.__name__, (strict,), {"forbid_unknown_fields": False}, body)
 
 
-def column(values: list[Any]) -> np.ndarray:
-    """``values`` (one field of decoded items) as the narrowest array whose ``tolist()`` gives them back
-    equal and of the same type: bool, int64, float64, else object."""
-    kinds = set(map(type, values))
-    dtype = {bool: bool, float: np.float64, int: np.int64}.get(kinds.pop()) if len(kinds) == 1 else None
-    if dtype is not None:
-        try:
-            return np.fromiter(values, dtype=dtype, count=len(values))
-        except OverflowError:  # an integer beyond 64 bits
-            pass
-    return np.fromiter(values, dtype=object, count=len(values))
-
-
-def positions(keys: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """The position in ``ids`` (unique) of every key, -1 where none: a join of items on their ids.
-
-    Integer ids take a sorted search (a tenth of the time of a dict lookup per key at a million keys);
-    others a dict.
-    """
-    if keys.dtype.kind != "i" or ids.dtype.kind != "i" or not len(ids):
-        position_of = {key: index for index, key in enumerate(ids.tolist())}
-        return np.array([position_of.get(key, -1) for key in keys.tolist()], dtype=np.int64).reshape(-1)
-    sorter = np.argsort(ids)
-    sorted_ids = ids[sorter]
-    at = np.searchsorted(sorted_ids, keys).clip(max=len(ids) - 1)
-    return np.where(sorted_ids[at] == keys, sorter[at], -1)
-
-
-def first_repeat(values: np.ndarray) -> tuple[int, int] | None:
-    """``(index, earlier index)`` of the first value repeating an earlier one (``UNSET`` never counts), or ``None``.
-
-    Integer columns are checked at numpy speed (a sort is much faster than ``np.unique``); only a column
-    with a repeat, or of other values, is walked.
-    """
-    if values.dtype.kind == "i":
-        ordered = np.sort(values)
-        if not (ordered[1:] == ordered[:-1]).any():
-            return None
-    first_seen: dict[Any, int] = {}
-    for index, value in enumerate(values.tolist()):
-        if value is not UNSET and (earlier := first_seen.setdefault(value, index)) != index:
-            return index, earlier
-    return None
-
-
 def present_fields(item: msgspec.Struct, leave_out: frozenset[str]) -> dict[str, Any]:
     """The fields of a decoded struct that the JSON had (not ``UNSET``), except those in ``leave_out``."""
     return {
@@ -282,33 +236,22 @@ def json_head(path: Path, size: int) -> bytes:
         return b""
 
 
+#: A number the 6-decimal rounding changes, or a negative zero: written with an exponent, more than 6
+#: decimals, or as -0 (a JSON text without one decodes to floats that are already canonical).
+_LONG_FRACTION = re.compile(rb"\.\d{7}")
+_NEGATIVE_ZERO = re.compile(rb"-0(?:\.0*)?(?![\d.])")
+
+
+def exact_numbers(raw: bytes) -> bool:
+    """Whether every number of a JSON text of numbers decodes to a coordinate the rounding leaves as it is."""
+    if b"e" in raw or b"E" in raw or (b"-0" in raw and _NEGATIVE_ZERO.search(raw)):
+        return False
+    return _LONG_FRACTION.search(raw) is None
+
+
 def is_empty_json(raw: bytes | msgspec.Raw) -> bool:
     """Whether raw JSON holds nothing (``[]``, ``[[]]``, ``{}``, ``null``, whitespace inside)."""
     return len(raw) < 32 and bytes(raw).translate(None, b" \t\r\n") in (b"[]", b"[[]]", b"{}", b"null")
-
-
-def flag_column(values: list[Any]) -> np.ndarray:
-    """0/1 flags (COCO's ``iscrowd``) as a boolean column; any other value is kept as it is."""
-    flags = column(values)
-    if flags.dtype == np.int64 and ((flags == 0) | (flags == 1)).all():
-        return flags.astype(bool)
-    if flags.dtype == bool:
-        return flags
-    return column([bool(v) if v is not UNSET and v in (0, 1) else v for v in values])
-
-
-def field_columns(
-    items: Sequence[msgspec.Struct], fields: Sequence[str], flags: frozenset[str] = frozenset()
-) -> dict[str, tuple[np.ndarray, int]]:
-    """Field -> (its values in item order, how many items lack it), for the ``fields`` some items have;
-    ``flags`` are :func:`flag_column` s."""
-    columns = {}
-    for key in fields:
-        values = list(map(attrgetter(key), items))
-        absent = values.count(UNSET)
-        if absent < len(values):
-            columns[key] = (flag_column(values) if key in flags else column(values), absent)
-    return columns
 
 
 def fresh_ids(values: Iterable[Any]) -> Iterator[int]:

@@ -5,7 +5,8 @@ class or instance index per pixel, as palette indices, gray values, or colours o
 
 - :func:`read_index_png` reads such a PNG as an index array (colours looked up in a table built by
   :func:`semantic_lookups` or :func:`palette_colors`); :func:`write_palette_png` writes one back with a palette;
-  :func:`read_mask_png` reads a normalized dataset's single-channel mask PNG for an exporter.
+  :func:`read_mask_png` reads a normalized dataset's single-channel mask PNG for an exporter, and
+  :func:`export_mask_png` turns it into a palette label PNG; :func:`write_mask_png` writes annonorm's own.
 - :func:`voc_palette` is the 256-colour map that the VOC devkit defined and most segmentation tools reuse.
 - :func:`label_png_to_mask` reads a source label PNG as annonorm's mask, checked against its image's size, through
   :func:`to_instance_mask` or :func:`to_semantic_mask`: source indices to annonorm's mask values (``mask_kind``
@@ -15,22 +16,26 @@ class or instance index per pixel, as palette indices, gray values, or colours o
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from annonorm.errors import InvalidDataError, ParseError
 from annonorm.fsutil import require_regular_file
 from annonorm.masks import MAX_8BIT_INSTANCES
+from annonorm.sources.classlists import BACKGROUND, IGNORED
 
 __all__ = [
     "INDEX_MODES",
     "VOID",
     "VOID_16",
     "color_key",
+    "export_mask_png",
     "instance_mask_problem",
     "label_png_to_mask",
+    "labelmap_lookups",
     "mask_size_problem",
     "palette_colors",
     "read_index_png",
@@ -40,6 +45,7 @@ __all__ = [
     "to_instance_mask",
     "to_semantic_mask",
     "voc_palette",
+    "write_mask_png",
     "write_palette_png",
 ]
 
@@ -91,6 +97,21 @@ def semantic_lookups(
         lut[index] = value
     table.setdefault(color_key(*void_color), VOID)
     return table, tuple(lut)
+
+
+def labelmap_lookups(
+    entries: Sequence[Mapping[str, Any]], category_id: Callable[[str], int | None], *, void_color: Color
+) -> tuple[dict[int, int], tuple[int, ...]]:
+    """:func:`semantic_lookups` for a label PNG indexed by a labelmap (entry i, ``{"name", "color"?}``, is index
+    i; at most 256): ``background`` is 0, ``ignored`` :data:`VOID`, a category its id + 1, and a name that
+    ``category_id`` does not know (None) -1, so that a pixel of it is refused."""
+    names = [entry["name"] for entry in entries[:256]]
+    ids = [None if name in (BACKGROUND, IGNORED) else category_id(name) for name in names]
+    values = [
+        0 if name == BACKGROUND else VOID if name == IGNORED else -1 if id_ is None else id_ + 1
+        for name, id_ in zip(names, ids, strict=True)
+    ]
+    return semantic_lookups(values, [entry.get("color") for entry in entries[:256]], void_color=void_color)
 
 
 def read_index_png(
@@ -151,6 +172,27 @@ def write_palette_png(values: np.ndarray, palette: Sequence[Color], path: Path) 
     image = image.convert("P") if image.mode != "P" else image
     image.putpalette([channel for color in palette for channel in color])
     image.save(path, format="PNG")
+
+
+def write_mask_png(mask: np.ndarray, path: Path) -> None:
+    """Write an annonorm mask (uint8, or uint16 for a large instance mask) as a plain ``L`` / ``I;16`` PNG."""
+    from PIL import Image
+
+    Image.fromarray(mask).save(path, format="PNG")
+
+
+def export_mask_png(
+    source: Path, target: Path, palette: Sequence[Color], *, objects: int | None, file: str, holder: str
+) -> None:
+    """Write a normalized dataset's mask PNG ``source`` as an 8-bit palette PNG at ``target``. An instance
+    mask (``objects``: its record's boxes) has its 16-bit void (65535) back to :data:`VOID`; more objects
+    than 8 bits hold is an :class:`InvalidDataError` naming ``file`` (``holder`` names the target kind)."""
+    values = read_mask_png(source)
+    if objects is not None:
+        if objects > MAX_8BIT_INSTANCES:
+            raise InvalidDataError(f"{objects} objects; {holder} holds at most {MAX_8BIT_INSTANCES}", file=file)
+        values = np.where(values == VOID_16, VOID, values)
+    write_palette_png(values, palette, target)
 
 
 def mask_size_problem(*, mask: tuple[int, int], image: tuple[int, int]) -> str | None:

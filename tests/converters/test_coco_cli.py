@@ -100,14 +100,16 @@ RESULTS = [
 ]
 
 
-def test_a_coco_results_list_is_named_and_said_to_be_unsupported(tmp_path: Path) -> None:
+def test_a_coco_results_list_is_named_and_pointed_at_the_coco_results_converter(tmp_path: Path) -> None:
     source = _write(tmp_path / "src" / "detections.json", RESULTS)
     line = _one_line_error(_convert(str(source), "-o", str(tmp_path / "out")), 2)
     assert "this is a COCO results list (2 entries" in line
-    assert "not supported yet" in line
+    assert "annonorm convert coco-results FILE --gt INSTANCES.json" in line
+    assert "not supported yet" not in line
     directory = _one_line_error(_convert(str(tmp_path / "src"), "-o", str(tmp_path / "out")), 2)
     assert "no COCO annotations here" in directory
-    assert "detections.json is a COCO results list: reading COCO results is not supported yet" in directory
+    assert f"detections.json is a COCO results list: annonorm convert coco-results {source} --gt" in directory
+    assert "not supported yet" not in directory
     assert not (tmp_path / "out").exists()
 
 
@@ -402,3 +404,31 @@ def test_the_reader_takes_an_option_not_given_as_its_default(tmp_path: Path, opt
     assert writer.mask_kind is None
     (record,) = _records(tmp_path / "out", "train")
     assert record["boxes"][0]["polygon"] == [[0.0, 2.0, 10.0, 2.0, 10.0, 10.0, 0.0, 10.0]] and "mask" not in record
+
+
+# ------------------------------------------------------------------------------------ --no-masks, an alias
+
+
+def test_no_masks_is_an_alias_of_masks_none_without_a_negated_twin(tmp_path: Path) -> None:
+    """``--no-masks`` writes what ``--masks none`` writes; the help offers no ``--no-no-masks``, which is refused."""
+    source = _write(
+        tmp_path / "instances_train.json",
+        {
+            "images": [{"id": 1, "file_name": "a.jpg", "width": 10, "height": 10}],
+            "annotations": [
+                {"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 4, 4], "segmentation": [[1, 1, 5, 1, 5, 5]]}
+            ],
+            "categories": CATEGORIES,
+        },
+    )
+    alias = _convert(str(source), "-o", str(tmp_path / "alias"), "--no-masks", "--quiet")
+    spelled = _convert(str(source), "-o", str(tmp_path / "none"), "--masks", "none", "--quiet")
+    vectors = _convert(str(source), "-o", str(tmp_path / "vector"), "--quiet")
+    assert alias.exit_code == spelled.exit_code == vectors.exit_code == 0, alias.output + spelled.output
+    assert (tmp_path / "alias" / "train.jsonl").read_bytes() == (tmp_path / "none" / "train.jsonl").read_bytes()
+    assert "polygon" not in _records(tmp_path / "alias", "train")[0]["boxes"][0]
+    assert "polygon" in _records(tmp_path / "vector", "train")[0]["boxes"][0]
+    help_text = _convert("--help").output
+    assert "--no-masks" in help_text and "--no-no-masks" not in help_text
+    refused = _convert(str(source), "-o", str(tmp_path / "twin"), "--no-no-masks")
+    assert refused.exit_code == 2 and not (tmp_path / "twin").exists()

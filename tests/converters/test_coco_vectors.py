@@ -19,16 +19,16 @@ from peer import PEER_DATA
 from pycocotools import mask as mask_utils
 
 from annonorm.api import convert, export
-from annonorm.converters.coco import (
-    _exact_json,
+from annonorm.engine import Execution
+from annonorm.errors import InvalidDataError
+from annonorm.geometry import round_coord
+from annonorm.sources.cocojson import (
     coco_keypoints_to_points,
     coco_polygons_to_rings,
     coco_rle_to_rle,
     coco_skeleton_to_pairs,
 )
-from annonorm.engine import Execution
-from annonorm.errors import InvalidDataError
-from annonorm.geometry import round_coord
+from annonorm.sources.jsondoc import exact_numbers as _exact_json
 from annonorm.validation import validate_dataset
 
 PEER_CASES = ["coco_person_keypoints", "coco_stuff", "coco_instances"]

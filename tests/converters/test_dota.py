@@ -162,6 +162,6 @@ def test_oriented_boxes_round_trip_exactly(corners: list[list[float]]) -> None:
 
 
 def test_round_trip_property() -> None:
-    from test_roundtrip import check_round_trip
+    from annonorm.testing import check_round_trip
 
     check_round_trip("dota", max_examples=15)

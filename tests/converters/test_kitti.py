@@ -129,6 +129,6 @@ def test_a_wrong_column_count_names_file_and_line_and_nothing_is_written(tmp_pat
 
 
 def test_round_trip_property() -> None:
-    from test_roundtrip import check_round_trip
+    from annonorm.testing import check_round_trip
 
     check_round_trip("kitti", max_examples=15)

@@ -317,3 +317,47 @@ def test_sniff_leaves_mit_labelme_xml_and_coco_alone(tmp_path: Path) -> None:
     assert not LabelmeConverter.sniff(tmp_path / "coco")
     if PEER_XML.is_dir():
         assert not LabelmeConverter.sniff(PEER_XML)
+
+
+def coco_of(mask: np.ndarray) -> dict[str, Any]:
+    """pycocotools' own compressed RLE of a boolean mask."""
+    encoded = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": [int(v) for v in encoded["size"]], "counts": encoded["counts"].decode("ascii")}
+
+
+def placed(shape: dict[str, Any], width: int, height: int) -> np.ndarray:
+    """A mask shape's PNG put on the canvas at its first point, as labelme's shape_to_mask does."""
+    with Image.open(io.BytesIO(base64.b64decode(shape["mask"]))) as image:
+        patch = np.asarray(image).astype(bool)
+    left, top = (int(v) for v in shape["points"][0])
+    assert [left + patch.shape[1] - 1, top + patch.shape[0] - 1] == shape["points"][1]
+    canvas = np.zeros((height, width), dtype=bool)
+    canvas[top : top + patch.shape[0], left : left + patch.shape[1]] = patch
+    return canvas
+
+
+def test_writer_mask_keeps_pixels_outside_the_box_and_a_rectangle_keeps_the_box() -> None:
+    mask = np.zeros((30, 40), dtype=bool)
+    mask[3:6, 4:7] = True  # inside the box
+    mask[25, 35:38] = True  # far outside it
+    box = {"name": "m", "x1": 2.5, "y1": 1.25, "x2": 10.0, "y2": 8.0, "rle": coco_of(mask), "score": 0.5}
+    doc = record_to_labelme(record={"width": 40, "height": 30, "boxes": [box]}, image_path="a.jpg")
+    assert [(s["shape_type"], s["group_id"]) for s in doc["shapes"]] == [("mask", 1), ("rectangle", 1)]
+    assert np.array_equal(placed(doc["shapes"][0], 40, 30), mask)  # no pixel lost
+    assert doc["shapes"][1]["points"] == [[2.5, 1.25], [10.0, 8.0]]
+    (back,) = labelme_shapes_to_boxes(shapes=doc["shapes"], width=40, height=30)
+    assert {k: back[k] for k in box} == box and back["attributes"] == {"group_id": 1}
+
+
+def test_writer_mask_of_an_integer_box_around_it_is_one_shape_of_the_box_region() -> None:
+    mask = np.zeros((30, 40), dtype=bool)
+    mask[10:12, 20:25] = True
+    box = {"name": "m", "x1": 18.0, "y1": 9.0, "x2": 26.0, "y2": 15.0, "rle": coco_of(mask)}
+    (shape,) = box_to_labelme_shapes(box=box, group_id=None)
+    assert shape["shape_type"] == "mask" and shape["points"] == [[18.0, 9.0], [25.0, 14.0]]
+    assert np.array_equal(placed(shape, 40, 30), mask)
+    (back,) = labelme_shapes_to_boxes(shapes=[shape], width=40, height=30)
+    assert back == box
+    empty = {**box, "rle": coco_of(np.zeros((30, 40), dtype=bool))}
+    (shape,) = box_to_labelme_shapes(box=empty, group_id=None)
+    assert labelme_shapes_to_boxes(shapes=[shape], width=40, height=30) == [empty]

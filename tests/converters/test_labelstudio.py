@@ -22,18 +22,22 @@ from pycocotools import mask as mask_utils
 from typer.testing import CliRunner
 
 from annonorm.cli import app
+from annonorm.converters.base import make_record
 from annonorm.converters.labelstudio import (
     LabelstudioConverter,
     box_to_ls_results,
     image_reference_path,
     label_config_to_xml,
     ls_rle_to_mask,
+    mask_to_ls_rle,
     parse_label_config,
     percent_points_to_ring,
     percent_rect_to_box,
     rotated_corners,
 )
 from annonorm.io import open_dataset
+from annonorm.sources.brushrle import coco_rle_to_ls_rle, ls_rle_to_coco_rle
+from annonorm.testing import write_dataset
 from annonorm.validation import validate_dataset
 
 runner = CliRunner()
@@ -463,6 +467,7 @@ def test_sniff_knows_an_export_and_not_a_coco_file(tmp_path: Path) -> None:
 
 
 def _hostile_cases() -> list[Any]:
+    import hostile.make_corpus  # noqa: F401  # first: it imports every hostile/cases_*.py, this one too
     from hostile.cases_labelstudio import CASES
 
     return CASES
@@ -478,3 +483,119 @@ def test_hostile_input_gets_one_line_and_writes_nothing(case: Any, tmp_path: Pat
     assert exception is None, repr(exception)
     check_outcome(case, tmp_path, code, stdout, stderr)
     assert len([line for line in (stdout + stderr).splitlines() if line.strip()]) == 1, stdout + stderr
+
+
+# ------------------------------------------------------------------------------- writing brushes and keypoints
+
+
+def coco_of(mask: np.ndarray) -> dict[str, Any]:
+    """pycocotools' own compressed RLE of a boolean mask (the reference the converter must match)."""
+    encoded = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": [int(v) for v in encoded["size"]], "counts": encoded["counts"].decode("ascii")}
+
+
+@given(st.integers(1, 12), st.integers(1, 12), st.data())
+def test_brush_rle_encoder_is_the_inverse_of_the_decoder(height: int, width: int, data: Any) -> None:
+    pixels = data.draw(st.lists(st.booleans(), min_size=height * width, max_size=height * width))
+    mask = np.array(pixels, dtype=bool).reshape(height, width)
+    code = mask_to_ls_rle(mask=mask)
+    assert all(0 <= b <= 255 for b in code)
+    assert np.array_equal(ls_rle_to_mask(rle=code, height=height, width=width), mask)
+    # The COCO side: pycocotools' string of the same pixels, an empty mask too.
+    coco, decoded = ls_rle_to_coco_rle(rle=coco_rle_to_ls_rle(rle=coco_of(mask)), height=height, width=width)
+    assert coco == coco_of(mask) and np.array_equal(decoded, mask)
+
+
+@pytest.mark.parametrize("value", [True, False])
+def test_brush_rle_encoder_splits_runs_longer_than_a_chunk(value: bool) -> None:
+    mask = np.full((300, 250), value)  # 300 000 values: more than one 2**16-value run
+    mask[150, 100] = not value
+    assert np.array_equal(ls_rle_to_mask(rle=mask_to_ls_rle(mask=mask), height=300, width=250), mask)
+
+
+def test_writer_writes_brushes_and_keypoints_tied_by_parent_id(tmp_path: Path) -> None:
+    mask = np.zeros((20, 30), dtype=bool)
+    mask[2:5, 3:9] = True  # bounding box (3, 2, 9, 5): the first box is exactly it
+    outside = np.zeros((20, 30), dtype=bool)
+    outside[15:18, 25:29] = True  # beyond the second box
+    boxes = [
+        {"name": "blob", "x1": 3.0, "y1": 2.0, "x2": 9.0, "y2": 5.0, "rle": coco_of(mask)},
+        {
+            "name": "person",
+            "x1": 1.5,
+            "y1": 2.5,
+            "x2": 12.25,
+            "y2": 14.0,
+            "rle": coco_of(outside),
+            "keypoints": [[4.5, 3.0, 2], [0.0, 0.0, 0], [6.0, 9.5, 1]],
+        },
+        {"name": "person", "x1": 0.0, "y1": 0.0, "x2": 5.0, "y2": 5.0, "keypoints": [[0.0, 0.0, 0]] * 3},
+    ]
+    record = make_record(image="a.jpg", width=30, height=20, boxes=boxes)
+    names = ["nose", "eye", "ear"]
+    write_dataset(tmp_path / "ds", ["blob", "person"], {"train": [record]}, keypoints={"person": names})
+    assert (
+        runner.invoke(app, ["export", "labelstudio", str(tmp_path / "ds"), "-o", str(tmp_path / "ls")]).exit_code == 0
+    )
+    (written,) = json.loads((tmp_path / "ls" / "train.json").read_text())
+    results = written["annotations"][0]["result"]
+    kinds = [(r["type"], r["id"], r.get("parentID")) for r in results]
+    assert kinds == [
+        ("brushlabels", "r0", None),  # the box is the mask's bounding box: the brush alone
+        ("rectanglelabels", "r1", None),
+        ("brushlabels", "r1-mask", "r1"),
+        ("keypointlabels", "r1-kp0", "r1"),
+        ("keypointlabels", "r1-kp2", "r1"),
+        ("rectanglelabels", "r2", None),
+        ("keypointlabels", "r2-kp0", "r2"),  # none labeled: the first kept, visibility 0
+    ]
+    decoded = [
+        ls_rle_to_mask(rle=r["value"]["rle"], height=20, width=30) for r in results if r["type"] == "brushlabels"
+    ]
+    assert np.array_equal(decoded[0], mask) and np.array_equal(decoded[1], outside)
+    points = [r["value"] for r in results if r["type"] == "keypointlabels"]
+    assert [(p["keypointlabels"], p.get("visibility", 2)) for p in points] == [
+        (["nose"], 2),
+        (["ear"], 1),
+        (["nose"], 0),
+    ]
+    assert math.isclose(points[0]["x"] * 30 / 100, 4.5) and math.isclose(points[1]["y"] * 20 / 100, 9.5)
+    config = ET.fromstring((tmp_path / "ls" / "label_config.xml").read_text())
+    tags = {t.get("name"): [c.get("value") for c in t] for t in config if t.tag in ("BrushLabels", "KeyPointLabels")}
+    assert tags == {"brush": ["blob", "person"], "keypoints:person": names}
+    args = ["convert", "labelstudio", str(tmp_path / "ls"), "-o", str(tmp_path / "back")]
+    assert runner.invoke(app, [*args, "--images", str(_images_for(tmp_path, 30, 20))]).exit_code == 0
+    (back,) = records(tmp_path / "back")
+    assert back["boxes"] == record["boxes"]
+    categories = open_dataset(tmp_path / "back").manifest.categories
+    assert [(c.name, c.keypoints) for c in categories] == [("blob", None), ("person", names)]
+
+
+def _images_for(tmp_path: Path, width: int, height: int) -> Path:
+    save_image(tmp_path / "images" / "a.jpg", width, height)
+    return tmp_path / "images"
+
+
+def test_brush_tied_to_a_rectangle_gives_it_its_mask_and_one_of_another_label_is_refused(tmp_path: Path) -> None:
+    mask = np.zeros((6, 9), dtype=bool)
+    mask[0, 0] = mask[5, 8] = True
+    brush = {
+        "id": "m",
+        "parentID": "r",
+        "type": "brushlabels",
+        "original_width": 9,
+        "original_height": 6,
+        "value": {"format": "rle", "rle": brush_rle(mask), "brushlabels": ["cat"]},
+    }
+    box = rect(10, 10, 50, 50, "cat", size=(9, 6))
+    code, output = convert_cli([task("a.png", [box, brush])], tmp_path)
+    assert code == 0, output
+    (got,) = records(tmp_path / "out")[0]["boxes"]
+    assert (got["x1"], got["y1"], got["x2"], got["y2"]) == (0.9, 0.6, 5.4, 3.6)
+    assert got["rle"] == coco_of(mask)
+    brush["value"]["brushlabels"] = ["dog"]
+    (tmp_path / "bad").mkdir()
+    code, output = convert_cli([task("a.png", [box, brush])], tmp_path / "bad")
+    assert code != 0 and len(output.strip().splitlines()) == 1, output
+    assert "export.json" in output and "[0].annotations[0].result[1]" in output
+    assert "tied by parentID" in output and not (tmp_path / "bad" / "out").exists()

@@ -1,0 +1,67 @@
+"""One-process stdlib floors for the labeling-tool formats: parse every file, group objects per image, print counts.
+
+``python labeling_stdlib.py FORMAT SOURCE`` with FORMAT one of ``yolo`` (every ``labels/**/*.txt``, rows split),
+``labelme`` (``json.load`` of every ``*.json``, shapes per file), ``cvat`` (ElementTree ``iterparse`` of one
+XML file, the shapes of each ``<image>``) and ``labelstudio`` (``json.load`` of every ``*.json`` export, results
+of each task's first annotation). No validation, no safety checks, no output written: what reading costs.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+
+def yolo(root: Path) -> tuple[int, int]:
+    images = boxes = 0
+    for path in sorted(root.glob("labels/**/*.txt")):
+        rows = [line.split() for line in path.read_text().splitlines() if line.strip()]
+        images += 1
+        boxes += len(rows)
+    return images, boxes
+
+
+def labelme(root: Path) -> tuple[int, int]:
+    images = boxes = 0
+    for path in sorted(root.rglob("*.json")):
+        with path.open("rb") as f:
+            document = json.load(f)
+        images += 1
+        boxes += len(
+            {
+                (s.get("label"), s.get("group_id") if s.get("group_id") is not None else i)
+                for i, s in enumerate(document.get("shapes", []))
+            }
+        )
+    return images, boxes
+
+
+def cvat(root: Path) -> tuple[int, int]:
+    images = boxes = 0
+    for path in sorted(root.glob("*.xml")):
+        for _, element in ET.iterparse(path):
+            if element.tag == "image":
+                images += 1
+                boxes += sum(1 for child in element if child.tag in ("box", "polygon", "polyline", "points", "mask"))
+                element.clear()
+    return images, boxes
+
+
+def labelstudio(root: Path) -> tuple[int, int]:
+    images = boxes = 0
+    for path in sorted(root.glob("*.json")):
+        with path.open("rb") as f:
+            tasks = json.load(f)
+        for task in tasks:
+            images += 1
+            annotations = task.get("annotations") or [{}]
+            boxes += len({r.get("id") for r in annotations[0].get("result", []) if r.get("type") != "choices"})
+    return images, boxes
+
+
+if __name__ == "__main__":
+    count = {"yolo": yolo, "labelme": labelme, "cvat": cvat, "labelstudio": labelstudio}[sys.argv[1]]
+    found_images, found_boxes = count(Path(sys.argv[2]))
+    print(json.dumps({"images": found_images, "boxes": found_boxes}))

@@ -1,0 +1,159 @@
+"""Open Images (issue 15, item 6): the row mapping alone, the peer V5/V6 folders end to end, masks, the round trip.
+
+Expected boxes and labels are computed here from the CSV files with the csv module and Open Images' definitions
+(fractions of the image side, confidence 1/0 labels), independently of the converter.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from peer import PEER_DATA
+from PIL import Image
+from pycocotools import mask as mask_utils
+from typer.testing import CliRunner
+
+from annonorm.api import convert, export
+from annonorm.cli import app
+from annonorm.converters.openimages import OpenimagesConverter, box_to_openimages_row, openimages_row_to_box
+from annonorm.io import open_dataset
+
+runner = CliRunner()
+PEER = PEER_DATA / "open_images_dataset"
+ROW = {"XMin": "0.25", "XMax": "0.5", "YMin": "0", "YMax": "1", "IsOccluded": "1", "IsTruncated": "-1",
+       "IsGroupOf": "1", "IsDepiction": "0", "IsInside": "-1", "Source": "xclick", "Confidence": "1"}  # fmt: skip
+
+
+def test_a_row_is_a_box_in_pixels_with_the_known_flags() -> None:
+    box = openimages_row_to_box(row=ROW, name="cat", width=8, height=4)
+    assert box == {
+        "name": "cat",
+        "x1": 2.0,
+        "y1": 0.0,
+        "x2": 4.0,
+        "y2": 4.0,
+        "attributes": {"occluded": True, "iscrowd": True, "depiction": False, "source": "xclick", "confidence": 1.0},
+    }
+    row = box_to_openimages_row(box=box, image_id="a", mid="/m/0", width=8, height=4)
+    assert row == ["a", "xclick", "/m/0", "1", "0.25", "0.5", "0", "1", "1", "-1", "1", "0", "-1"]
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        ({"XMin": "nan"}, "finite"),
+        ({"XMax": "x"}, "a number"),
+        ({"IsGroupOf": "2"}, "0, 1 or -1"),
+        ({"XMin": "0.9"}, "XMin <= XMax"),
+    ],
+)
+def test_a_bad_row_says_what_was_expected(change: dict[str, str], fragment: str) -> None:
+    with pytest.raises(ValueError, match=fragment):
+        openimages_row_to_box(row={**ROW, **change}, name="cat", width=8, height=4)
+
+
+def _table(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as stream:
+        return list(csv.DictReader(stream))
+
+
+def _expected(root: Path) -> dict[str, tuple[list[tuple[str, float, float, float, float]], list[str], list[str]]]:
+    """ImageID -> (boxes in pixels, labels, negative labels), from the CSVs and the image files."""
+    notes = root / "annotations"
+    names = dict(row for row in csv.reader((notes / "oidv6-class-descriptions.csv").open()) if row[0] != "LabelName")
+    sizes = {p.stem: Image.open(p).size for p in (root / "images").glob("*/*")}
+    found: dict[str, tuple[list[tuple[str, float, float, float, float]], list[str], list[str]]] = {
+        image_id: ([], [], []) for image_id in sizes
+    }
+    for path in notes.glob("*-annotations-bbox.csv"):
+        for row in _table(path):
+            w, h = sizes[row["ImageID"]]
+            xs, ys = (float(row["XMin"]) * w, float(row["XMax"]) * w), (float(row["YMin"]) * h, float(row["YMax"]) * h)
+            found[row["ImageID"]][0].append((names[row["LabelName"]], xs[0], ys[0], xs[1], ys[1]))
+    for path in notes.glob("*-annotations-human-imagelabels.csv"):
+        for row in _table(path):
+            found[row["ImageID"]][1 if row["Confidence"] == "1" else 2].append(names[row["LabelName"]])
+    return found
+
+
+def test_the_v6_folder_converts_validates_and_keeps_boxes_labels_and_the_mask(tmp_path: Path) -> None:
+    source = PEER / "v6"
+    assert OpenimagesConverter.sniff(source)
+    result = runner.invoke(app, ["convert", "openimages", str(source), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["validate", str(tmp_path / "out"), "--check-images"])
+    assert result.exit_code == 0, result.output
+    dataset = open_dataset(tmp_path / "out")
+    assert sorted(dataset.manifest.splits) == ["test", "train", "validation"]
+    categories = {c.name: c for c in dataset.manifest.categories}
+    assert categories["Generic label #1"].supercategory == "Generic label #0"  # from the hierarchy
+    assert categories["Generic label #0"].source_id == "/m/0"
+    expected = _expected(source)
+    got = {}
+    for split in dataset.manifest.splits:
+        for record in dataset.records(split):
+            boxes = [(b["name"], b["x1"], b["y1"], b["x2"], b["y2"]) for b in record["boxes"]]
+            negative = (record.get("attributes") or {}).get("negative_labels", [])
+            got[record["id"]] = (boxes, record["labels"], negative)
+            assert record["image"].startswith(f"{split}/")
+    assert got.keys() == expected.keys()
+    for image_id, (boxes, labels, negative) in expected.items():
+        assert got[image_id][2] == negative
+        assert [b[0] for b in got[image_id][0]] == [b[0] for b in boxes]
+        assert np.allclose([b[1:] for b in got[image_id][0]], [b[1:] for b in boxes]) if boxes else True
+        assert got[image_id][1] == list(dict.fromkeys([*labels, *(b[0] for b in boxes)]))
+    (b,) = [r for r in dataset.records("train") if r["id"] == "b"]
+    mask = np.asarray(Image.open(source / "masks" / "train" / "b_m0_01234567.png").convert("L")) > 0
+    rle = b["boxes"][0]["rle"]
+    assert (mask_utils.decode({"size": rle["size"], "counts": rle["counts"].encode()}) == mask).all()
+    assert b["boxes"][0]["attributes"]["box_id"] == "01234567"
+
+
+def test_the_v5_image_lists_give_records_without_boxes(tmp_path: Path) -> None:
+    convert("openimages", PEER / "v5", tmp_path / "out")
+    dataset = open_dataset(tmp_path / "out")
+    listed = {
+        row["ImageID"]: row["Subset"] for p in (PEER / "v5" / "annotations").glob("*rotation.csv") for row in _table(p)
+    }
+    got = {r["id"]: split for split in dataset.manifest.splits for r in dataset.records(split)}
+    assert got == listed
+
+
+def test_a_mask_is_rescaled_to_the_image_and_sizes_come_from_images_meta(tmp_path: Path) -> None:
+    shutil.copytree(PEER / "v6", tmp_path / "src")
+    path = tmp_path / "src" / "masks" / "train" / "b_m0_01234567.png"
+    small = np.asarray(Image.open(path).convert("L"))
+    Image.fromarray(np.kron(small, np.ones((3, 3), dtype=np.uint8))).save(path)  # 3 times the image's size
+    (tmp_path / "src" / "images" / "train" / "b.jpg").unlink()
+    convert("openimages", tmp_path / "src", tmp_path / "out")
+    (b,) = [r for r in open_dataset(tmp_path / "out").records("train") if r["id"] == "b"]
+    assert (b["width"], b["height"]) == (8, 2)  # images.meta: "b 2 8" (height, width)
+    rle = b["boxes"][0]["rle"]
+    decoded = mask_utils.decode({"size": rle["size"], "counts": rle["counts"].encode()})
+    assert (decoded == (small > 0)).all()  # nearest-pixel rescaling of a 3x mask gives the original back
+
+
+def test_export_writes_the_tables_back(tmp_path: Path) -> None:
+    convert("openimages", PEER / "v6", tmp_path / "out")
+    export("openimages", tmp_path / "out", tmp_path / "back")
+    rows = _table(tmp_path / "back" / "annotations" / "test-annotations-bbox.csv")
+    source = _table(PEER / "v6" / "annotations" / "test-annotations-bbox.csv")
+    assert rows == source
+    convert("openimages", tmp_path / "back", tmp_path / "again", images=PEER / "v6" / "images")
+    first = [r for s in ("train", "test") for r in open_dataset(tmp_path / "out").records(s)]
+    again = [r for s in ("train", "test") for r in open_dataset(tmp_path / "again").records(s)]
+    strip = [{**r, "boxes": [{k: v for k, v in b.items() if k not in ("rle", "attributes")} for b in r["boxes"]]}
+             for r in first]  # fmt: skip
+    assert [
+        {**r, "boxes": [{k: v for k, v in b.items() if k != "attributes"} for b in r["boxes"]]} for r in again
+    ] == strip
+
+
+def test_round_trip_property() -> None:
+    from test_roundtrip import check_round_trip
+
+    check_round_trip("openimages", max_examples=15)
