@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from msgspec import UNSET
 from PIL import Image
@@ -18,7 +18,10 @@ from pycocotools import mask as mask_utils
 
 from annonorm.errors import InvalidDataError, ParseError, UnsafePathError
 from annonorm.sources.cocojson import (
+    SEGMENTATION,
+    _segmentation_fields,
     box_to_coco_bbox,
+    canonical_rings,
     category_keypoints,
     coco_bbox_reword,
     coco_bbox_to_corners,
@@ -217,3 +220,88 @@ def test_grouped_record_keys_in_canonical_order() -> None:
     assert list(record) == ["image", "width", "height", "labels", "counts", "boxes", "mask", "id", "attributes"]
     bare = grouped_record(image="a.jpg", size=(None, None), group=([], [], {}), mask=None, id=1, attributes={})
     assert list(bare) == ["image", "labels", "counts", "boxes", "id"]
+
+
+# Number tokens as files write them: mostly shortest reprs of 2-decimal values (the fast path), and among
+# them integers, trailing or leading zeros, exponents, tiny values, negative zeros, long fractions, large
+# values, which msgspec writes otherwise or the rounding changes.
+shortest = st.floats(min_value=-1e4, max_value=1e5, allow_nan=False).map(lambda v: repr(round(v, 2) + 0.0))
+wild = st.one_of(
+    st.floats(min_value=-2e6, max_value=2e6, allow_nan=False).map(repr),
+    st.integers(-(10**8), 10**8).map(str),
+    shortest.map(lambda text: text + "0"),
+    st.tuples(st.integers(0, 10**4), st.text("0123456789", min_size=1, max_size=8)).map(lambda p: f"{p[0]}.{p[1]}"),
+    st.sampled_from(["-0", "-0.0", "-0.00", "0.0", "0.00001", "0.000001", "-0.00005", "1e3", "1E-7", "01.5", "00.0"]),
+)
+number_text = st.tuples(st.integers(0, 5), shortest, wild).map(lambda p: p[2] if p[0] == 5 else p[1])
+ring_text = st.one_of(st.lists(number_text, min_size=6, max_size=10), st.lists(number_text, max_size=5))
+segmentation_text = st.tuples(
+    st.lists(ring_text, max_size=2), st.sampled_from([",", ", ", " ,\n\t"]), st.sampled_from(["", " ", "\n"])
+).map(lambda p: p[2] + "[" + p[1].join("[" + p[1].join(ring) + "]" for ring in p[0]) + "]" + p[2])
+
+
+def _decoded_polygon_json(text: bytes) -> bytes | None:
+    """What the decoding path writes for one segmentation's ``polygon``, or ``None`` when it gives none."""
+    try:
+        rings = coco_polygons_to_rings(segmentations=[SEGMENTATION.decode(text)])[0]
+    except (ValueError, msgspec.DecodeError):
+        return None
+    return msgspec.json.encode(rings) if rings else None
+
+
+@settings(max_examples=400)
+@given(segmentation_text)
+def test_canonical_rings_are_what_decoding_rounding_and_encoding_write(text: str) -> None:
+    fast = canonical_rings(text.encode())
+    if fast is not None:  # taken only where it is byte for byte what the decoding path writes
+        assert bytes(fast) == _decoded_polygon_json(text.encode())
+
+
+@given(st.lists(st.lists(coordinate, min_size=3, max_size=12).map(lambda v: v * 2), min_size=1, max_size=3))
+def test_canonical_rings_take_rounded_shortest_reprs_as_they_are(polygon: list[list[float]]) -> None:
+    rounded = [[round(value, 2) for value in ring] for ring in polygon]
+    text = msgspec.json.encode(rounded)
+    assert canonical_rings(text) is not None and bytes(canonical_rings(text) or b"") == text
+    assert bytes(canonical_rings(msgspec.json.encode(rounded).replace(b",", b", ")) or b"") == text
+
+
+def _json(text: bytes) -> bool:
+    try:
+        msgspec.json.decode(text)
+    except msgspec.DecodeError:
+        return False
+    return True
+
+
+# A reader's raw segmentations are valid JSON (the document was decoded).
+raw_segmentation = st.one_of(segmentation_text.map(str.encode).filter(_json), st.just(b"null"), st.just(b"[]"))
+
+
+@settings(max_examples=300)
+@given(st.lists(raw_segmentation, max_size=8))
+def test_segmentation_fields_write_what_the_decoding_path_writes(texts: list[bytes]) -> None:
+    fast, slow = [_box() for _ in texts], [_box() for _ in texts]
+    raws = [msgspec.Raw(text) for text in texts]
+    options: dict[str, Any] = {"image_size": lambda at: {}, "location": str}
+    problems = segmentation_fields(fast, raws, None, **options)
+    assert problems == _segmentation_fields(slow, raws, None, **options)
+    assert msgspec.json.encode(fast) == msgspec.json.encode(slow)
+    assert sorted(problems) == [at for at, text in enumerate(texts) if _decoding_refuses(text)]
+
+
+def _decoding_refuses(text: bytes) -> bool:
+    try:
+        coco_polygons_to_rings(segmentations=[SEGMENTATION.decode(text) or []])
+    except (ValueError, msgspec.DecodeError):
+        return True
+    return False
+
+
+def test_canonical_rings_leave_every_number_written_otherwise_to_the_decoding_path() -> None:
+    written_otherwise = ["12", "1.50", "1.00", "01.5", "0.000001", "-0.0", "-0", "1e3", "1.1234567", "-0.00"]
+    for token in [*written_otherwise, "0.00001", "1234567.5"]:  # the last two: written alike, left all the same
+        text = f"[[{token},2.0,3.5,4.0,5.0,6.25]]".encode()
+        assert canonical_rings(text) is None, token
+        assert (_decoded_polygon_json(text) != text) is (token in written_otherwise), token
+    assert canonical_rings(b"[[0.5,2.0,3.5,4.0,5.0,6.25],[1.0,2.0,3.0,4.0,5.0,6.0]]") is not None
+    assert canonical_rings(b"[[0.5,2.0,3.5,4.0]]") is None  # a 2-point ring gets its first point again

@@ -222,7 +222,7 @@ class Box(msgspec.Struct, omit_defaults=True, gc=False):
     y1: float
     x2: float
     y2: float
-    polygon: list[list[float]] | UnsetType = UNSET
+    polygon: list[list[float]] | msgspec.Raw | UnsetType = UNSET  # Raw: the JSON text of rings already canonical
     rle: dict[str, Any] | UnsetType = UNSET
     keypoints: list[list[Any]] | UnsetType = UNSET
     score: float | UnsetType = UNSET
