@@ -25,7 +25,7 @@ import os
 import threading
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.context import BaseContext
 from pathlib import Path
@@ -156,6 +156,33 @@ def _forked_part(index: int) -> Any:
     return _FORKED_BUILD(index)
 
 
+def ordered_window(
+    units: Iterable[tuple[K, T | None]],
+    submit: Callable[[T], Any],
+    result: Callable[[Any], R],
+    cancel: Callable[[Any], Any],
+    *,
+    window: int,
+) -> Generator[tuple[K, R | None], None, None]:
+    """The ordered bounded map of every executor: ``(tag, result(submit(unit)))`` in unit order, at most
+    ``window`` submitted and not yet taken; a ``None`` unit is submitted nowhere and gives ``None``.
+    What is still pending when the caller stops (or an error ends it) is cancelled."""
+    pending: deque[tuple[K, Any]] = deque()
+    try:
+        for tag, unit in units:
+            pending.append((tag, submit(unit) if unit is not None else None))
+            while len(pending) >= max(window, 1) or (pending and pending[0][1] is None):
+                done, handle = pending.popleft()
+                yield done, (result(handle) if handle is not None else None)
+        while pending:
+            done, handle = pending.popleft()
+            yield done, (result(handle) if handle is not None else None)
+    finally:
+        for _, handle in pending:
+            if handle is not None:
+                cancel(handle)
+
+
 class LocalExecutor:
     """:class:`Executor` over local process pools."""
 
@@ -209,21 +236,16 @@ class LocalExecutor:
             for tag, unit in units:
                 yield tag, (fn(unit) if unit is not None else None)
             return
-        pending: deque[tuple[K, Future[R] | None]] = deque()
         pool, owned = self._pool(processes, fresh)
         try:
-            for tag, unit in units:
-                pending.append((tag, pool.submit(fn, unit) if unit is not None else None))
-                while len(pending) >= window or (pending and pending[0][1] is None):
-                    done, future = pending.popleft()
-                    yield done, (future.result() if future is not None else None)
-            while pending:
-                done, future = pending.popleft()
-                yield done, (future.result() if future is not None else None)
+            yield from ordered_window(
+                units,
+                lambda unit: pool.submit(fn, unit),
+                lambda future: future.result(),
+                lambda future: future.cancel(),
+                window=window,
+            )
         finally:
-            for _, future in pending:
-                if future is not None:
-                    future.cancel()
             if owned:
                 pool.shutdown(cancel_futures=True)
 

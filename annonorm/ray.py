@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import socket
-from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -28,7 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import msgspec
 import numpy as np
 
-from annonorm.engine import Execution, byte_ranges
+from annonorm.engine import Execution, byte_ranges, ordered_window
 from annonorm.errors import MissingDependency, ParseError, UsageError
 
 if TYPE_CHECKING:
@@ -240,20 +239,13 @@ class RayExecutor:
             return
         ray, task = self._ray, self._remote()
         shared = ray.put(fn)  # once in the object store, not once per task
-        pending: deque[tuple[K, Any]] = deque()
-        try:
-            for tag, unit in units:
-                pending.append((tag, task.remote(shared, unit) if unit is not None else None))
-                while len(pending) >= max(window, 1) or (pending and pending[0][1] is None):
-                    done, ref = pending.popleft()
-                    yield done, (_result(ray, ref) if ref is not None else None)
-            while pending:
-                done, ref = pending.popleft()
-                yield done, (_result(ray, ref) if ref is not None else None)
-        finally:
-            for _, ref in pending:
-                if ref is not None:
-                    ray.cancel(ref)
+        yield from ordered_window(
+            units,
+            lambda unit: task.remote(shared, unit),
+            lambda ref: _result(ray, ref),
+            ray.cancel,
+            window=window,
+        )
 
     def parts(
         self,

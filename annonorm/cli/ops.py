@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -28,6 +29,13 @@ def _execution(workers: int) -> Execution:
     if workers < 0:
         raise UsageError(f"--workers must be 0 (one per core) or more, not {workers}")
     return Execution(workers=workers or None)
+
+
+def _run(what: str, quiet: bool, output: OutputFormat, operation: Callable[[Any], OpResult]) -> None:
+    """Run ``operation(progress_bar)`` under a progress bar, errors caught at the edge, then report it."""
+    with progress(what, quiet) as bar:
+        result = guard(lambda: operation(bar), output)
+    _report(result, output)
 
 
 def _report(result: OpResult, output: OutputFormat) -> None:
@@ -65,14 +73,14 @@ def merge(
     """
     from annonorm.ops import merge as run
 
-    with progress("merging", quiet) as bar:
-        result = guard(
-            lambda: run(
-                datasets, out, class_map=class_map, on_duplicate=on_duplicate, name=name, force=force, progress=bar
-            ),
-            output,
-        )
-    _report(result, output)
+    _run(
+        "merging",
+        quiet,
+        output,
+        lambda bar: run(
+            datasets, out, class_map=class_map, on_duplicate=on_duplicate, name=name, force=force, progress=bar
+        ),
+    )
 
 
 def split(
@@ -101,24 +109,24 @@ def split(
     """
     from annonorm.ops import split as run
 
-    with progress("splitting", quiet) as bar:
-        result = guard(
-            lambda: run(
-                dataset,
-                out,
-                ratios=ratios,
-                stratify=stratify,
-                group_by=group_by,
-                seed=seed,
-                from_split=from_split or None,
-                name=name,
-                force=force,
-                progress=bar,
-                execution=_execution(workers),
-            ),
-            output,
-        )
-    _report(result, output)
+    _run(
+        "splitting",
+        quiet,
+        output,
+        lambda bar: run(
+            dataset,
+            out,
+            ratios=ratios,
+            stratify=stratify,
+            group_by=group_by,
+            seed=seed,
+            from_split=from_split or None,
+            name=name,
+            force=force,
+            progress=bar,
+            execution=_execution(workers),
+        ),
+    )
 
 
 def filter_command(
@@ -142,25 +150,25 @@ def filter_command(
     """
     from annonorm.ops import filter_dataset
 
-    with progress("filtering", quiet) as bar:
-        result = guard(
-            lambda: filter_dataset(
-                dataset,
-                out,
-                classes=classes,
-                drop_classes=drop_classes,
-                min_area=min_area,
-                min_side=min_side,
-                drop_empty=drop_empty,
-                splits=split or None,
-                name=name,
-                force=force,
-                progress=bar,
-                execution=_execution(workers),
-            ),
-            output,
-        )
-    _report(result, output)
+    _run(
+        "filtering",
+        quiet,
+        output,
+        lambda bar: filter_dataset(
+            dataset,
+            out,
+            classes=classes,
+            drop_classes=drop_classes,
+            min_area=min_area,
+            min_side=min_side,
+            drop_empty=drop_empty,
+            splits=split or None,
+            name=name,
+            force=force,
+            progress=bar,
+            execution=_execution(workers),
+        ),
+    )
 
 
 def remap(
@@ -180,9 +188,9 @@ def remap(
     """
     from annonorm.ops import remap as run
 
-    with progress("remapping", quiet) as bar:
-        result = guard(
-            lambda: run(dataset, out, class_map, name=name, force=force, progress=bar, execution=_execution(workers)),
-            output,
-        )
-    _report(result, output)
+    _run(
+        "remapping",
+        quiet,
+        output,
+        lambda bar: run(dataset, out, class_map, name=name, force=force, progress=bar, execution=_execution(workers)),
+    )
