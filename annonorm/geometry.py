@@ -28,6 +28,8 @@ import numpy as np
 __all__ = [
     "BOX_FORMATS",
     "COORD_DECIMALS",
+    "FLOAT32_MAX",
+    "box_float32_problem",
     "corners_to_cxcywh",
     "corners_to_one_based",
     "corners_to_xywh",
@@ -46,6 +48,8 @@ __all__ = [
 
 #: Decimal places kept for coordinates: ``x + w`` artifacts such as 379.09000000000003 never reach a file.
 COORD_DECIMALS = 6
+#: The largest coordinate or box area the loader can hold (float32: ``numpy.finfo(numpy.float32).max``).
+FLOAT32_MAX = 3.4028234663852886e38
 #: The box formats :func:`to_corners` reads.
 BOX_FORMATS = ("xyxy", "xywh", "cxcywh")
 
@@ -58,6 +62,15 @@ _SCALE = 10.0**COORD_DECIMALS
 _EXACT_LIMIT = 2.0**40
 #: How close to a tie (``...5`` at the seventh decimal) ``x * 1e6`` may come before the tie is decided exactly.
 _TIE_MARGIN = 1e-3
+
+
+def box_float32_problem(x1: float, y1: float, x2: float, y2: float) -> str | None:
+    """Why a box's corners or area would not fit float32 (the loader's type; NaN never does), or ``None``."""
+    if not all(abs(v) <= FLOAT32_MAX for v in (x1, y1, x2, y2)):
+        return f"the corners must be finite numbers of magnitude at most {FLOAT32_MAX:g}"
+    if abs((x2 - x1) * (y2 - y1)) > FLOAT32_MAX:
+        return f"the box's area must be at most {FLOAT32_MAX:g}"
+    return None
 
 
 def round_coord(value: float) -> float:

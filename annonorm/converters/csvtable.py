@@ -76,6 +76,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
+from operator import lt
 from pathlib import Path
 from typing import Any, cast
 
@@ -606,9 +607,11 @@ class _CsvRows:
         # Plain: every row a box and nothing else; the records are built here as make_record builds them.
         plain = mapped.present is None and mapped.corners is not None
         plain = plain and not (faults or mapped.dropped or mapped.declares or mapped.labels or mapped.counts)
-        if plain and self.codes is None:
+        if plain and self.codes is None and all(map(lt, numbers, numbers[1:])):  # rows in file order
             firsts = dict(zip(reversed(names), reversed(numbers), strict=True))  # each class's first row
             stream.declare(sorted((number, name) for name, number in firsts.items() if name is not None))
+        elif plain and self.codes is None:  # groups folded from scattered rows
+            stream.declare(first_named([(n, name) for n, name in zip(numbers, names, strict=True) if name is not None]))
         elif self.codes is None:
             stream.declare(first_named(self._named(block, mapped)))
         boxes: list[dict[str, Any]] = []

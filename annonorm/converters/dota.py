@@ -30,7 +30,7 @@ from typing import Any
 
 from annonorm.converters.base import Capabilities, Converter, Option, ReadContext, ReadResult, make_record
 from annonorm.errors import AnnonormError, InvalidDataError, ParseError
-from annonorm.geometry import obb_hull, round_coord
+from annonorm.geometry import box_float32_problem, obb_hull, round_coord
 from annonorm.images import read_image_size
 from annonorm.io import NormalizedSource, read_text
 from annonorm.sources.classlists import data_yaml_to_names, read_class_list
@@ -107,6 +107,8 @@ def dota_line_to_box(*, tokens: Sequence[str]) -> dict[str, Any]:
         raise ValueError(f"{EXPECTED}; the corners must be finite numbers, found {' '.join(tokens[:8])}")
     obb = [round_coord(v) for v in corners]
     x1, y1, x2, y2 = (round_coord(v) for v in obb_hull(obb))
+    if problem := box_float32_problem(x1, y1, x2, y2):
+        raise ValueError(f"{EXPECTED}; {problem}, found {' '.join(tokens[:8])}")
     box: dict[str, Any] = {"name": tokens[8], "x1": x1, "y1": y1, "x2": x2, "y2": y2}
     if obb != _rectangle(x1, y1, x2, y2):
         box["obb"] = obb

@@ -42,7 +42,7 @@ import numpy as np
 
 from annonorm.converters.base import Capabilities, Converter, Option, ReadContext, ReadResult, make_record
 from annonorm.errors import AnnonormError, InvalidDataError, ParseError
-from annonorm.geometry import round_coord
+from annonorm.geometry import box_float32_problem, round_coord
 from annonorm.images import read_image_size
 from annonorm.io import DatasetWriter, NormalizedSource, read_text
 from annonorm.masks import MAX_8BIT_INSTANCES
@@ -118,6 +118,8 @@ def kitti_line_to_box(*, tokens: Sequence[str]) -> dict[str, Any]:
         raise ValueError(f"expected an occlusion state 0, 1, 2 or 3 (-1 for DontCare), found {tokens[2]!r}")
     if x2 < x1 or y2 < y1:
         raise ValueError(f"expected left <= right and top <= bottom, found {' '.join(tokens[4:8])}")
+    if problem := box_float32_problem(x1, y1, x2, y2):
+        raise ValueError(f"{EXPECTED}; {problem}, found {' '.join(tokens[4:8])}")
     attributes: dict[str, Any] = {
         "truncated": truncated,
         "occluded": int(occluded),

@@ -13,7 +13,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, JsonValue
 from pydantic_core import PydanticCustomError
 
 # The rules themselves live in layer 0 beside the models; imported from here too, as before.
-from annonorm.geometry import COORD_DECIMALS, round_coord
+from annonorm.geometry import COORD_DECIMALS, FLOAT32_MAX, round_coord
 from annonorm.paths import check_relative_path
 from annonorm.records import label_list
 
@@ -48,8 +48,6 @@ INT32_MAX = 2**31 - 1
 #: The range of an integer image id and of a count (int64).
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
-#: The largest coordinate or box area (float32: ``numpy.finfo(numpy.float32).max``).
-FLOAT32_MAX = 3.4028234663852886e38
 #: The Pydantic error type (and ``annonorm validate`` finding code) of a number the loader cannot hold.
 OUT_OF_RANGE = "number_out_of_range"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 import tempfile
 from collections import Counter
@@ -1065,3 +1066,14 @@ def test_sniff(tmp_path: Path) -> None:
     assert not CsvConverter.sniff(write(tmp_path / "c.json", TF_HEADER))
     assert not CsvConverter.sniff(write(tmp_path / "d.csv", "justoneword\n"))
     assert not CsvConverter.sniff(tmp_path)
+
+
+def test_categories_come_in_first_row_order_when_an_images_rows_are_scattered(tmp_path: Path) -> None:
+    # 2.jpg's second row (cat) comes after 1.jpg's cat and 0.jpg's ab: the folded group must not
+    # declare cat at its own (later) row.
+    body = "2.jpg,10,10,dog,0,0,1,1\n1.jpg,10,10,cat,0,0,1,1\n0.jpg,10,10,ab,0,0,1,1\n2.jpg,10,10,cat,0,0,1,1\n"
+    source = write(tmp_path / "t.csv", TF_HEADER + body)
+    convert("csv", source, tmp_path / "out")
+    names = [c["name"] for c in json.loads((tmp_path / "out" / "annonorm.json").read_text())["categories"]]
+    first_seen = list(dict.fromkeys(line.split(",")[3] for line in body.splitlines()))
+    assert names == first_seen == ["dog", "cat", "ab"]

@@ -63,6 +63,8 @@ def test_the_writers_rectangle_reads_as_a_plain_box_any_other_order_keeps_its_co
         ("0 0 1 nan 1 1 0 1 a 0", "finite"),
         ("0 0 1 inf 1 1 0 1 a 0", "finite"),
         ("0 0 1 0 1 1 0 1 a -1", "difficulty 0 or 1"),
+        ("0 0 0 0 0 0 0 3.402823466385289e+38 a", "magnitude at most"),
+        ("0 0 3e30 0 3e30 3e30 0 3e30 a", "area must be at most"),
     ],
 )
 def test_a_bad_object_line_says_what_was_expected(tokens: str, fragment: str) -> None:

@@ -57,6 +57,8 @@ def test_a_label_line_keeps_the_3d_fields_and_dontcare_is_ignored() -> None:
         ("Car 0 0 nan 1 2 3 4 1 1 1 1 1 1 1", "finite"),
         ("Car 0 0.5 0 1 2 3 4 1 1 1 1 1 1 1", "occlusion state"),
         ("Car 0 0 0 5 2 3 4 1 1 1 1 1 1 1", "left <= right"),
+        ("Car 0 0 0 0 0 1 3.5e38 1 1 1 1 1 1 1", "magnitude at most"),
+        ("Car 0 0 0 0 0 3e30 3e30 1 1 1 1 1 1 1", "area must be at most"),
     ],
 )
 def test_a_bad_line_says_what_was_expected(line: str, fragment: str) -> None:
