@@ -194,6 +194,11 @@ class _Category(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, gc=Fal
     skeleton: Any = UNSET
 
 
+#: The annotation fields that plain instance files never carry (keypoint files and predictions do).
+_RARE_FIELDS = attrgetter("keypoints", "num_keypoints", "score", "attributes")
+_NO_RARE_FIELD = (UNSET,) * 4
+
+
 class _Document(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     images: list[_Image]
     annotations: list[_Annotation] = []
@@ -494,7 +499,7 @@ class _SplitReader:
         groups = self.groups = Grouping(column(list(map(attrgetter("image_id"), annotations))), image_ids)
         categories = positions(column(list(map(attrgetter("category_id"), annotations))), column(list(names)))
         # One pass tells whether the rarely used fields occur at all (they do in keypoint files).
-        rare = any((a.keypoints, a.num_keypoints, a.score, a.attributes) != (UNSET,) * 4 for a in annotations)
+        rare = any(map(_NO_RARE_FIELD.__ne__, map(_RARE_FIELDS, annotations)))
         fields = _BOX_ATTRIBUTE_FIELDS if rare else _BOX_ATTRIBUTE_FIELDS[:3]
         attributes = field_columns(annotations, fields, flags=frozenset({"iscrowd"}))
         if "id" in attributes and (repeat := first_repeat(attributes["id"][0])) is not None:
