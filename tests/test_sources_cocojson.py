@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,13 @@ from pycocotools import mask as mask_utils
 
 from annonorm.errors import InvalidDataError, ParseError, UnsafePathError
 from annonorm.sources.cocojson import (
+    NO_FILE_NAME,
     SEGMENTATION,
+    LvisCategoryFields,
+    LvisImageFields,
+    _parsed_url_file_name,
     _segmentation_fields,
+    box_to_coco_annotation,
     box_to_coco_bbox,
     canonical_rings,
     category_keypoints,
@@ -27,10 +33,17 @@ from annonorm.sources.cocojson import (
     coco_bbox_to_corners,
     coco_bboxes_to_corners,
     coco_categories_to_names,
+    coco_file_name_entry,
+    coco_image_dir,
+    coco_image_names,
     coco_image_size,
     coco_polygons_to_rings,
     coco_rle_to_rle,
+    coco_url_to_file_name,
+    is_lvis_record,
+    json_fields,
     keypoint_fields,
+    lvis_labels_problem,
     segmentation_fields,
 )
 from annonorm.sources.columns import Box, grouped_record
@@ -305,3 +318,149 @@ def test_canonical_rings_leave_every_number_written_otherwise_to_the_decoding_pa
         assert (_decoded_polygon_json(text) != text) is (token in written_otherwise), token
     assert canonical_rings(b"[[0.5,2.0,3.5,4.0,5.0,6.25],[1.0,2.0,3.0,4.0,5.0,6.0]]") is not None
     assert canonical_rings(b"[[0.5,2.0,3.5,4.0]]") is None  # a 2-point ring gets its first point again
+
+
+# ----------------------------------------------------------------------------------------------------- LVIS
+
+
+@pytest.mark.parametrize(
+    ("url", "name"),
+    [
+        ("http://images.cocodataset.org/train2017/000000000009.jpg", "train2017/000000000009.jpg"),
+        ("https://host/a/b/val2017/x.png?size=big#top", "val2017/x.png"),  # query and fragment are no path
+        ("http://host/x.jpg", "x.jpg"),
+        ("x.jpg", "x.jpg"),
+        ("http://host/my%20images/a%20b.jpg", "my images/a b.jpg"),
+    ],
+)
+def test_a_coco_url_names_its_folder_and_file(url: str, name: str) -> None:
+    assert coco_url_to_file_name(url) == name
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://host/train2017/", "names no image file"),
+        ("http://host", "names no image file"),
+        ("", "names no image file"),
+        ("http://host/a/..", "names no image file"),
+        ("http://host/../a.jpg", "must not climb out"),
+        (3, "expected the image's URL (a string), got 3"),
+        ("http://[::1/a.jpg", "is not a URL"),
+    ],
+)
+def test_a_coco_url_that_names_no_file_is_refused(url: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        coco_url_to_file_name(url)
+
+
+@given(folder=st.sampled_from(["train2017", "val2017", "test2017"]), number=st.integers(min_value=0, max_value=10**12))
+def test_property_the_name_is_the_urls_last_two_segments(folder: str, number: int) -> None:
+    url = f"http://images.cocodataset.org/{folder}/{number:012d}.jpg"
+    assert coco_url_to_file_name(url) == "/".join(url.split("/")[-2:])
+
+
+#: URL texts of 2-5 segments, mostly plain names (the shortcut's case), some with URL syntax or odd names.
+url_text = st.lists(
+    st.one_of(st.from_regex(r"[a-z0-9_-][a-z0-9_.-]{0,6}", fullmatch=True), st.text(alphabet="ab.%2e?#[]:@ \t\\é")),
+    min_size=2,
+    max_size=5,
+).map("/".join)
+
+
+def _name_or_refusal(function: Any, url: str) -> str:
+    try:
+        return str(function(url))
+    except ValueError as exc:
+        return f"refused: {exc}"
+
+
+@settings(max_examples=500)
+@given(scheme=st.sampled_from(["http://", "https://", "", "//"]), rest=url_text)
+def test_property_the_plain_url_shortcut_names_what_parsing_names(scheme: str, rest: str) -> None:
+    url = scheme + rest
+    assert _name_or_refusal(coco_url_to_file_name, url) == _name_or_refusal(_parsed_url_file_name, url)
+
+
+def test_lvis_labels_must_be_lists_of_the_files_category_ids() -> None:
+    known = {1, 3, 12}
+    assert lvis_labels_problem([], known) is None
+    assert lvis_labels_problem([12, 1], known) is None
+    assert lvis_labels_problem([1, 2], known) == ("category id 2 is not the id of any category", "[1]")
+    assert lvis_labels_problem([True], known) == ("category id True is not the id of any category", "[0]")
+    assert lvis_labels_problem([1.0], known) == ("category id 1.0 is not the id of any category", "[0]")
+    assert lvis_labels_problem([[1]], known) == ("category id [1] is not the id of any category", "[0]")
+    assert lvis_labels_problem(["1"], known) == ("category id '1' is not the id of any category", "[0]")
+    assert lvis_labels_problem("1,3", known) == ('expected a list of category ids, got "1,3"', "")
+
+
+class _Image(LvisImageFields, kw_only=True):
+    file_name: str = NO_FILE_NAME
+    coco_url: Any = UNSET
+
+
+class _Category(LvisCategoryFields, kw_only=True):
+    id: int
+    name: str
+
+
+def test_json_fields_are_named_as_the_json_has_them() -> None:
+    category = msgspec.json.decode(b'{"id": 1, "name": "ax", "def": "a tool", "frequency": "r"}', type=_Category)
+    assert json_fields(category, frozenset({"id", "name"})) == {"def": "a tool", "frequency": "r"}
+
+
+def test_coco_image_names_give_url_only_images_their_file_and_word_each_broken_one(tmp_path: Path) -> None:
+    images = [
+        _Image(file_name="own.jpg", coco_url="http://host/val2017/other.jpg"),
+        _Image(coco_url="http://host/val2017/a.jpg", neg_category_ids=[1]),
+        _Image(coco_url="http://host/val2017/", not_exhaustive_category_ids=[1]),
+        _Image(coco_url="http://host/train2017/b.jpg", not_exhaustive_category_ids=[1, 5]),
+    ]
+    errors = coco_image_names(images, categories={1, 2}, file=tmp_path / "lvis.json")
+    assert [image.file_name for image in images[:2]] == ["own.jpg", "val2017/a.jpg"]
+    assert {index: (type(e), e.location) for index, e in errors.items()} == {
+        2: (UnsafePathError, "images[2].coco_url"),
+        3: (InvalidDataError, "images[3].not_exhaustive_category_ids[1]"),
+    }
+    with pytest.raises(ParseError, match="missing required field `file_name`") as info:
+        coco_image_names([_Image(file_name="a.jpg"), _Image()], categories=(), file=tmp_path / "lvis.json")
+    assert info.value.location == "images[1]"
+
+
+def test_plain_coco_images_are_left_as_they_are(tmp_path: Path) -> None:
+    images = [_Image(file_name="a.jpg", coco_url="http://host/val2017/b.jpg")]
+    assert coco_image_names(images, categories=(), file=tmp_path / "x.json") == {}
+    assert images[0].file_name == "a.jpg"
+
+
+def test_an_lvis_record_writes_no_file_name_its_coco_url_already_names() -> None:
+    url = "http://images.cocodataset.org/val2017/000000000139.jpg"
+    lvis = {"image": "val2017/000000000139.jpg", "attributes": {"coco_url": url, "neg_category_ids": []}}
+    assert is_lvis_record(lvis)
+    assert coco_file_name_entry(lvis) == {}
+    assert coco_file_name_entry(lvis | {"image": "coco/val2017/000000000139.jpg"}) == {}  # under a prefix folder
+    v05 = lvis | {"image": "COCO_val2014_000000000139.jpg"}
+    assert coco_file_name_entry(v05) == {"file_name": "COCO_val2014_000000000139.jpg"}
+    plain = {"image": "val2017/000000000139.jpg", "attributes": {"coco_url": url}}  # no LVIS labels: COCO
+    assert not is_lvis_record(plain)
+    assert coco_file_name_entry(plain) == {"file_name": "val2017/000000000139.jpg"}
+    assert coco_file_name_entry({"image": "a.jpg", "attributes": None}) == {"file_name": "a.jpg"}
+
+
+def test_an_lvis_box_gets_no_iscrowd_it_did_not_have() -> None:
+    box = {"name": "cat", "x1": 1.0, "y1": 2.0, "x2": 4.0, "y2": 6.0, "attributes": {"area": 12.0}}
+    fields: dict[str, Any] = {"annotation_id": 1, "image_id": 2, "category_id": 3, "segmentation": None}
+    assert "iscrowd" not in box_to_coco_annotation(box=box, lvis=True, **fields)
+    assert box_to_coco_annotation(box=box, **fields)["iscrowd"] == 0
+    crowd = box | {"attributes": {"iscrowd": True}}
+    assert box_to_coco_annotation(box=crowd, lvis=True, **fields)["iscrowd"] == 1
+
+
+def test_the_image_folder_of_an_lvis_file_is_the_one_above_its_coco_folder(tmp_path: Path) -> None:
+    (tmp_path / "train2017").mkdir()
+    (tmp_path / "train2017" / "9.jpg").write_bytes(b"")
+    head = b'{"images": [{"id": 9, "coco_url": "http://images.cocodataset.org/train2017/9.jpg"}]'
+    assert coco_image_dir([tmp_path / "elsewhere", tmp_path], head) == tmp_path
+    assert coco_image_dir([tmp_path / "train2017"], head) == tmp_path
+    assert coco_image_dir([tmp_path / "val2017"], head) is None
+    assert coco_image_dir([tmp_path / "train2017"], b'{"images": [{"file_name": "9.jpg"}]') == tmp_path / "train2017"

@@ -27,6 +27,17 @@ Mapping (COCO -> annonorm; ``export coco`` does the reverse):
   (dataset). The record ``id`` is the image id; unboxed annotations only add their class to ``labels``.
 - ``file_name`` is kept as it is unless it cannot be a path inside the image root (absolute, ``..``,
   a folder): that image is refused (``--on-error skip`` skips it). Only regular files are opened.
+- LVIS (v0.5, v1; https://www.lvisdataset.org/dataset) is COCO with a few fields more, read and written
+  as such. An image without ``file_name`` (LVIS v1) is the one its ``coco_url`` names, the URL's last two
+  path segments: ``http://images.cocodataset.org/train2017/000000000009.jpg`` -> ``train2017/000000000009.jpg``
+  under the image folder, which is then COCO's image root, the folder holding ``train2017/`` and
+  ``val2017/`` (LVIS v1 val mixes both; ``--images coco/train2017`` holding the first image stands for
+  ``coco``). ``coco_url`` stays an image field, as do ``neg_category_ids`` (classes verified absent) and
+  ``not_exhaustive_category_ids`` (classes not all boxed): record attributes, lists of COCO category ids
+  (``source_id``), each the id of a category of the file. ``synset``, ``synonyms``, ``def``, ``frequency``
+  (``r``/``c``/``f``), ``image_count`` and ``instance_count`` are category attributes. A record with LVIS's
+  image labels is written back as LVIS has it: no ``file_name`` when its ``coco_url`` names its image
+  (v0.5's own ``file_name`` differs and is written), and no ``iscrowd`` on annotations that had none.
 
 Sources: a COCO JSON file (split = the name without its task prefix, ``instances_val2017.json`` ->
 ``val2017``; Roboflow's ``_annotations.coco.json`` -> its folder) or a folder laid out as COCO
@@ -72,6 +83,11 @@ from annonorm.shapes import PREFIX_BYTES, is_coco_results
 from annonorm.sink import DatasetWriter
 from annonorm.sources.cocojson import (
     ANNOTATION_CORE,
+    LVIS_IMAGE_LABELS,
+    NO_FILE_NAME,
+    ONLY_INSTANCES,
+    LvisCategoryFields,
+    LvisImageFields,
     box_to_coco_annotation,
     box_to_coco_bbox,
     category_keypoints,
@@ -80,9 +96,15 @@ from annonorm.sources.cocojson import (
     coco_bbox_to_corners,
     coco_bboxes_to_corners,
     coco_categories_to_names,
+    coco_document_problem,
+    coco_file_name_entry,
     coco_file_name_problem,
+    coco_image_dir,
+    coco_image_names,
     coco_image_size,
     coco_mask_problem,
+    is_lvis_record,
+    json_fields,
     keypoint_fields,
     segmentation_fields,
 )
@@ -100,7 +122,6 @@ from annonorm.sources.columns import (
 from annonorm.sources.jsondoc import (
     Decoded,
     TypedJson,
-    describe_json,
     fresh_ids,
     is_empty_json,
     json_head,
@@ -141,12 +162,6 @@ POOL_MIN_MASKS = 64
 #: Splits with at least this many images build their records in one process per core (without masks).
 PARALLEL_MIN_IMAGES = 20_000
 SNIFF_BYTES = PREFIX_BYTES
-#: What a COCO document is, said when a file is something else.
-EXPECTED_DOCUMENT = 'a JSON object with an "images" array (and "annotations", "categories")'
-_ONLY_INSTANCES = (
-    "annonorm's coco converter reads only instances-style files (instances, person_keypoints, stuff, labels, "
-    "image_info)"
-)
 #: Annotation fields kept as box attributes, in this order; unknown annotation keys follow them.
 _BOX_ATTRIBUTE_FIELDS = ("id", "area", "iscrowd", "keypoints", "num_keypoints", "score", "attributes")
 _IMAGE_CORE = frozenset({"id", "file_name", "width", "height"})
@@ -160,9 +175,9 @@ _NO_BOX = (np.nan, np.nan, np.nan, np.nan)
 # and a million tracked items would make every full collection cost more than the decoding.
 
 
-class _Image(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, gc=False):
+class _Image(LvisImageFields, kw_only=True, forbid_unknown_fields=True, gc=False):
     id: int | str
-    file_name: str
+    file_name: str = NO_FILE_NAME  # LVIS v1 has none: coco_image_names gives the one its coco_url names
     width: int | UnsetType | None = UNSET
     height: int | UnsetType | None = UNSET
     license: Any = UNSET
@@ -186,7 +201,7 @@ class _Annotation(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, gc=F
     attributes: Any = UNSET  # Datumaro writes its own attributes here
 
 
-class _Category(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, gc=False):
+class _Category(LvisCategoryFields, kw_only=True, forbid_unknown_fields=True, gc=False):
     id: int | str
     name: str
     supercategory: Any = UNSET
@@ -257,37 +272,6 @@ def coco_annotation_to_box(*, name: str, bbox: Sequence[float], attributes: dict
     return box
 
 
-def coco_document_problem(*, head: bytes, document: Any) -> str | None:
-    """Why valid JSON that COCO's structs refused is no COCO instances document at all, else ``None``.
-
-    ``head`` is the start of the file, ``document`` the file decoded as plain JSON (``UNSET`` when it
-    is not valid JSON). Named: a COCO results list, a JSON without ``images`` (a LabelMe file?), and
-    the captions and panoptic tasks, recognised by their first annotation.
-    """
-    if isinstance(document, list) and is_coco_results(head):
-        return (
-            f"this is a COCO results list ({len(document)} entries of image_id, category_id, bbox, score; no images "
-            "or categories); read it with the ground truth it was computed on: annonorm convert coco-results FILE "
-            "--gt INSTANCES.json"
-        )
-    if document is UNSET:
-        return None
-    if isinstance(document, dict) and "images" in document:
-        annotations = document.get("annotations")
-        first = annotations[0] if isinstance(annotations, list) and annotations else None
-        task = None
-        if isinstance(first, dict):
-            task = "panoptic" if "segments_info" in first else "captions" if "caption" in first else None
-        return None if task is None else f"this is a COCO {task} file (its annotations have no bbox); {_ONLY_INSTANCES}"
-    if isinstance(document, dict):
-        found = f"an object with the keys {', '.join(sorted(document)[:8])}" if document else "an empty object"
-        if "shapes" in document and "imagePath" in document:
-            found += " (a LabelMe file?)"
-    else:
-        found = describe_json(document)
-    return f"no COCO annotations here: expected {EXPECTED_DOCUMENT}, found {found}"
-
-
 _TYPED = TypedJson(
     _Document,
     items={"images": _Image, "annotations": _Annotation, "categories": _Category},
@@ -302,7 +286,7 @@ _TYPED = TypedJson(
 
 def record_to_coco_image(*, record: Mapping[str, Any], image_id: int) -> dict[str, Any]:
     """A record as a COCO ``images`` entry; record attributes come back as image fields."""
-    entry: dict[str, Any] = {"id": image_id, "file_name": record["image"]}
+    entry: dict[str, Any] = {"id": image_id, **coco_file_name_entry(record)}
     if record.get("width") is not None:
         entry["width"] = record["width"]
         entry["height"] = record["height"]
@@ -340,14 +324,8 @@ def _find_image_dir(json_path: Path, split: str, images: Path | None) -> Path:
         names = _split_dir_names(split)
         specific = [*(base / "images" / name for name in names), *(base / name for name in names)]
         candidates, fallback = [*specific, base / "images", base, json_path.parent], base
-    # The first image's file_name, from the beginning of the file (cheap, no full decode).
-    head = json_head(json_path, SNIFF_BYTES).decode("utf-8", errors="replace")
-    first = re.search(r'"file_name"\s*:\s*"((?:[^"\\]|\\.)*)"', head)
-    if first:
-        for candidate in candidates:
-            if (candidate / first.group(1)).is_file():
-                return candidate
-    return next((candidate for candidate in specific if candidate.is_dir()), fallback)
+    found = coco_image_dir(candidates, json_head(json_path, SNIFF_BYTES))  # the first image, from the file's start
+    return found or next((candidate for candidate in specific if candidate.is_dir()), fallback)
 
 
 def _directory_hint(source: Path) -> str:
@@ -420,7 +398,7 @@ def parse_coco_file(path: Path) -> Decoded[_Document]:
     raw = read_regular_bytes(path, "COCO JSON file")  # FIFOs, devices, folders: refused before reading
     for prefix, task in UNSUPPORTED_PREFIXES.items():
         if path.name.startswith(prefix):
-            raise ParseError(f"this is a COCO {task} file; {_ONLY_INSTANCES}", file=path)
+            raise ParseError(f"this is a COCO {task} file; {ONLY_INSTANCES}", file=path)
     return _TYPED.decode(raw, file=path)
 
 
@@ -449,7 +427,7 @@ def _declare_categories(
             lengths.setdefault(annotation.category_id, set()).add(len(annotation.keypoints))
     table: dict[Any, str] = {}
     for index, (category, name) in enumerate(zip(categories, names, strict=True)):
-        attributes = present_fields(category, _CATEGORY_CORE) | (extras[index] if extras else {})
+        attributes = json_fields(category, _CATEGORY_CORE) | (extras[index] if extras else {})
         if name != category.name:
             attributes["name"] = category.name
         supercategory = attributes.pop("supercategory", None)
@@ -490,6 +468,7 @@ class _SplitReader:
         extras = decoded.extras or {}
         self.image_extras = extras.get("images")
         self.names = [*names.values(), ""]  # "" for -1, an unknown category: its image is refused, never built
+        self.image_errors = coco_image_names(self.document.images, categories=names.keys(), file=self.file)
         self.used_masks: set[str] = set()
         images, annotations = self.document.images, self.document.annotations
         image_ids = column([image.id for image in images])
@@ -635,6 +614,8 @@ class _SplitReader:
     def _image_size(self, index: int, image: _Image) -> tuple[int | None, int | None] | None:
         """The image's width and height (``None`` when unknown), or ``None`` after reporting a problem."""
         try:
+            if index in self.image_errors:  # no file name, or LVIS labels naming no category
+                raise self.image_errors[index]
             return coco_image_size(
                 file_name=image.file_name,
                 width=image.width,
@@ -742,7 +723,7 @@ def _annotations(
         (box.get("attributes") or {}).get("id") for record in dataset.records(split) for box in record["boxes"]
     )
     for record, image_id in zip(dataset.records(split), image_ids, strict=True):
-        boxes = record["boxes"]
+        boxes, lvis = record["boxes"], is_lvis_record(record)
         segmentations: list[dict[str, Any] | None] = [None] * len(boxes)
         if instance_masks and record.get("mask") and boxes:
             mask = read_instance_mask(dataset.mask_path(record["mask"]))
@@ -754,6 +735,7 @@ def _annotations(
                 image_id=image_id,
                 category_id=id_of_name[box["name"]],
                 segmentation=segmentation,
+                lvis=lvis,
             )
 
 
@@ -819,7 +801,7 @@ class CocoConverter(Converter):
         box_attributes=True,
         image_attributes=True,
         # COCO's own fields: an attribute of one of these names would be written as the field.
-        reserved_attributes=frozenset((*_BOX_ATTRIBUTE_FIELDS, *ANNOTATION_CORE)) | _IMAGE_CORE,
+        reserved_attributes=frozenset((*_BOX_ATTRIBUTE_FIELDS, *ANNOTATION_CORE, *LVIS_IMAGE_LABELS)) | _IMAGE_CORE,
         added_attributes=frozenset({"id", "area", "iscrowd"}),
         ids=True,
         category_order=True,

@@ -10,6 +10,11 @@ Origin: https://cocodataset.org/#format-data and #format-results. What is writte
   pycocotools, losslessly);
 - keypoints: the flat ``[x1, y1, v1, ...]`` per annotation and the category's 1-based ``skeleton``
   (0-based in annonorm, DESIGN §1).
+- LVIS (https://www.lvisdataset.org/dataset, v0.5 and v1): an image without ``file_name`` is the one its
+  ``coco_url`` names (``train2017/x.jpg``, :func:`coco_url_to_file_name`); the image labels
+  ``neg_category_ids`` and ``not_exhaustive_category_ids`` are lists of the file's category ids
+  (:func:`coco_image_names`); a record holding them is an LVIS image (:func:`is_lvis_record`), written back
+  without the ``file_name`` its ``coco_url`` already names and without an ``iscrowd`` it did not have.
 
 The column helpers (:func:`segmentation_fields`, :func:`keypoint_fields`) give a chunk of
 :class:`~annonorm.sources.columns.Box` es those fields and return the rows that cannot have them, worded.
@@ -21,28 +26,38 @@ import contextlib
 import itertools
 import os
 import re
+import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
+from operator import attrgetter
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import msgspec
 import numpy as np
 from msgspec import UNSET, UnsetType
 
-from annonorm.errors import InvalidDataError, ParseError, UnsafePathError
+from annonorm.errors import AnnonormError, InvalidDataError, ParseError, UnsafePathError
 from annonorm.fsutil import require_regular_file
 from annonorm.geometry import corners_to_xywh, round_coord, round_coords, xywh_to_corners
 from annonorm.images import read_image_size
 from annonorm.masks import coco_segmentation_to_rle
 from annonorm.paths import check_relative_path
+from annonorm.shapes import is_coco_results
 from annonorm.sources.columns import Box
 from annonorm.sources.jsondoc import JsonProblem, describe_json, exact_numbers, is_empty_json
 
 __all__ = [
     "ANNOTATION_CORE",
+    "EXPECTED_DOCUMENT",
+    "LVIS_IMAGE_LABELS",
+    "NO_FILE_NAME",
+    "ONLY_INSTANCES",
     "SEGMENTATION",
     "SEGMENTATIONS",
     "CocoRle",
+    "LvisCategoryFields",
+    "LvisImageFields",
     "box_to_coco_annotation",
     "box_to_coco_bbox",
     "canonical_rings",
@@ -52,17 +67,31 @@ __all__ = [
     "coco_bbox_to_corners",
     "coco_bboxes_to_corners",
     "coco_categories_to_names",
+    "coco_document_problem",
+    "coco_file_name_entry",
     "coco_file_name_problem",
+    "coco_image_dir",
+    "coco_image_names",
     "coco_image_size",
     "coco_keypoints_to_points",
     "coco_mask_problem",
     "coco_polygons_to_rings",
     "coco_rle_to_rle",
     "coco_skeleton_to_pairs",
+    "coco_url_to_file_name",
+    "is_lvis_record",
+    "json_fields",
     "keypoint_fields",
+    "lvis_labels_problem",
     "segmentation_fields",
 ]
 
+#: What a COCO document is, said when a file is something else.
+EXPECTED_DOCUMENT = 'a JSON object with an "images" array (and "annotations", "categories")'
+ONLY_INSTANCES = (
+    "annonorm's coco converter reads only instances-style files (instances, person_keypoints, stuff, labels, "
+    "image_info)"
+)
 #: Annotation fields of their own in COCO JSON (an attribute of one of these names is not written back).
 ANNOTATION_CORE = frozenset({"image_id", "category_id", "bbox", "segmentation", "rle"})
 #: Row position -> (what is wrong, JSON location): what the column helpers return.
@@ -79,6 +108,40 @@ class CocoRle(msgspec.Struct, gc=False):
 #: One segmentation, decoded only where vectors are kept: rings of numbers, an RLE object, or null.
 SEGMENTATION = msgspec.json.Decoder(list[list[float]] | CocoRle | None)
 SEGMENTATIONS = msgspec.json.Decoder(list[list[list[float]] | CocoRle | None])
+
+
+# ---------------------------------------------------------------------------------------------- document
+
+
+def coco_document_problem(*, head: bytes, document: Any) -> str | None:
+    """Why valid JSON that COCO's structs refused is no COCO instances document at all, else ``None``.
+
+    ``head`` is the start of the file, ``document`` the file decoded as plain JSON (``UNSET`` when it
+    is not valid JSON). Named: a COCO results list, a JSON without ``images`` (a LabelMe file?), and
+    the captions and panoptic tasks, recognised by their first annotation.
+    """
+    if isinstance(document, list) and is_coco_results(head):
+        return (
+            f"this is a COCO results list ({len(document)} entries of image_id, category_id, bbox, score; no images "
+            "or categories); read it with the ground truth it was computed on: annonorm convert coco-results FILE "
+            "--gt INSTANCES.json"
+        )
+    if document is UNSET:
+        return None
+    if isinstance(document, dict) and "images" in document:
+        annotations = document.get("annotations")
+        first = annotations[0] if isinstance(annotations, list) and annotations else None
+        task = None
+        if isinstance(first, dict):
+            task = "panoptic" if "segments_info" in first else "captions" if "caption" in first else None
+        return None if task is None else f"this is a COCO {task} file (its annotations have no bbox); {ONLY_INSTANCES}"
+    if isinstance(document, dict):
+        found = f"an object with the keys {', '.join(sorted(document)[:8])}" if document else "an empty object"
+        if "shapes" in document and "imagePath" in document:
+            found += " (a LabelMe file?)"
+    else:
+        found = describe_json(document)
+    return f"no COCO annotations here: expected {EXPECTED_DOCUMENT}, found {found}"
 
 
 # ------------------------------------------------------------------------------------------------ boxes
@@ -484,9 +547,19 @@ def coco_image_size(
 
 
 def box_to_coco_annotation(
-    *, box: Mapping[str, Any], annotation_id: int, image_id: int, category_id: int, segmentation: dict[str, Any] | None
+    *,
+    box: Mapping[str, Any],
+    annotation_id: int,
+    image_id: int,
+    category_id: int,
+    segmentation: dict[str, Any] | None,
+    lvis: bool = False,
 ) -> dict[str, Any]:
-    """A canonical box as a COCO annotation; box attributes come back as annotation fields."""
+    """A canonical box as a COCO annotation; box attributes come back as annotation fields.
+
+    ``lvis``: the box is of an LVIS image (:func:`is_lvis_record`), whose annotations have no ``iscrowd``
+    (LVIS has no crowd boxes): one is written only where the box has it.
+    """
     from pycocotools import mask as mask_utils
 
     bbox = box_to_coco_bbox(box=box)
@@ -503,8 +576,8 @@ def box_to_coco_annotation(
             area = float(mask_utils.area({"size": segmentation["size"], "counts": counts}))
         else:
             area = round_coord(bbox[2] * bbox[3])
-    iscrowd = attributes.pop("iscrowd", 0)
-    if not isinstance(iscrowd, int):  # COCO holds 0 or 1 here; bool is an int
+    iscrowd = attributes.pop("iscrowd", None if lvis else 0)
+    if not isinstance(iscrowd, int) and not (lvis and iscrowd is None):  # COCO holds 0 or 1 here; bool is an int
         iscrowd = 0
     entry: dict[str, Any] = {
         "id": annotation_id,
@@ -515,6 +588,8 @@ def box_to_coco_annotation(
         "bbox": bbox,
         "iscrowd": int(iscrowd) if isinstance(iscrowd, bool) else iscrowd,
     }
+    if iscrowd is None:
+        del entry["iscrowd"]
     if rle is not None and segmentation is not rle:  # a polygon and an RLE: COCO holds one, the RLE goes beside it
         entry["rle"] = rle
     if box.get("keypoints") is not None:
@@ -533,3 +608,179 @@ def _polygon_rles(rings: list[list[float]], box: Mapping[str, Any]) -> Any:
     height = int(max(float(box["y2"]), *(max(ring[1::2]) for ring in rings))) + 2
     width = int(max(float(box["x2"]), *(max(ring[0::2]) for ring in rings))) + 2
     return mask_utils.frPyObjects(rings, height, width)
+
+
+# ----------------------------------------------------------------------------------------------------- LVIS
+
+#: The ``file_name`` of a decoded image that has none (LVIS v1): a string no JSON path can be (NUL is refused).
+NO_FILE_NAME = "\0no file_name\0"
+#: LVIS's image-level labels, lists of category ids: verified absent from the image / not exhaustively boxed in it.
+LVIS_IMAGE_LABELS = ("neg_category_ids", "not_exhaustive_category_ids")
+
+
+class LvisImageFields(msgspec.Struct, kw_only=True, gc=False):
+    """LVIS's own fields of an ``images`` entry: the base of a COCO image struct, so that an LVIS file
+    decodes with the typed structs (not the lenient pass that collects unknown keys)."""
+
+    neg_category_ids: Any = UNSET
+    not_exhaustive_category_ids: Any = UNSET
+
+
+class LvisCategoryFields(msgspec.Struct, kw_only=True, gc=False):
+    """LVIS's own fields of a ``categories`` entry (``def`` is a Python keyword: the field is ``definition``)."""
+
+    synset: Any = UNSET
+    synonyms: Any = UNSET
+    definition: Any = msgspec.field(default=UNSET, name="def")
+    frequency: Any = UNSET
+    image_count: Any = UNSET
+    instance_count: Any = UNSET
+
+
+class _CocoImage(Protocol):
+    """What :func:`coco_image_names` reads of a decoded image and sets (``file_name``, if :data:`NO_FILE_NAME`)."""
+
+    file_name: str
+    coco_url: Any
+    neg_category_ids: Any
+    not_exhaustive_category_ids: Any
+
+
+_FILE_NAME = attrgetter("file_name")
+_ID_TYPES = frozenset({int, str})
+_IMAGE_LABELS = attrgetter(*LVIS_IMAGE_LABELS)
+_NO_IMAGE_LABELS = (UNSET,) * len(LVIS_IMAGE_LABELS)
+
+
+def json_fields(item: msgspec.Struct, leave_out: frozenset[str]) -> dict[str, Any]:
+    """The fields of a decoded struct that the JSON had, by their JSON names (``def``), except ``leave_out``."""
+    return {
+        key: value
+        for name, key in zip(item.__struct_fields__, item.__struct_encode_fields__, strict=True)
+        if key not in leave_out and (value := getattr(item, name)) is not UNSET
+    }
+
+
+#: A URL path segment that is a file or folder name as it is (no escape, not ``.`` or ``..``): the common case.
+_PLAIN_SEGMENT = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
+#: What makes the segments of a URL other than its ``/``-separated text: escapes, query, fragment, IPv6 hosts.
+_URL_SYNTAX = re.compile(r"[%?#\\\[\]]")
+
+
+def coco_url_to_file_name(url: Any) -> str:
+    """The image path an LVIS ``coco_url`` names: the last two segments of its path, COCO's image folder and
+    the file (``http://images.cocodataset.org/val2017/000000000139.jpg`` -> ``val2017/000000000139.jpg``).
+
+    The folder is kept because LVIS v1's val split holds images of COCO's train2017 and val2017 folders
+    alike (detectron2 and the LVIS API join the same two segments to the COCO image root). Percent
+    escapes are decoded. Raises :class:`ValueError` for a URL that names no image file, or a path
+    :func:`coco_file_name_problem` refuses (``..``).
+    """
+    if not isinstance(url, str):
+        raise ValueError(f"expected the image's URL (a string), got {describe_json(url)}")
+    segments = url.split("/")
+    plain = len(segments) > 4 and segments[2].isascii() and not _URL_SYNTAX.search(url)
+    if plain and _PLAIN_SEGMENT.fullmatch(segments[-2]) and _PLAIN_SEGMENT.fullmatch(segments[-1]):
+        return f"{segments[-2]}/{segments[-1]}"  # as every LVIS URL: what _parsed_url_file_name finds, 20x faster
+    return _parsed_url_file_name(url)
+
+
+def _parsed_url_file_name(url: str) -> str:
+    """:func:`coco_url_to_file_name` of any URL, by parsing it."""
+    try:
+        path = urllib.parse.unquote(urllib.parse.urlsplit(url).path)
+    except ValueError as exc:
+        raise ValueError(f"coco_url {url!r} is not a URL ({exc})") from None
+    *_, folder, name = ["", *path.split("/")]
+    if name in ("", ".", ".."):
+        raise ValueError(f"coco_url {url!r} names no image file; expected a URL ending in the file's name")
+    file_name = f"{folder}/{name}" if folder else name
+    if (problem := coco_file_name_problem(file_name)) is not None:
+        raise ValueError(f"coco_url {url!r} names {file_name!r}: {problem}")
+    return file_name
+
+
+def lvis_labels_problem(value: Any, categories: AbstractSet[Any]) -> tuple[str, str] | None:
+    """Why an LVIS image label (``neg_category_ids``...) is refused, and where in it (``""`` or ``[i]``), else
+    ``None``: it must be a list of the ids (integers or strings) of categories of the file."""
+    if not isinstance(value, list):
+        return f"expected a list of category ids, got {describe_json(value)}", ""
+    if _ID_TYPES.issuperset(map(type, value)) and categories >= set(value):  # the common case, at C speed
+        return None
+    for index, category_id in enumerate(value):
+        if category_id.__class__ not in _ID_TYPES or category_id not in categories:
+            return f"category id {category_id!r} is not the id of any category", f"[{index}]"
+    return None
+
+
+def coco_image_names(
+    images: Sequence[_CocoImage], *, categories: AbstractSet[Any], file: Path
+) -> dict[int, AnnonormError]:
+    """Give every image without a ``file_name`` the one its LVIS ``coco_url`` names (:func:`coco_url_to_file_name`),
+    check the LVIS image labels against ``categories`` (the file's category ids); return index -> the error of
+    each image that cannot be read. Raises :class:`ParseError` for an image with neither (no COCO file at all).
+    """
+    named = NO_FILE_NAME not in map(_FILE_NAME, images)
+    if named and not any(map(_NO_IMAGE_LABELS.__ne__, map(_IMAGE_LABELS, images))):
+        return {}  # plain COCO
+    errors: dict[int, AnnonormError] = {}
+    for index, image in enumerate(images):
+        if image.file_name == NO_FILE_NAME:
+            if image.coco_url is UNSET:
+                message = "object missing required field `file_name` (or, as LVIS has it, `coco_url`)"
+                raise ParseError(message, file=file, location=f"images[{index}]")
+            try:
+                image.file_name = coco_url_to_file_name(image.coco_url)
+            except ValueError as exc:
+                errors[index] = UnsafePathError(str(exc), file=file, location=f"images[{index}].coco_url")
+                continue
+        for key in LVIS_IMAGE_LABELS:
+            value = getattr(image, key)
+            if value is not UNSET and (problem := lvis_labels_problem(value, categories)) is not None:
+                location = f"images[{index}].{key}{problem[1]}"
+                errors[index] = InvalidDataError(problem[0], file=file, location=location, image=image.file_name)
+                break
+    return errors
+
+
+def is_lvis_record(record: Mapping[str, Any]) -> bool:
+    """Whether a record is an LVIS image (its attributes hold LVIS's image labels)."""
+    attributes = record.get("attributes") or {}
+    return any(key in attributes for key in LVIS_IMAGE_LABELS)
+
+
+def coco_file_name_entry(record: Mapping[str, Any]) -> dict[str, str]:
+    """The ``file_name`` of a record's COCO image entry: none for an LVIS image whose ``coco_url`` names the
+    record's image (LVIS v1 has no file_name; writing one would add what the source had not), else the image."""
+    image = record["image"]
+    if is_lvis_record(record):
+        with contextlib.suppress(ValueError):
+            name = coco_url_to_file_name(record["attributes"].get("coco_url"))
+            if image == name or image.endswith(f"/{name}"):
+                return {}
+    return {"file_name": image}
+
+
+def coco_image_dir(candidates: Sequence[Path], head: bytes) -> Path | None:
+    """The first of ``candidates`` that holds the first image of a COCO file whose start is ``head``, or ``None``.
+
+    The image is its ``file_name``, else (LVIS) the one its ``coco_url`` names, ``train2017/x.jpg``: that one
+    is also found in a candidate named ``train2017`` that holds ``x.jpg`` (then the folder above it is the
+    image folder).
+    """
+    text = head.decode("utf-8", errors="replace")
+    if first := re.search(r'"file_name"\s*:\s*"((?:[^"\\]|\\.)*)"', text):
+        return next((candidate for candidate in candidates if (candidate / first.group(1)).is_file()), None)
+    if not (url := re.search(r'"coco_url"\s*:\s*"((?:[^"\\]|\\.)*)"', text)):
+        return None
+    try:
+        name = coco_url_to_file_name(url.group(1))
+    except ValueError:
+        return None
+    folder, _, last = name.rpartition("/")
+    for candidate in candidates:
+        if (candidate / name).is_file():
+            return candidate
+        if folder and candidate.name == folder and (candidate / last).is_file():
+            return candidate.parent
+    return None

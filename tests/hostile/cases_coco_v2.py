@@ -3,7 +3,13 @@ vectors (``--masks vector``, the default), built with make_corpus's helpers."""
 
 from __future__ import annotations
 
-from hostile.make_corpus import Case, coco, coco_case
+from hostile.make_corpus import _DELETE, Case, coco, coco_case
+
+#: The base document's first image as LVIS v1 has it: no file_name, a coco_url naming train2017/a.jpg.
+_LVIS_IMAGE = (
+    ("images[0].file_name", _DELETE),
+    ("images[0].coco_url", "http://images.cocodataset.org/train2017/a.jpg"),
+)
 
 #: The base document's first class with two keypoint names and a 1-based skeleton.
 _PERSON = ("categories[0]", {"id": 1, "name": "cat", "keypoints": ["nose", "eye"], "skeleton": [[1, 2]]})
@@ -95,4 +101,53 @@ CASES: list[Case] = [
         output="created",
     ),
     coco_case("coco_v2_masks_unknown_mode", coco(), 2, "expected one of vector, png, none", args=("--masks", "raster")),
+    # LVIS (issue 15): image labels must name categories of the file; a coco_url must name an image file.
+    coco_case(
+        "lvis_image_by_url_converts", coco(*_LVIS_IMAGE, ("images[0].neg_category_ids", [2])), 0, "", output="created"
+    ),
+    coco_case(
+        "lvis_neg_category_unknown",
+        coco(*_LVIS_IMAGE, ("images[0].neg_category_ids", [2, 99])),
+        1,
+        "images[0].neg_category_ids[1]: category id 99 is not the id of any category",
+    ),
+    coco_case(
+        "lvis_neg_category_unknown_skipped",
+        coco(*_LVIS_IMAGE, ("images[0].neg_category_ids", [99])),
+        1,
+        "1 broken images skipped",
+        args=("--on-error", "skip"),
+        output="created",
+    ),
+    coco_case(
+        "lvis_not_exhaustive_not_a_list",
+        coco(("images[1].not_exhaustive_category_ids", "1,2")),
+        1,
+        "images[1].not_exhaustive_category_ids: expected a list of category ids",
+    ),
+    coco_case(
+        "lvis_category_id_true_is_no_id",
+        coco(("images[1].neg_category_ids", [True])),
+        1,
+        "category id True is not the id",
+    ),
+    coco_case(
+        "lvis_coco_url_names_a_folder",
+        coco(*_LVIS_IMAGE, ("images[0].coco_url", "http://images.cocodataset.org/train2017/")),
+        2,
+        "images[0].coco_url: coco_url 'http://images.cocodataset.org/train2017/' names no image file",
+    ),
+    coco_case(
+        "lvis_coco_url_climbs_out",
+        coco(*_LVIS_IMAGE, ("images[0].coco_url", "http://images.cocodataset.org/x/%2e%2e/a.jpg")),
+        2,
+        "must not climb out",
+    ),
+    coco_case("lvis_coco_url_not_a_string", coco(*_LVIS_IMAGE, ("images[0].coco_url", 7)), 2, "images[0].coco_url"),
+    coco_case(
+        "lvis_coco_url_not_a_url",
+        coco(*_LVIS_IMAGE, ("images[0].coco_url", "http://[::1/a.jpg")),
+        2,
+        "is not a URL",
+    ),
 ]
