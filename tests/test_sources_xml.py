@@ -18,6 +18,7 @@ from annonorm.sources.xml import (
     append_named_values,
     append_value,
     child_number,
+    child_numbers,
     element_to_value,
     has_root,
     is_xml_name,
@@ -150,6 +151,35 @@ def test_child_number_names_the_place() -> None:
         with pytest.raises(InvalidDataError, match=words) as caught:
             child_number(element, tag, file="f", where="size")
         assert (caught.value.file, caught.value.location) == ("f", f"size/{tag}")
+
+
+_NUMBER_TEXTS = st.one_of(
+    st.none(),  # the child is missing
+    st.floats().map(repr),
+    st.integers(-(10**400), 10**400).map(str),  # beyond a float: inf
+    st.sampled_from(["", " 7 ", "\t-3.5\n", "1_0", "nan", "-inf", "1e308", "abc", "0x10", "\u2003 4", "\x1c5"]),
+    st.text(max_size=4),
+)
+
+
+@given(texts=st.lists(_NUMBER_TEXTS, min_size=1, max_size=4))
+def test_child_numbers_give_what_child_number_gives_each(texts: list[str | None]) -> None:
+    element = ET.Element("bndbox")
+    tags = [f"c{index}" for index in range(len(texts))]
+    for tag, text in zip(tags, texts, strict=True):
+        if text is not None:
+            ET.SubElement(element, tag).text = text
+    expected: list[float] | InvalidDataError = []
+    try:
+        expected = [child_number(element, tag, file="f", where="box") for tag in tags]
+    except InvalidDataError as error:
+        expected = error
+    if isinstance(expected, InvalidDataError):
+        with pytest.raises(InvalidDataError) as caught:
+            child_numbers(element, tags, file="f", where="box")
+        assert (str(caught.value), caught.value.location) == (str(expected), expected.location)
+    else:
+        assert list(child_numbers(element, tags, file="f", where="box")) == expected
 
 
 def test_text_typing() -> None:

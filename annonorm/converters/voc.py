@@ -79,7 +79,7 @@ from annonorm.images import read_image_size
 from annonorm.io import DatasetWriter, NormalizedSource
 from annonorm.paths import check_relative_path
 from annonorm.sources.classlists import BACKGROUND, IGNORED, labelmap_palette, labelmap_text, read_labelmap
-from annonorm.sources.each import map_each
+from annonorm.sources.each import encoded_record, map_each
 from annonorm.sources.images import images_by_stem, list_dir
 from annonorm.sources.segmentation import (
     VOID,
@@ -94,6 +94,7 @@ from annonorm.sources.xml import (
     append_named_values,
     append_value,
     child_number,
+    child_numbers,
     element_to_value,
     has_root,
     is_xml_name,
@@ -103,6 +104,7 @@ from annonorm.sources.xml import (
     text_to_value,
     value_text,
     xml_bytes,
+    xml_entries,
     xml_files,
 )
 
@@ -187,6 +189,8 @@ def voc_corners_to_box(*, xmin: float, ymin: float, xmax: float, ymax: float) ->
 
 def voc_corners_problem(*, xmin: float, ymin: float, xmax: float, ymax: float) -> str | None:
     """Why VOC corners are no box (a maximum below its minimum), or None."""
+    if xmin <= xmax and ymin <= ymax:
+        return None
     for axis, low, high in (("x", xmin, xmax), ("y", ymin, ymax)):
         if high < low:
             return f"{axis}max ({high:g}) is smaller than {axis}min ({low:g}); expected {axis}min <= {axis}max"
@@ -211,7 +215,7 @@ def _bndbox(element: ET.Element, *, file: str, where: str) -> tuple[float, float
         raise InvalidDataError(
             "missing <bndbox>; expected <bndbox> with xmin, ymin, xmax, ymax", file=file, location=f"{where}/bndbox"
         )
-    xmin, ymin, xmax, ymax = (child_number(bndbox, tag, file=file, where=f"{where}/bndbox") for tag in _CORNERS)
+    xmin, ymin, xmax, ymax = child_numbers(bndbox, _CORNERS, file=file, where=f"{where}/bndbox")
     _refuse(voc_corners_problem(xmin=xmin, ymin=ymin, xmax=xmax, ymax=ymax), file=file, location=f"{where}/bndbox")
     return voc_corners_to_box(xmin=xmin, ymin=ymin, xmax=xmax, ymax=ymax)
 
@@ -248,9 +252,8 @@ def voc_object_to_box(*, element: ET.Element, index: int, file: str) -> dict[str
             )
         elif tag == "point":
             # A VOC point is a 1-based pixel index, like the corners: 0-based here.
-            px = child_number(child, "x", file=file, where=f"{where}/point") - 1.0
-            py = child_number(child, "y", file=file, where=f"{where}/point") - 1.0
-            attributes["point"] = {"x": px, "y": py}
+            px, py = child_numbers(child, ("x", "y"), file=file, where=f"{where}/point")
+            attributes["point"] = {"x": px - 1.0, "y": py - 1.0}
         elif tag == "attributes":  # CVAT's free attributes, <attribute><name>n</name><value>v</value></attribute>
             attributes.update(named_values(child))
         else:
@@ -492,10 +495,11 @@ def _find_layout(source: Path, images: Path | None) -> _Layout:
     labelmap = source / LABELMAP if os.path.lexists(source / LABELMAP) else None
     segmentation = {kind: source / name for kind, name in SEGMENTATION_DIRS.items() if (source / name).is_dir()}
     candidates = [source / name for name in ANNOTATION_DIRS if (source / name).is_dir()] + [source]
-    annotations = next((folder for folder in candidates if xml_files(folder)), None)
+    listed = ((folder, xml_entries(folder)) for folder in candidates)
+    annotations, entries = next(((folder, entries) for folder, entries in listed if entries), (None, []))
     if annotations is None:
         return _per_split_layout(source, images, labelmap, segmentation)
-    _refuse(_not_voc(xml_files(annotations)), file=source, error=ParseError)
+    _refuse(_not_voc([Path(e.path) for e in entries[:SNIFF_FILES]]), file=source, error=ParseError)
     image_dir = images or next((source / n for n in IMAGE_DIRS if (source / n).is_dir()), None)
     if image_dir is None:  # XML next to the images, else the devkit's folder
         image_dir = source if annotations == source else source / IMAGE_DIRS[0]
@@ -505,7 +509,7 @@ def _find_layout(source: Path, images: Path | None) -> _Layout:
         stems = ((n, _safe_stem(stem, file=path, location=f"line {n}")) for n, stem in _read_split_list(path))
         splits[path.stem] = [_Item(stem, annotations / f"{stem}.xml", image_dir, "", path, n) for n, stem in stems]
     if not lists:
-        splits[DEFAULT_SPLIT] = [_Item(p.stem, p, image_dir, "") for p in xml_files(annotations)]
+        splits[DEFAULT_SPLIT] = [_Item(p.stem, p, image_dir, "") for p in map(Path, entries)]
     return _Layout(source, image_dir, splits, lists, labelmap, segmentation, class_names)
 
 
@@ -611,7 +615,8 @@ def _resolve_image(task: _Item, filename: str | None) -> str:
             or task.stem_image is None
             or os.path.isfile(os.path.join(task.image_dir, filename))
         ):
-            return task.image_prefix + PurePosixPath(filename.replace("\\", "/")).as_posix()
+            posix = filename.replace("\\", "/")  # a bare name (the usual case) is its own POSIX form
+            return task.image_prefix + (PurePosixPath(posix).as_posix() if "/" in posix else posix)
     return task.image_prefix + (task.stem_image or f"{task.stem}.jpg")
 
 
@@ -636,16 +641,19 @@ def _read_task(task: _Item, context: _Context) -> dict[str, Any]:
             values = label_png_to_mask(task.mask_source, context.colors, size=size, objects=objects,
                 lut=context.lut, objects_are="the XML's objects", table="the labelmap or VOC classes")  # fmt: skip
             write_mask_png(values, task.mask_target)
-        return make_record(image=image, width=width, height=height, boxes=boxes, mask=mask, id=task.stem,
-                           attributes=parsed["attributes"])  # fmt: skip
+        record = make_record(image=image, width=width, height=height, boxes=boxes, mask=mask, id=task.stem,
+                             attributes=parsed["attributes"])  # fmt: skip
+        return encoded_record(record)  # the parent only writes it
     except AnnonormError as error:
         if error.image is None:
             error.image = image
         raise
 
 
-def _listing_error(item: _Item, index: Mapping[str, str], seen: dict[str, int | None]) -> InvalidDataError | None:
-    """A stem listed twice, or listed with neither XML nor image; else None (and the stem is now seen)."""
+def _listing_error(
+    item: _Item, index: Mapping[str, str], seen: dict[str, int | None], *, has_xml: bool
+) -> InvalidDataError | None:
+    """A stem listed twice, or listed with neither XML (``has_xml``) nor image; else None (and the stem is now seen)."""
     if item.stem in seen:
         return InvalidDataError(
             f"{item.stem!r} is listed again (first on line {seen[item.stem]}); expected each image once",
@@ -654,7 +662,7 @@ def _listing_error(item: _Item, index: Mapping[str, str], seen: dict[str, int | 
             image=item.image_prefix + index.get(item.stem, item.stem),
         )
     seen[item.stem] = item.line
-    if item.xml is not None and not os.path.lexists(item.xml) and item.stem not in index:
+    if item.xml is not None and not has_xml and item.stem not in index:
         return InvalidDataError(
             f"lists {item.stem!r} but there is no {item.xml} and no image of that stem in {item.image_dir}",
             file=item.listed_in,
@@ -690,10 +698,10 @@ def _read(source: Path, ctx: ReadContext) -> ReadResult:
         seen: dict[str, int | None] = {}
         for item in items:
             index = image_index(item.image_dir)
-            if (error := _listing_error(item, index, seen)) is not None:
+            xml = item.xml if item.xml is not None and os.path.lexists(item.xml) else None
+            if (error := _listing_error(item, index, seen, has_xml=xml is not None)) is not None:
                 writer.problem(error)
                 continue
-            xml = item.xml if item.xml is not None and os.path.lexists(item.xml) else None
             mask = masks.get(item.stem)
             target = writer.mask_file(f"masks/{item.stem}.png") if mask and item.stem not in masks_written else None
             tasks.append(replace(item, xml=xml, stem_image=index.get(item.stem), mask_source=mask, mask_target=target))
@@ -701,7 +709,7 @@ def _read(source: Path, ctx: ReadContext) -> ReadResult:
             if isinstance(outcome, AnnonormError):
                 writer.problem(outcome)
                 continue
-            found.update(box["name"] for box in outcome["boxes"])
+            found.update(outcome["labels"])  # the classes of its boxes (encoded: see encoded_record)
             if outcome.get("mask") is not None:
                 writer.mask_kind = context.kind
                 masks_written.add(task.stem)
@@ -709,7 +717,7 @@ def _read(source: Path, ctx: ReadContext) -> ReadResult:
                 if named_file is not None and named_file not in named:
                     named.add(named_file)
                     writer.add_source_file(named_file)
-            writer.add(split, outcome)
+            writer.add(split, outcome, canonical=True)
     # Classes the table does not hold (all of them without a labelmap or class lists), sorted by name.
     for name in sorted(found):
         writer.category(name)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import pickle
 import tempfile
+import threading
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -29,9 +31,12 @@ from annonorm.converters.voc import (
     voc_split_name_problem,
     voc_stem_problem,
 )
-from annonorm.engine import Execution
+from annonorm.engine import Execution, LocalExecutor
 from annonorm.errors import InvalidDataError, ParseError, UnsafePathError
 from annonorm.io import open_dataset
+from annonorm.sink import DatasetWriter, encode_record
+from annonorm.sources import each
+from annonorm.sources.each import encoded_record
 from annonorm.testing import boxes, category_names, write_dataset
 from annonorm.validation import validate_dataset
 
@@ -312,6 +317,63 @@ def test_parallel_workers_give_identical_output(tmp_path: Path) -> None:
     assert tree_bytes(one.out) == tree_bytes(two.out)
     assert "workers" not in json.loads((one.out / "annonorm.json").read_text())["source"]["options"]
     assert [r["id"] for r in read_records(two.out)] == sorted(bodies)
+
+
+@pytest.mark.parametrize("thread_running", [False, True])
+def test_pool_forks_unless_a_thread_runs_and_gives_identical_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, thread_running: bool
+) -> None:
+    bodies = {f"img{i:03d}": voc_object(VOC_CLASSES[i % 20], 1 + i % 5, 1, 10, 5) for i in range(30)}
+    root = devkit(tmp_path / "voc", bodies)
+    one = convert("voc", root, tmp_path / "a" / "out", workers=1)
+    fresh_asked: list[bool] = []
+    real_map = LocalExecutor.map
+
+    def spying_map(self: LocalExecutor, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        if getattr(fn, "func", None) is each._run_chunk:  # the XML files' map (not the output check's)
+            fresh_asked.append(kwargs.get("fresh", False))
+        return real_map(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(LocalExecutor, "map", spying_map)
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)  # as a progress bar's refresh thread
+    if thread_running:
+        thread.start()
+    try:
+        two = convert("voc", root, tmp_path / "b" / "out", workers=2, execution=Execution(min_parallel=0))
+    finally:
+        stop.set()
+        if thread_running:
+            thread.join()
+    # Forked workers unless forking is unsafe (another thread runs): then fresh ones, with the same output.
+    assert fresh_asked and set(fresh_asked) == {thread_running}
+    assert tree_bytes(one.out) == tree_bytes(two.out)
+
+
+_COORDINATES = st.one_of(st.integers(-5, 5000).map(float), st.floats(-1e6, 1e6, allow_nan=False))
+_BOXES = st.lists(
+    st.fixed_dictionaries(
+        {"name": st.sampled_from(VOC_CLASSES[:4]), **{key: _COORDINATES for key in ("x1", "y1", "x2", "y2")}},
+        optional={"attributes": st.dictionaries(st.sampled_from(["pose", "difficult"]), st.booleans() | st.text())},
+    ),
+    max_size=5,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(boxes=_BOXES, width=st.none() | st.integers(1, 5000), attributes=st.dictionaries(st.text(max_size=3), st.text()))
+def test_a_worker_record_is_written_as_the_sink_writes_the_record(
+    boxes: list[dict[str, Any]], width: int | None, attributes: dict[str, Any]
+) -> None:
+    record = make_record(image="a.jpg", width=width, height=width, boxes=boxes, id="a", attributes=attributes)
+    handed_back = pickle.loads(pickle.dumps(encoded_record(record)))  # as a worker hands it to the parent
+    with tempfile.TemporaryDirectory() as directory:
+        writer = DatasetWriter(Path(directory))
+        writer.add("train", handed_back, canonical=True)
+        writer.close()
+        assert (Path(directory) / "train.jsonl").read_bytes() == encode_record(record)
+    assert writer.summary["train"].boxes == len(boxes)
+    assert set(handed_back["labels"]) == {box["name"] for box in boxes}
 
 
 @pytest.mark.parametrize(
