@@ -13,6 +13,9 @@ Sections (``--only``, comma-separated; default all):
 * ``csv``: ``annonorm convert csv --preset tensorflow`` on ``--csv-rows`` rows, against a stdlib csv floor.
 * ``validate``: ``benchmarks/bench_validate.py`` (annonorm validate vs msgspec vs Pydantic), its table.
 * ``loader``: ``benchmarks/bench_loader.py`` when it exists, its table.
+* ``masks``, ``check-images``, ``formats``: ``bench_masks.py`` (``--masks png`` vs a pycocotools loop),
+  ``bench_check_images.py`` (vs a Pillow header loop), ``bench_formats.py`` (YOLO, LabelMe, CVAT, Label
+  Studio... vs a stdlib loop), their tables.
 
 Every figure is the median of ``--runs`` runs after one warm-up run (tools in ``--single-run`` run once,
 without warm-up), each run a fresh process started through ``peers/measure.py``, which reports wall time
@@ -55,7 +58,23 @@ PEERS = HERE / "peers"
 PEERS_VENV = HERE / ".peers-venv"
 PEER_PACKAGES = ("msgspec", "orjson", "pycocotools", "globox", "supervision", "datumaro")
 ALL_PEERS = ("pycocotools", "globox", "orjson", "datumaro", "supervision")
-SECTIONS = ("coco", "voc", "csv", "validate", "loader")
+SECTIONS = ("coco", "voc", "csv", "validate", "loader", "masks", "check-images", "formats")
+#: Sections that are a script of their own, run with ``--runs`` and a size: (title, script, option, args field).
+SCRIPT_SECTIONS = {
+    "masks": ("COCO --masks png against a one-process pycocotools loop", "bench_masks.py", "--images", "mask_images"),
+    "check-images": (
+        "validate --check-images against a bare Pillow loop",
+        "bench_check_images.py",
+        "--images",
+        "check_images",
+    ),
+    "formats": (
+        "labeling-tool readers against a one-process stdlib loop",
+        "bench_formats.py",
+        "--images",
+        "format_images",
+    ),
+}
 #: ``--masks vector`` (the default) may take this many times the ``--no-masks`` time of the same run ...
 VECTOR_TIME_LIMIT = 1.5
 #: ... with a peak resident memory below this (issue 14, item 10).
@@ -559,6 +578,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--voc-images", type=int, default=20_000)
     parser.add_argument("--csv-rows", type=int, default=1_000_000)
     parser.add_argument("--validate-records", type=int, default=1_000_000)
+    parser.add_argument("--mask-images", type=int, default=10_000, help="images of the masks section")
+    parser.add_argument("--check-images", type=int, default=20_000, help="images of the check-images section")
+    parser.add_argument("--format-images", type=int, default=20_000, help="images per format of the formats section")
     parser.add_argument("--limit-mb", type=float, default=12_000, help="kill a peer above this RSS (shared machine)")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per run")
     parser.add_argument("--seed", type=int, default=generate.DEFAULT_SEED)
@@ -605,6 +627,17 @@ def main(argv: list[str] | None = None) -> int:
         else:
             body += ["### NormalizedDataset (loader)", "", "benchmarks/bench_loader.py does not exist yet: skipped."]
         body.append("")
+    for section, (title, script, option, field_name) in SCRIPT_SECTIONS.items():
+        if section in args.only:
+            command = [
+                sys.executable,
+                str(HERE / script),
+                option,
+                str(getattr(args, field_name)),
+                "--runs",
+                str(args.runs),
+            ]
+            body += [*run_script(title, command, timeout=args.timeout * 8), ""]
     header = [
         "# annonorm benchmarks",
         "",
