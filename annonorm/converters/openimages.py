@@ -32,14 +32,18 @@ import csv
 import json
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from functools import lru_cache
+from itertools import chain, groupby
+from operator import itemgetter
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import IO, Any, cast
 
 import numpy as np
 
 from annonorm.converters.base import Capabilities, Converter, Option, ReadContext, ReadResult, make_record
 from annonorm.errors import AnnonormError, InvalidDataError, ParseError, UnsafePathError
+from annonorm.fsutil import open_regular
 from annonorm.geometry import round_coord
 from annonorm.images import read_image_size
 from annonorm.io import NormalizedSource, read_text
@@ -65,6 +69,10 @@ FLAGS = {"IsOccluded": "occluded", "IsTruncated": "truncated", "IsGroupOf": "isc
          "IsDepiction": "depiction", "IsInside": "inside"}  # fmt: skip
 LABEL_COLUMNS = ("ImageID", "Source", "LabelName", "Confidence")
 MASK_COLUMNS = ("MaskPath", "ImageID", "LabelName", "BoxID", "BoxXMin", "BoxXMax", "BoxYMin", "BoxYMax")
+#: The cells a box is made of, in the order :func:`_cells_to_box` takes them.
+BOX_CELLS = ("XMin", "XMax", "YMin", "YMax", *FLAGS, "Source", "Confidence")
+#: The cells of a mask row that name its box, in :data:`BOX_CELLS` order (the rest absent).
+MASK_BOX_CELLS = ("BoxXMin", "BoxXMax", "BoxYMin", "BoxYMax")
 
 # ---------------------------------------------------------------------------------------------- sniff
 
@@ -98,38 +106,55 @@ def _sniff(source: Path) -> bool:
 # ------------------------------------------------------------------------------ mapping openimages -> annonorm
 
 
-def _fraction(text: str, column: str) -> float:
+def _fraction(text: str | None, column: str) -> float:
     try:
-        value = float(text)
-    except ValueError:
+        value = float(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
         raise ValueError(f"expected {column} a number, found {text!r}") from None
     if not math.isfinite(value):
         raise ValueError(f"expected {column} a finite number, found {text!r}")
     return value
 
 
-def _flag(text: str, column: str) -> bool | None:
-    if text not in ("0", "1", "-1"):
-        raise ValueError(f"expected {column} 0, 1 or -1 (unknown), found {text!r}")
-    return None if text == "-1" else text == "1"
+def _cells_to_box(cells: Sequence[str | None], name: str, width: int, height: int) -> dict[str, Any]:
+    """The box of one bbox row given as its :data:`BOX_CELLS` cells (``None``: the column is absent)."""
+    try:
+        x1, x2, y1, y2 = float(cells[0]), float(cells[1]), float(cells[2]), float(cells[3])  # type: ignore[arg-type]
+        usual = math.isfinite(x1 + x2 + y1 + y2)
+    except (TypeError, ValueError):
+        usual = False
+    if not usual:  # one cell at a time, in column order, so that the error names the first bad one
+        x1, x2, y1, y2 = (_fraction(cells[k], BOX_CELLS[k]) for k in range(4))
+    if x2 < x1 or y2 < y1:
+        raise ValueError(f"expected XMin <= XMax and YMin <= YMax, found {x1}, {x2}, {y1}, {y2}")
+    attributes = _box_attributes(tuple(cells[4:]))
+    box: dict[str, Any] = {"name": name, "x1": round_coord(x1 * width), "y1": round_coord(y1 * height),
+                           "x2": round_coord(x2 * width), "y2": round_coord(y2 * height)}  # fmt: skip
+    if attributes:
+        box["attributes"] = dict(attributes)  # a copy: a mask adds its box_id to it
+    return box
+
+
+@lru_cache(maxsize=4096)
+def _box_attributes(cells: tuple[str | None, ...]) -> dict[str, Any]:
+    """The attributes of the flag, Source and Confidence cells of a bbox row (few combinations: cached)."""
+    attributes: dict[str, Any] = {}
+    for text, column, key in zip(cells[:5], FLAGS, FLAGS.values(), strict=True):
+        if text == "1" or text == "0":
+            attributes[key] = text == "1"
+        elif text and text != "-1":  # an empty or absent flag is unknown, like -1
+            raise ValueError(f"expected {column} 0, 1 or -1 (unknown), found {text!r}")
+    source, confidence = cells[5], cells[6]
+    if source:
+        attributes["source"] = source
+    if confidence:
+        attributes["confidence"] = _fraction(confidence, "Confidence")
+    return attributes
 
 
 def openimages_row_to_box(*, row: Mapping[str, str], name: str, width: int, height: int) -> dict[str, Any]:
     """The box of one bbox row (column -> cell); :class:`ValueError` says what is wrong."""
-    x1, x2, y1, y2 = (_fraction(row[c], c) for c in ("XMin", "XMax", "YMin", "YMax"))
-    if x2 < x1 or y2 < y1:
-        raise ValueError(f"expected XMin <= XMax and YMin <= YMax, found {x1}, {x2}, {y1}, {y2}")
-    attributes: dict[str, Any] = {}
-    for column, key in FLAGS.items():
-        if row.get(column, "-1") and (flag := _flag(row.get(column, "-1"), column)) is not None:
-            attributes[key] = flag
-    if row.get("Source"):
-        attributes["source"] = row["Source"]
-    if row.get("Confidence"):
-        attributes["confidence"] = _fraction(row["Confidence"], "Confidence")
-    corners = (round_coord(x1 * width), round_coord(y1 * height), round_coord(x2 * width), round_coord(y2 * height))
-    box: dict[str, Any] = {"name": name, **dict(zip(("x1", "y1", "x2", "y2"), corners, strict=True))}
-    return box | ({"attributes": attributes} if attributes else {})
+    return _cells_to_box([row.get(column) for column in BOX_CELLS], name, width, height)
 
 
 def mask_png_to_rle(*, path: Path, width: int, height: int) -> dict[str, Any]:
@@ -172,8 +197,10 @@ def _source_files(source: Path, options: Mapping[str, Any]) -> list[Path]:
     return sorted([*named, *(folder / n for n in (HIERARCHY, SIZES) if (folder / n).is_file())])
 
 
-def _rows(path: Path, columns: tuple[str, ...], header: bool = True) -> Iterator[tuple[int, dict[str, str]]]:
-    """``(row number, column -> cell)`` of a CSV table with ``columns`` (more allowed); errors name the row."""
+def _table_rows(
+    path: Path, columns: tuple[str, ...], header: bool = True
+) -> Iterator[tuple[int, list[str], list[str]]]:
+    """``(row number, column names, cells)`` of a CSV table with ``columns`` (more allowed); errors name the row."""
     names: list[str] | None = None if header else list(columns)
     for number, cells in iter_rows(path, ","):
         if not any(cells):
@@ -187,9 +214,121 @@ def _rows(path: Path, columns: tuple[str, ...], header: bool = True) -> Iterator
             continue
         if (len(cells) < len(names) and len(cells) < len(columns)) or (header and len(cells) > len(names)):
             raise ParseError(f"expected {len(names)} values, found {len(cells)}", file=path, location=f"row {number}")
-        yield number, dict(zip(names, cells, strict=False))
+        yield number, names, cells
     if names is None:
         raise ParseError(f"the table is empty; expected a header row {','.join(columns)}", file=path)
+
+
+def _rows(path: Path, columns: tuple[str, ...], header: bool = True) -> Iterator[tuple[int, dict[str, str]]]:
+    """``(row number, column -> cell)`` of a CSV table (:func:`_table_rows`), for the image-level tables."""
+    for number, names, cells in _table_rows(path, columns, header):
+        yield number, dict(zip(names, cells, strict=False))
+
+
+#: One bbox row as kept until its image's record is built: file, row number, LabelName, :data:`BOX_CELLS` cells.
+_BoxRow = tuple[Path, int, str, tuple[str | None, ...]]
+
+
+def _box_rows(path: Path) -> Iterator[tuple[str, _BoxRow]]:
+    """``(ImageID, row)`` of a bbox table in file order, each row only the cells a box needs (no dict per row)."""
+    pick, slots = None, 0
+    for number, names, cells in _table_rows(path, BOX_COLUMNS):
+        if pick is None:
+            position = {column: k for k, column in enumerate(names)}  # a repeated column: the last one, as a dict
+            slots = len(names) + 1  # the last slot, always None, stands for the absent columns
+            pick = itemgetter(
+                position["ImageID"], position["LabelName"], *(position.get(c, len(names)) for c in BOX_CELLS)
+            )
+        padded = cast(list[str | None], cells)
+        if len(cells) + 1 == slots:
+            padded.append(None)
+        else:  # a short row (allowed when it holds the required columns)
+            padded = [*cells, *[None] * (slots - len(cells))]
+        values = pick(padded)
+        if values[1] is None:
+            raise ParseError(f"expected {len(names)} values, found {len(cells)}", file=path, location=f"row {number}")
+        yield _image_id(values[0], path, number), (path, number, values[1], values[2:])
+
+
+def _scan_runs(paths: list[Path]) -> list[str] | None:
+    """The ImageIDs of the bbox tables ``paths`` (read as one), one per run of adjacent rows; ``None`` when an image's
+    rows are not adjacent or a quick look cannot be sure of the cells (quotes, lone CR, NUL, not UTF-8, odd rows).
+
+    The official tables are grouped by ImageID, so their records can be built as the rows stream (``None``: the
+    rows are gathered per image instead). The look splits lines on commas, which is what the CSV reader does with
+    text holding no quote, NUL or lone CR; anything else it leaves to the reader's own errors.
+    """
+    runs: list[str] = []
+    seen: set[str] = set()
+    last: str | None = None
+    for path in paths:
+        column: int | None = None
+        try:
+            stream = open_regular(path, "CSV file")
+        except (OSError, AnnonormError):
+            return None
+        with stream:
+            for lines in _line_blocks(stream):
+                if lines is None:
+                    return None
+                for raw in lines:
+                    if column is None:
+                        try:
+                            names = [cell.strip() for cell in raw.decode("utf-8").split(",")]
+                        except UnicodeDecodeError:
+                            return None
+                        if any(names):
+                            column = max((k for k, name in enumerate(names) if name == "ImageID"), default=-1)
+                            if column < 0:
+                                return None
+                        continue
+                    cells = raw.split(b",", column + 1)
+                    try:
+                        image_id = cells[column].decode("utf-8").strip() if column < len(cells) else ""
+                        if not image_id:
+                            if raw.replace(b",", b"").decode("utf-8").strip():
+                                return None
+                            continue  # a blank row
+                    except UnicodeDecodeError:
+                        return None
+                    if image_id != last:
+                        if image_id in seen:
+                            return None
+                        seen.add(image_id)
+                        runs.append(image_id)
+                        last = image_id
+    return runs
+
+
+def _line_blocks(stream: IO[bytes], size: int = 1 << 20) -> Iterator[list[bytes] | None]:
+    """The lines of ``stream`` (no line ending, no byte order mark), a block at a time; ``None`` for a block
+    holding a quote, a NUL or a CR that ends no line (the comma split would not be the CSV reader's cells)."""
+    pending = b""
+    first = True
+    while True:
+        block = stream.read(size)
+        data = pending + block
+        if first:
+            data, first = data.removeprefix(b"\xef\xbb\xbf"), False
+        if b'"' in data or b"\x00" in data:
+            yield None
+            return
+        lines = data.split(b"\n")
+        pending = lines.pop() if block else b""
+        if b"\r" in data:
+            lines = [line.removesuffix(b"\r") for line in lines]
+            if any(b"\r" in line for line in lines):
+                yield None
+                return
+        yield lines
+        if not block:
+            return
+
+
+def _in_order(runs: list[str], images: Iterable[str]) -> bool:
+    """Whether ``runs`` come in the order of ``images`` (a subsequence of it)."""
+    order = iter(images)
+    return all(any(image_id == run for image_id in order) for run in runs)
 
 
 def _descriptions(paths: list[Path]) -> dict[str, str]:
@@ -229,6 +368,7 @@ def _parents(folder: Path) -> dict[str, str]:
 def _sizes(folder: Path) -> dict[str, tuple[int, int]]:
     """ImageID -> (width, height) from ``images.meta`` (``ImageID height width``)."""
     path, sizes = folder / SIZES, {}
+    shapes: dict[tuple[int, int], tuple[int, int]] = {}  # one tuple per distinct size: a few, not one per image
     if path.is_file():
         for number, line in enumerate(read_text(path, SIZES).splitlines(), start=1):
             tokens = line.split()
@@ -236,7 +376,8 @@ def _sizes(folder: Path) -> dict[str, tuple[int, int]]:
                 continue
             if len(tokens) != 3 or not all(t.isascii() and t.isdigit() and int(t) > 0 for t in tokens[1:]):
                 raise ParseError("expected 'ImageID height width' (sizes > 0)", file=path, location=f"line {number}")
-            sizes[tokens[0]] = (int(tokens[2]), int(tokens[1]))
+            size = (int(tokens[2]), int(tokens[1]))
+            sizes[tokens[0]] = shapes.setdefault(size, size)
     return sizes
 
 
@@ -250,32 +391,65 @@ def _image_id(text: str, path: Path, number: int) -> str:
 
 
 class _Image:
-    """What the tables say of one image."""
+    """What the tables say of one image (its box rows only when they are gathered rather than streamed)."""
+
+    __slots__ = ("labels", "masks", "negative", "rows")
 
     def __init__(self) -> None:
-        self.rows: list[tuple[Path, int, dict[str, str]]] = []
+        self.rows: list[_BoxRow] = []
         self.masks: list[tuple[Path, int, dict[str, str]]] = []
         self.labels: list[str] = []
         self.negative: list[str] = []
 
 
-def _gather(tables: dict[str, list[Path]]) -> dict[str, dict[str, _Image]]:
-    """split -> ImageID -> its rows, in file order."""
-    splits: dict[str, dict[str, _Image]] = {}
+#: split -> ImageID -> what the image-level tables (and gathered box rows) say of it, ``None`` for nothing.
+_Splits = dict[str, dict[str, "_Image | None"]]
+
+
+def _bbox_files(tables: dict[str, list[Path]]) -> dict[str, list[Path]]:
+    """split -> its bbox tables, in table order."""
+    files: dict[str, list[Path]] = {}
+    for path in tables["bbox"]:
+        match = BBOX.match(path.name)
+        assert match is not None
+        files.setdefault(match["split"], []).append(path)
+    return files
+
+
+def _gather_boxes(path: Path, images: dict[str, _Image | None]) -> None:
+    for image_id, row in _box_rows(path):
+        image = images.get(image_id)
+        if image is None:
+            image = images[image_id] = _Image()
+        image.rows.append(row)
+
+
+def _gather(tables: dict[str, list[Path]], runs: dict[str, list[str] | None]) -> _Splits:
+    """split -> ImageID -> what the tables say of it, images in the order they first appear; the box rows of a
+    split with ``runs`` (its boxed images in row order) are left to stream, the others are gathered."""
+    splits: _Splits = {}
     for path in tables["lists"]:
         for number, row in _rows(path, ("ImageID", "Subset")):
-            splits.setdefault(row["Subset"], {}).setdefault(_image_id(row["ImageID"], path, number), _Image())
-    for kind, columns, pattern in (("bbox", BOX_COLUMNS, BBOX), ("labels", LABEL_COLUMNS, LABELS),
-                                   ("masks", MASK_COLUMNS, MASKS)):  # fmt: skip
+            splits.setdefault(row["Subset"], {}).setdefault(_image_id(row["ImageID"], path, number), None)
+    for split, paths in _bbox_files(tables).items():
+        images = splits.setdefault(split, {})
+        boxed = runs.get(split)
+        if boxed is not None:
+            images.update((image_id, images.get(image_id)) for image_id in boxed)
+        else:
+            for path in paths:
+                _gather_boxes(path, images)
+    for kind, columns, pattern in (("labels", LABEL_COLUMNS, LABELS), ("masks", MASK_COLUMNS, MASKS)):
         for path in tables[kind]:
             match = pattern.match(path.name)
             assert match is not None
             images = splits.setdefault(match["split"], {})
             for number, row in _rows(path, columns):
-                image = images.setdefault(_image_id(row["ImageID"], path, number), _Image())
-                if kind == "bbox":
-                    image.rows.append((path, number, row))
-                elif kind == "masks":
+                image_id = _image_id(row["ImageID"], path, number)
+                image = images.get(image_id)
+                if image is None:
+                    image = images[image_id] = _Image()
+                if kind == "masks":
                     image.masks.append((path, number, row))
                 elif row["Confidence"] not in ("0", "1"):
                     raise InvalidDataError(f"expected Confidence 0 or 1, found {row['Confidence']!r}", file=path,
@@ -283,6 +457,27 @@ def _gather(tables: dict[str, list[Path]]) -> dict[str, dict[str, _Image]]:
                 else:
                     (image.labels if row["Confidence"] == "1" else image.negative).append(row["LabelName"])
     return splits
+
+
+def _split_images(
+    images: dict[str, _Image | None], streamed: list[Path] | None
+) -> Iterator[tuple[str, _Image | None, list[_BoxRow]]]:
+    """``(ImageID, image, its box rows)`` in the split's image order; with ``streamed`` (its bbox tables, grouped by
+    image in that order) the rows come from the tables as they are read, one image's at a time."""
+    if streamed is None:
+        yield from ((image_id, image, image.rows if image else []) for image_id, image in images.items())
+        return
+    order = iter(images.items())
+    rows = chain.from_iterable(_box_rows(path) for path in streamed)
+    for boxed_id, group in groupby(rows, key=itemgetter(0)):
+        for image_id, image in order:
+            if image_id == boxed_id:
+                yield image_id, image, [row for _, row in group]
+                break
+            yield image_id, image, []
+        else:
+            raise AssertionError(f"{boxed_id!r}: the scan of the bbox tables and their rows disagree")
+    yield from ((image_id, image, []) for image_id, image in order)
 
 
 def _mask_file(roots: list[Path], split: str, mask: str, path: Path, number: int) -> Path:
@@ -300,7 +495,8 @@ def _mask_file(roots: list[Path], split: str, mask: str, path: Path, number: int
 
 def _image_record(
     image_id: str,
-    image: _Image,
+    image: _Image | None,
+    rows: list[_BoxRow],
     picture: str,
     size: tuple[int, int] | None,
     names: dict[str, str],
@@ -310,21 +506,22 @@ def _image_record(
     def name(mid: str) -> str:
         return names.get(mid, mid)
 
-    if size is None and (image.rows or image.masks):
-        file, number, _ = (image.rows or image.masks)[0]
+    masks = image.masks if image is not None else []
+    if size is None and (rows or masks):
+        file, number = rows[0][:2] if rows else masks[0][:2]
         message = f"no image {picture!r} and no size for {image_id!r} in {SIZES}; expected one of them"
         raise InvalidDataError(f"{message} (boxes are fractions of the image size)", file=file,
                                location=f"row {number}", image=picture)  # fmt: skip
     width, height = size if size is not None else (None, None)
     boxes = []
-    for path, number, row in image.rows:
+    for path, number, mid, cells in rows:
         try:
-            boxes.append(openimages_row_to_box(row=row, name=name(row["LabelName"]), width=width, height=height))  # type: ignore[arg-type]
+            boxes.append(_cells_to_box(cells, name(mid), width, height))  # type: ignore[arg-type]
         except ValueError as exc:
             raise InvalidDataError(str(exc), file=path, location=f"row {number}", image=picture) from None
-    for path, number, row in image.masks:
+    for path, number, row in masks:
         assert width is not None and height is not None
-        mask_row = {"XMin": row["BoxXMin"], "XMax": row["BoxXMax"], "YMin": row["BoxYMin"], "YMax": row["BoxYMax"]}
+        mask_row = dict(zip(BOX_CELLS, (row[c] for c in MASK_BOX_CELLS), strict=False))
         try:
             box = openimages_row_to_box(row=mask_row, name=name(row["LabelName"]), width=width, height=height)
         except ValueError as exc:
@@ -336,9 +533,9 @@ def _image_record(
             boxes.append(box)
         target["rle"] = rle
         target.setdefault("attributes", {})["box_id"] = row["BoxID"]
-    negative = list(dict.fromkeys(name(m) for m in image.negative))
+    negative = list(dict.fromkeys(name(m) for m in image.negative)) if image is not None else []
     attributes = {"negative_labels": negative} if negative else None
-    labels = [name(m) for m in image.labels]
+    labels = [name(m) for m in image.labels] if image is not None else []
     return make_record(
         image=picture, width=width, height=height, boxes=boxes, id=image_id, labels=labels, attributes=attributes
     )
@@ -357,39 +554,50 @@ def _read(source: Path, ctx: ReadContext) -> ReadResult:
         writer.add_source_file(path)
     names = _descriptions(tables["descriptions"])
     parents = _parents(folder)
-    splits = _gather(tables)
+    bbox_files = _bbox_files(tables)
+    runs = {split: _scan_runs(paths) for split, paths in bbox_files.items()}
+    splits = _gather(tables, runs)
+    streamed: dict[str, list[Path]] = {}
+    for split, boxed in runs.items():
+        if boxed is not None and _in_order(boxed, splits[split]):
+            streamed[split] = bbox_files[split]
+        elif boxed is not None:  # the image lists put the boxed images in another order: gather their rows
+            for path in bbox_files[split]:
+                _gather_boxes(path, splits[split])
+    del runs
     base = folder.parent if folder != source else source
     image_root = ctx.images or (base / "images" if (base / "images").is_dir() else base)
     sizes = _sizes(folder)
     if ctx.options.get("classes") is not None:
         for listed in read_class_list(str(ctx.options["classes"])).names:
             writer.category(listed)
+    # Records name their classes; the categories (the used ones, in the descriptions' order) are declared once
+    # every row has been read, so that streamed rows need not be kept.
     used: set[str] = set()
-    for images in splits.values():
-        used.update(m for image in images.values() for m in (*image.labels, *image.negative))
-        used.update(
-            row["LabelName"] for image in images.values() for rows in (image.rows, image.masks) for _, _, row in rows
-        )
-    for mid in [*(m for m in names if m in used), *sorted(used - set(names))]:
-        parent = parents.get(mid)
-        writer.category(names.get(mid, mid), source_id=mid, supercategory=names.get(parent, parent) if parent else None)
     roots = [base, folder]
     writer.expect(sum(len(images) for images in splits.values()))
     for split, images in splits.items():
         writer.declare_split(split)
         prefix = f"{split}/" if (image_root / split).is_dir() else ""
         index = images_by_stem(image_root / prefix)
-        for image_id, image in images.items():
+        for image_id, image, rows in _split_images(images, streamed.get(split)):
+            used.update(row[2] for row in rows)
+            if image is not None:
+                used.update(image.labels, image.negative, (row["LabelName"] for _, _, row in image.masks))
             found = index.get(image_id)
             picture = prefix + (found or f"{image_id}.jpg")
             size = (read_image_size(image_root / picture) if found else None) or sizes.get(image_id)
             try:
-                record = _image_record(image_id, image, picture, size, names, roots, split)
+                record = _image_record(image_id, image, rows, picture, size, names, roots, split)
             except AnnonormError as error:
                 error.image = error.image or picture
                 writer.problem(error)
                 continue
-            writer.add(split, record)
+            # canonical: make_record's key order, rounded corners, no None (a mask's box is not in box key order)
+            writer.add(split, record, canonical=size is not None and not (image is not None and image.masks))
+    for mid in [*(m for m in names if m in used), *sorted(used - set(names))]:
+        parent = parents.get(mid)
+        writer.category(names.get(mid, mid), source_id=mid, supercategory=names.get(parent, parent) if parent else None)
     return ReadResult(name=base.resolve().name or "openimages", image_root=image_root)
 
 
