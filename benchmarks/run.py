@@ -10,7 +10,8 @@ Sections (``--only``, comma-separated; default all):
   their own virtualenv ``benchmarks/.peers-venv``: pycocotools ``COCO()``, globox, orjson, Datumaro,
   supervision (dense masks: only at ``--supervision-images`` images, reported as skipped at full scale).
 * ``voc``: ``annonorm convert voc`` on ``--voc-images`` XML files, against a stdlib ElementTree floor.
-* ``csv``: ``annonorm convert csv --preset tensorflow`` on ``--csv-rows`` rows, against a stdlib csv floor.
+* ``csv``: ``annonorm convert csv --preset tensorflow`` on ``--csv-rows`` rows, against a stdlib csv floor,
+  polars (read + group + write NDJSON) and pyarrow (read + group) in the peers venv.
 * ``validate``: ``benchmarks/bench_validate.py`` (annonorm validate vs msgspec vs Pydantic), its table.
 * ``loader``: ``benchmarks/bench_loader.py`` when it exists, its table.
 * ``masks``, ``check-images``, ``formats``: ``bench_masks.py`` (``--masks png`` vs a pycocotools loop),
@@ -56,7 +57,7 @@ import generate  # noqa: E402  (a sibling script, not a package)
 DATA = HERE / "data"
 PEERS = HERE / "peers"
 PEERS_VENV = HERE / ".peers-venv"
-PEER_PACKAGES = ("msgspec", "orjson", "pycocotools", "globox", "supervision", "datumaro")
+PEER_PACKAGES = ("msgspec", "orjson", "pycocotools", "globox", "supervision", "datumaro", "polars", "pyarrow")
 ALL_PEERS = ("pycocotools", "globox", "orjson", "datumaro", "supervision")
 SECTIONS = ("coco", "voc", "csv", "validate", "loader", "masks", "check-images", "formats")
 #: Sections that are a script of their own, run with ``--runs`` and a size: (title, script, option, args field).
@@ -79,6 +80,9 @@ SCRIPT_SECTIONS = {
 VECTOR_TIME_LIMIT = 1.5
 #: ... with a peak resident memory below this (issue 14, item 10).
 VECTOR_PEAK_LIMIT_MB = 1536
+#: Issue 18: the CSV engine within 1.5x of polars read + group + write on 5M rows, peak memory under 1 GB.
+CSV_POLARS_LIMIT = 1.5
+CSV_PEAK_LIMIT_MB = 1024
 SCALES = {"train2017": generate.TRAIN2017_IMAGES, "val2017": generate.VAL2017_IMAGES}
 #: supervision renders one dense boolean mask per object (H x W bytes): ~300 KB per box.
 SUPERVISION_BYTES_PER_BOX = 640 * 480
@@ -459,6 +463,18 @@ def section_csv(args: argparse.Namespace) -> list[str]:
         [sys.executable, str(PEERS / "csv_stdlib.py"), str(path)],
         runs=args.runs,
     )
+    peers_python = PEERS_VENV / "bin" / "python"
+    peer_out = DATA / f"out-csv-{rows}-polars.ndjson"
+    peers = [
+        measure(label, [str(peers_python), str(PEERS / script), str(path), *extra], runs=args.runs)
+        if peers_python.exists()
+        else Measurement(label, error="peers venv missing (run with --setup-peers)")
+        for label, script, extra in (
+            ("polars read_csv + group_by + write_ndjson", "csv_polars.py", [str(peer_out)]),
+            ("pyarrow read_csv + group_by (no writer)", "csv_pyarrow.py", []),
+        )
+    ]
+    peer_out.unlink(missing_ok=True)
     ours = measure(
         "annonorm convert csv --preset tensorflow",
         annonorm_command("csv", path, out, "--preset", "tensorflow"),
@@ -467,11 +483,22 @@ def section_csv(args: argparse.Namespace) -> list[str]:
         after=lambda: dataset_counts(out),
     )
     shutil.rmtree(out, ignore_errors=True)
+    notes = []
+    polars = peers[0]
+    if polars.walls and ours.walls:
+        ratio = ours.median / polars.median
+        verdict = "within" if ratio <= CSV_POLARS_LIMIT and ours.peak_mb < CSV_PEAK_LIMIT_MB else "OUTSIDE"
+        notes = [
+            "",
+            f"annonorm: {ratio:.2f}× polars' time in this run, peak RSS {ours.peak_mb:,.0f} MB ({verdict} the "
+            f"targets: ≤ {CSV_POLARS_LIMIT}× polars and < {CSV_PEAK_LIMIT_MB:,} MB).",
+        ]
     return [
         f"### CSV (TensorFlow layout, one row per box): {counts['annotations']:,} rows, "
         f"{counts['images']:,} images, {counts['bytes'] / 1e6:,.0f} MB",
         "",
-        *throughput_table([floor, ours], baseline=floor),
+        *throughput_table([floor, *peers, ours], baseline=polars if polars.walls else floor),
+        *notes,
     ]
 
 
