@@ -56,7 +56,7 @@ __all__ = ["OpenimagesConverter", "box_to_openimages_row", "openimages_row_to_bo
 
 # ---------------------------------------------------------------------------------------------- constants
 
-_PREFIX = r"^(?:oidv\d+-)?(?P<split>[a-z]+)-"
+_PREFIX = r"^(?:oidv\d+-)?(?P<split>[A-Za-z0-9][A-Za-z0-9_.-]*)-"  # a split name as annonorm allows it
 BBOX = re.compile(_PREFIX + r"annotations-bbox\.csv$")
 LABELS = re.compile(_PREFIX + r"annotations-human-imagelabels(?:-boxable)?\.csv$")
 MASKS = re.compile(_PREFIX + r"annotations-object-segmentation\.csv$")

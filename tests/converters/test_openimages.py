@@ -294,3 +294,19 @@ def test_a_bad_row_of_a_streamed_table_names_its_file_and_row(tmp_path: Path) ->
     assert "expected XMin a number" in result.output
     convert("openimages", source, tmp_path / "skip", on_error="skip")
     assert [r["id"] for r in open_dataset(tmp_path / "skip").records("train")] == ["a"]
+
+
+@pytest.mark.parametrize("split", ["train2017", "val-2.x", "Test_A"])
+def test_any_split_name_annonorm_allows_reads_back(tmp_path: Path, split: str) -> None:
+    # The file names carry the split (<split>-annotations-bbox.csv); a reader that knew only letters read a
+    # train2017 export back as images without boxes, silently.
+    from annonorm.testing import write_dataset
+
+    record = {"image": "a.jpg", "width": 40, "height": 20, "labels": ["cat"], "counts": {"cat": 1},
+              "boxes": [{"name": "cat", "x1": 4.0, "y1": 2.0, "x2": 20.0, "y2": 10.0}]}  # fmt: skip
+    write_dataset(tmp_path / "norm", ["cat"], {split: [record]})
+    export("openimages", tmp_path / "norm", tmp_path / "oi")
+    convert("openimages", tmp_path / "oi", tmp_path / "back")
+    back = list(open_dataset(tmp_path / "back").records(split))
+    assert [len(r["boxes"]) for r in back] == [1]
+    assert [(b["x1"], b["y1"], b["x2"], b["y2"]) for b in back[0]["boxes"]] == [(4.0, 2.0, 20.0, 10.0)]
