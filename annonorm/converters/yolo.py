@@ -56,6 +56,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import numpy as np
+
 from annonorm.converters.base import Capabilities, Converter, Option, ReadContext, ReadResult, make_record
 from annonorm.errors import AnnonormError, InvalidDataError, ParseError
 from annonorm.fsutil import require_regular_file
@@ -66,6 +68,7 @@ from annonorm.geometry import (
     obb_hull,
     polygon_hull,
     round_coord,
+    round_coords,
     scale,
 )
 from annonorm.images import read_image_size
@@ -183,8 +186,13 @@ def _check_fractions(values: Sequence[float]) -> None:
 
 
 def _points(values: Sequence[float], width: int, height: int) -> list[float]:
-    """Fractions ``x y x y ...`` as pixels: each clipped to the image, x by the width, y by the height."""
-    return [round_coord(min(max(v, 0.0), 1.0) * (height if i % 2 else width)) for i, v in enumerate(values)]
+    """Fractions ``x y x y ...`` as pixels: each clipped to the image, x by the width, y by the height, rounded
+    by :func:`~annonorm.geometry.round_coords` (``round_coord`` of each, vectorized: a polygon row holds dozens
+    of numbers, and rounding them one by one was half of a segment dataset's reading time)."""
+    sides = np.empty(len(values))
+    sides[0::2], sides[1::2] = width, height
+    clipped = np.clip(np.asarray(values, dtype=np.float64), 0.0, 1.0)
+    return round_coords(clipped * sides).tolist()
 
 
 def row_kind(*, count: int, task: str | None, kpt_values: int | None = None) -> str | None:

@@ -31,7 +31,8 @@ def labelme(root: Path) -> tuple[int, int]:
         images += 1
         boxes += len(
             {
-                (s.get("label"), s.get("group_id") if s.get("group_id") is not None else i)
+                # shapes sharing (label, group_id) are one object; an ungrouped shape is one on its own
+                (s.get("label"), ("group", s["group_id"]) if s.get("group_id") is not None else ("shape", i))
                 for i, s in enumerate(document.get("shapes", []))
             }
         )
@@ -57,7 +58,9 @@ def labelstudio(root: Path) -> tuple[int, int]:
         for task in tasks:
             images += 1
             annotations = task.get("annotations") or [{}]
-            boxes += len({r.get("id") for r in annotations[0].get("result", []) if r.get("type") != "choices"})
+            results = annotations[0].get("result", [])
+            # a result with a parentID (a crowd box's brush mask, keypoints) belongs to its parent's object
+            boxes += len({r.get("id") for r in results if r.get("type") != "choices" and not r.get("parentID")})
     return images, boxes
 
 

@@ -315,3 +315,20 @@ def test_export_then_convert_keeps_the_geometry(tmp_path: Path, task: str) -> No
 def test_make_record_keeps_v2_fields() -> None:
     box = {"name": "a", "x1": 0.0, "y1": 0.0, "x2": 1.0, "y2": 1.0, "obb": [0.0, 0.0, 1.0, 0.0, 1.0, 1.0, 0.0, 1.0]}
     assert make_record(image="x.png", width=2, height=2, boxes=[box])["boxes"] == [box]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.floats(-0.5, 1.5, allow_nan=False) | st.sampled_from([0.0, -0.0, 1.0, 0.5, 1 / 3]), max_size=40),
+    st.integers(1, 100_000),
+    st.integers(1, 100_000),
+)
+def test_row_points_are_rounded_as_one_by_one(values: list[float], width: int, height: int) -> None:
+    from annonorm.converters.yolo import _points
+    from annonorm.geometry import round_coord
+
+    values = values[: len(values) // 2 * 2]
+    one_by_one = [round_coord(min(max(v, 0.0), 1.0) * (height if i % 2 else width)) for i, v in enumerate(values)]
+    got = _points(values, width, height)
+    assert got == one_by_one
+    assert all(type(v) is float for v in got)
