@@ -56,19 +56,17 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import numpy as np
-
 from annonorm.converters.base import Capabilities, Converter, Option, ReadContext, ReadResult, make_record
 from annonorm.errors import AnnonormError, InvalidDataError, ParseError
 from annonorm.fsutil import require_regular_file
 from annonorm.geometry import (
     corners_to_cxcywh,
     cxcywh_to_corners,
+    fraction_points,
     normalize,
     obb_hull,
     polygon_hull,
     round_coord,
-    round_coords,
     scale,
 )
 from annonorm.images import read_image_size
@@ -185,16 +183,6 @@ def _check_fractions(values: Sequence[float]) -> None:
         raise ValueError("expected fractions of the image side in 0..1")
 
 
-def _points(values: Sequence[float], width: int, height: int) -> list[float]:
-    """Fractions ``x y x y ...`` as pixels: each clipped to the image, x by the width, y by the height, rounded
-    by :func:`~annonorm.geometry.round_coords` (``round_coord`` of each, vectorized: a polygon row holds dozens
-    of numbers, and rounding them one by one was half of a segment dataset's reading time)."""
-    sides = np.empty(len(values))
-    sides[0::2], sides[1::2] = width, height
-    clipped = np.clip(np.asarray(values, dtype=np.float64), 0.0, 1.0)
-    return round_coords(clipped * sides).tolist()
-
-
 def row_kind(*, count: int, task: str | None, kpt_values: int | None = None) -> str | None:
     """What a label row of ``count`` numbers after the class index is under ``task`` (None: not decided yet):
     ``box``, ``polygon``, ``obb`` or ``pose``; None when the count fits no row of the task."""
@@ -225,7 +213,7 @@ def yolo_row_to_box(
             box["keypoints"] = _keypoints(tail, dims, width, height)
         return box
     _check_fractions(values)
-    points = _points(values, width, height)
+    points = fraction_points(values, width, height)
     x1, y1, x2, y2 = obb_hull(points) if kind == "obb" else polygon_hull([points])
     box = {"x1": x1, "y1": y1, "x2": x2, "y2": y2}
     if task != "detect":
@@ -245,7 +233,7 @@ def _keypoints(values: Sequence[float], dims: int, width: int, height: int) -> l
         if visibility == 0:
             keypoints.append([0.0, 0.0, 0])  # the format's "not labeled" has no position
         else:
-            px, py = _points([x, y], width, height)
+            px, py = fraction_points([x, y], width, height)
             keypoints.append([px, py, int(visibility)])
     return keypoints
 

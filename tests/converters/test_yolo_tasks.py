@@ -324,11 +324,10 @@ def test_make_record_keeps_v2_fields() -> None:
     st.integers(1, 100_000),
 )
 def test_row_points_are_rounded_as_one_by_one(values: list[float], width: int, height: int) -> None:
-    from annonorm.converters.yolo import _points
-    from annonorm.geometry import round_coord
+    from annonorm.geometry import fraction_points, round_coord
 
     values = values[: len(values) // 2 * 2]
     one_by_one = [round_coord(min(max(v, 0.0), 1.0) * (height if i % 2 else width)) for i, v in enumerate(values)]
-    got = _points(values, width, height)
+    got = fraction_points(values, width, height)
     assert got == one_by_one
     assert all(type(v) is float for v in got)
