@@ -53,7 +53,7 @@ import run  # noqa: E402
 LABELING = ("yolo", "labelme", "cvat", "labelstudio")
 DATASETS = ("hf", "tfrecord", "kitti", "dota", "openimages", "coco-results", "lvis", "sa1b", "widerface")
 FORMATS = LABELING + DATASETS
-#: The split of the generated data: Open Images' reader takes only letters as a split name (not ``train2017``).
+#: The split of the generated data.
 SPLIT = "train"
 #: Bumped when a source below changes shape (the cache key).
 SOURCES_VERSION = 1
@@ -78,6 +78,7 @@ class Prepared:
     normalized: Path
     one_word: Path  # the normalized dataset, class names with '-' for spaces
     fake: Path  # header-only images, flat
+    images: int
     key: list[Any]
 
 
@@ -122,9 +123,9 @@ def records(dataset: Path) -> Iterator[dict[str, Any]]:
 def prepare(images: int, seed: int) -> Prepared:
     """The COCO file, its normalized dataset (and one-word copy) and the fake image folder (made once per key)."""
     base = run.DATA / f"formats-{images}"
-    key = [generate.GENERATOR_VERSION, SOURCES_VERSION, seed, images]
+    key = [generate.GENERATOR_VERSION, SOURCES_VERSION, seed, images, SPLIT]
     prepared = Prepared(base, generate.coco_file(base / "coco", SPLIT), base / "normalized", base / "one-word",
-                        base / "images", key)  # fmt: skip
+                        base / "images", images, key)  # fmt: skip
     stamp = base / "prepared.json"
     if stamp.exists() and json.loads(stamp.read_text()).get("key") == key:
         return prepared
@@ -192,12 +193,7 @@ def write_widerface(dataset: Path, root: Path) -> None:
 
 def write_sa1b(root: Path, images: int, seed: int, masks: int) -> None:
     """``bench_scale.write_sa1b`` with ``masks`` masks per image on average, a header-only image beside each JSON."""
-    default = bench_scale.SA1B_MEAN_MASKS
-    bench_scale.SA1B_MEAN_MASKS = masks  # write_sa1b reads it when called
-    try:
-        bench_scale.write_sa1b(root, images, seed)
-    finally:
-        bench_scale.SA1B_MEAN_MASKS = default
+    bench_scale.write_sa1b(root, images, seed, mean_masks=masks)
     for path in root.glob("sa_*.json"):
         image = json.loads(path.read_bytes())["image"]
         (root / image["file_name"]).write_bytes(png_header(image["width"], image["height"]))
@@ -218,7 +214,7 @@ def make_source(fmt: str, prep: Prepared, target: Path, seed: int, sa1b_masks: i
     elif fmt == "widerface":
         write_widerface(prep.normalized, target)
     elif fmt == "sa1b":
-        write_sa1b(target, int(prep.key[-1]), seed, sa1b_masks)
+        write_sa1b(target, prep.images, seed, sa1b_masks)
     else:
         raise SystemExit(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
 

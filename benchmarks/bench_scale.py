@@ -161,10 +161,12 @@ def _column_runs(rng: np.random.Generator, box: tuple[int, int, int, int], width
     return counts.tolist()
 
 
-def write_sa1b(root: Path, images: int, seed: int = generate.DEFAULT_SEED) -> dict[str, int]:
-    """A folder of SA-1B-style ``sa_<n>.json``: 1500 x 2250 images (a quarter in landscape), ~100 masks each
-    with a compressed COCO RLE, ``bbox``, ``area``, ``predicted_iou``, ``stability_score``, ``point_coords``
-    and ``crop_box``. No image files (SA-1B's JSON holds the size)."""
+def write_sa1b(
+    root: Path, images: int, seed: int = generate.DEFAULT_SEED, mean_masks: int = SA1B_MEAN_MASKS
+) -> dict[str, int]:
+    """A folder of SA-1B-style ``sa_<n>.json``: 1500 x 2250 images (a quarter in landscape), ``mean_masks``
+    masks each on average (SA-1B: ~100) with a compressed COCO RLE, ``bbox``, ``area``, ``predicted_iou``,
+    ``stability_score``, ``point_coords`` and ``crop_box``. No image files (SA-1B's JSON holds the size)."""
     from pycocotools import mask as mask_utils
 
     root.mkdir(parents=True, exist_ok=True)
@@ -174,7 +176,7 @@ def write_sa1b(root: Path, images: int, seed: int = generate.DEFAULT_SEED) -> di
         rng = np.random.default_rng([seed, 11, n])
         width, height = (2250, 1500) if rng.random() < 0.25 else (1500, 2250)
         annotations = []
-        for k in range(int(rng.poisson(SA1B_MEAN_MASKS - 1)) + 1):
+        for k in range(int(rng.poisson(mean_masks - 1)) + 1):
             scales = np.exp(rng.uniform(math.log(0.005), math.log(0.5), 2))
             w, h = max(2, int(width * scales[0])), max(2, int(height * scales[1]))
             left, top = int(rng.integers(0, width - w + 1)), int(rng.integers(0, height - h + 1))

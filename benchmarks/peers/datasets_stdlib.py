@@ -33,6 +33,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from labeling_stdlib import text_rows  # a sibling script: its folder is on sys.path when run
+
 
 def hf(root: Path) -> tuple[int, int]:
     import pyarrow.parquet as pq  # the one non-stdlib reader: see the module docstring
@@ -136,12 +138,7 @@ def tfrecord(root: Path) -> tuple[int, int]:
 
 
 def kitti(root: Path) -> tuple[int, int]:
-    images = boxes = 0
-    for path in sorted(root.glob("*/label_2/*.txt")):
-        rows = [line.split() for line in path.read_text().splitlines() if line.strip()]
-        images += 1
-        boxes += len(rows)
-    return images, boxes
+    return text_rows(root.glob("*/label_2/*.txt"))
 
 
 def dota(root: Path) -> tuple[int, int]:

@@ -11,16 +11,22 @@ from __future__ import annotations
 import json
 import sys
 import xml.etree.ElementTree as ET
+from collections.abc import Iterable
 from pathlib import Path
 
 
-def yolo(root: Path) -> tuple[int, int]:
+def text_rows(paths: Iterable[Path]) -> tuple[int, int]:
+    """One image per text file, one object per non-blank row (split into fields)."""
     images = boxes = 0
-    for path in sorted(root.glob("labels/**/*.txt")):
+    for path in sorted(paths):
         rows = [line.split() for line in path.read_text().splitlines() if line.strip()]
         images += 1
         boxes += len(rows)
     return images, boxes
+
+
+def yolo(root: Path) -> tuple[int, int]:
+    return text_rows(root.glob("labels/**/*.txt"))
 
 
 def labelme(root: Path) -> tuple[int, int]:
