@@ -182,7 +182,7 @@ def read_predictions(*, raw: bytes, file: Path) -> tuple[list[_Prediction], list
     try:
         return _STRICT.decode(raw), None
     except msgspec.ValidationError as exc:
-        strict_error = exc
+        strict_error = exc.with_traceback(None)  # no frame cycle for the paused collector (jsondoc._decode)
     except msgspec.DecodeError as exc:
         raise ParseError(_decode_problem(raw, exc), file=file) from None
     except (UnicodeDecodeError, RecursionError):
@@ -197,7 +197,7 @@ def read_predictions(*, raw: bytes, file: Path) -> tuple[list[_Prediction], list
         try:
             lenient = _LENIENT.decode(raw)
         except msgspec.ValidationError as exc:
-            strict_error = exc
+            strict_error = exc.with_traceback(None)
         else:
             extras = [{k: v for k, v in item.items() if k not in RESULT_KEYS} for item in plain]
             return list(lenient), extras

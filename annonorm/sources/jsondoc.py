@@ -164,7 +164,9 @@ class TypedJson(Generic[T]):
         try:
             return Decoded(self.strict.decode(raw))
         except msgspec.ValidationError as exc:
-            strict_error = exc
+            # Without its traceback: kept in a local, it would tie this frame (and ``raw``) into a
+            # cycle that the run's paused collector never frees (see Execution.running).
+            strict_error = exc.with_traceback(None)
         except msgspec.DecodeError as exc:
             raise ParseError(f"not valid JSON ({exc})", file=file) from None
         try:
