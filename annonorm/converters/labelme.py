@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import io
 import json
 import math
@@ -65,15 +66,24 @@ import msgspec
 import numpy as np
 from msgspec import UNSET
 
-from annonorm.converters.base import Capabilities, Converter, Option, ReadContext, ReadResult, make_record
+from annonorm.converters.base import (
+    Capabilities,
+    Converter,
+    Option,
+    ReadContext,
+    ReadResult,
+    make_record,
+    workers_option,
+)
 from annonorm.errors import AnnonormError, InvalidDataError, ParseError, UnsafePathError
 from annonorm.fsutil import read_regular_bytes
-from annonorm.geometry import obb_hull, round_coord
+from annonorm.geometry import obb_hull, round_coord, round_coords
 from annonorm.images import read_image_size
-from annonorm.io import DatasetWriter, NormalizedSource
+from annonorm.io import NormalizedSource
 from annonorm.paths import check_relative_path
 from annonorm.records import score_problem
 from annonorm.sources.classlists import class_list_file
+from annonorm.sources.each import encoded_record, map_each
 from annonorm.sources.images import find_image, list_dir, walk_files
 from annonorm.sources.jsondoc import TypedJson, describe_json
 
@@ -109,6 +119,8 @@ BOX_FIELDS = frozenset({"description", "flags", "group_id", "line", "linestrip"}
 #: Top-level keys of the format (not record attributes).
 TOP_KEYS = frozenset({"version", "flags", "shapes", "imagePath", "imageData", "imageHeight", "imageWidth"})
 SNIFF_BYTES = 1 << 16
+#: Files from which the reader spreads over the cores (below, forking costs more than it saves).
+PARALLEL_MIN_FILES = 1000
 NOT_LABELME = "not a LabelMe JSON file"
 
 
@@ -269,10 +281,17 @@ def _checked_points(index: int, kind: str, points: Sequence[Sequence[float]]) ->
     if len(points) < low or (high is not None and len(points) not in (low, high)):
         wanted = f"at least {low}" if high is None else " or ".join(sorted({str(low), str(high)}))
         raise ShapeProblem(index, f"a {kind} has {len(points)} points; expected {wanted}")
-    flat = [float(v) for point in points for v in point]
-    if not all(math.isfinite(v) for v in flat):
+    try:
+        pairs = np.asarray(points, dtype=np.float64)
+    except (TypeError, ValueError):
+        pairs = np.empty(0)
+    if pairs.ndim != 2 or pairs.shape[1] != 2:
+        raise ShapeProblem(index, f"a {kind} has a point that is not a pair of numbers [x, y]")
+    values = pairs.reshape(-1)
+    if not np.isfinite(values).all():
         raise ShapeProblem(index, f"a {kind} has a point that is not a finite number")
-    return [round_coord(v) for v in flat]
+    flat: list[float] = round_coords(values).tolist()
+    return flat
 
 
 def _instance(shapes: Sequence[Mapping[str, Any]], members: list[int], width: int | None, height: int | None) -> dict:
@@ -547,29 +566,36 @@ def _size(document: _Document, image: Path, file: Path) -> tuple[int | None, int
     return size if size is not None else (None, None)
 
 
-def _file_record(path: Path, relative: str, root: Path, image_root: Path, sink: DatasetWriter) -> dict[str, Any]:
-    decoded = _TYPED.decode(read_regular_bytes(path, "LabelMe file"), file=path)
-    document = decoded.document
-    image = _image_name(document.imagePath, relative, path, root)
-    width, height = _size(document, image_root / image, path)
-    extras = (decoded.extras or {}).get("shapes") or [{}] * len(document.shapes)
-    shapes = [{**msgspec.structs.asdict(s), "extras": e} for s, e in zip(document.shapes, extras, strict=True)]
+def _file_record(path: Path, relative: str, root: Path, image_root: Path) -> tuple[dict[str, Any], list[str]]:
+    """One file's record (encoded for the parent, :func:`encoded_record`) and the class names it uses, in the
+    order first seen (its boxes', then its image flags')."""
     try:
-        boxes = labelme_shapes_to_boxes(shapes=shapes, width=width, height=height)
-    except ShapeProblem as problem:
-        raise InvalidDataError(problem.message, file=path, location=f"shapes[{problem.index}]") from None
-    for box in boxes:
-        sink.category(box["name"])
-    flags = {name: on for name, on in (document.flags or {}).items() if name != IGNORE}
-    for name in flags:
-        if not name.strip():
+        decoded = _TYPED.decode(read_regular_bytes(path, "LabelMe file"), file=path)
+        document = decoded.document
+        image = _image_name(document.imagePath, relative, path, root)
+        width, height = _size(document, image_root / image, path)
+        extras = (decoded.extras or {}).get("shapes") or [{}] * len(document.shapes)
+        shapes = [{**msgspec.structs.asdict(s), "extras": e} for s, e in zip(document.shapes, extras, strict=True)]
+        try:
+            boxes = labelme_shapes_to_boxes(shapes=shapes, width=width, height=height)
+        except ShapeProblem as problem:
+            raise InvalidDataError(problem.message, file=path, location=f"shapes[{problem.index}]") from None
+        flags = {name: on for name, on in (document.flags or {}).items() if name != IGNORE}
+        if any(not name.strip() for name in flags):
             raise InvalidDataError(
                 "an image flag has an empty name; expected a class name", file=path, location="flags"
             )
-        sink.category(name)
-    attributes = {k: v for k, v in decoded.top_extras.items() if k not in TOP_KEYS}
-    labels = [name for name, on in flags.items() if on]
-    return make_record(image=image, width=width, height=height, boxes=boxes, labels=labels, attributes=attributes)
+        attributes = {k: v for k, v in decoded.top_extras.items() if k not in TOP_KEYS}
+        labels = [name for name, on in flags.items() if on]
+        record = make_record(image=image, width=width, height=height, boxes=boxes, labels=labels, attributes=attributes)
+        return encoded_record(record), [*(box["name"] for box in boxes), *flags]
+    except AnnonormError as error:
+        error.image = error.image or relative
+        raise
+
+
+def _read_file(item: tuple[str, Path], root: Path, image_root: Path) -> tuple[dict[str, Any], list[str]]:
+    return _file_record(item[1], item[0], root, image_root)
 
 
 def _read(source: Path, ctx: ReadContext) -> ReadResult:
@@ -588,15 +614,19 @@ def _read(source: Path, ctx: ReadContext) -> ReadResult:
     for split in dict.fromkeys(split_of.values()):
         sink.declare_split(split)
     sink.expect(len(files))
-    for relative, path in files.items():
+    items = list(files.items())
+    # Decoding and mapping is the larger share (the parent only writes): above the threshold every core reads.
+    workers = ctx.executor.execution.pool_size(len(items), PARALLEL_MIN_FILES)
+    read = functools.partial(_read_file, root=root, image_root=image_root)
+    for (relative, path), outcome in zip(items, map_each(read, items, ctx.executor, workers=workers), strict=True):
         sink.add_source_file(path)
-        try:
-            record = _file_record(path, relative, root, image_root, sink)
-        except AnnonormError as error:
-            error.image = error.image or relative
-            sink.problem(error)
+        if isinstance(outcome, AnnonormError):
+            sink.problem(outcome)
             continue
-        sink.add(split_of[relative], record)
+        record, names = outcome
+        for name in names:
+            sink.category(name)
+        sink.add(split_of[relative], record, canonical=True)
     return ReadResult(name=root.resolve().name or "labelme", image_root=image_root)
 
 
@@ -659,6 +689,7 @@ class LabelmeConverter(Converter):
     summary = "LabelMe JSON (labelme, AnyLabeling, X-AnyLabeling): one file per image, polygons, boxes, masks"
     read_options = (
         Option("split", "Put every file in this split (default: top-level train/val/test folders, else train)"),
+        workers_option(f"read the files (a pool above {PARALLEL_MIN_FILES} files)"),
     )
     write_options = (
         Option(

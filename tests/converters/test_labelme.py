@@ -22,6 +22,7 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 from typer.testing import CliRunner
 
+from annonorm.api import convert
 from annonorm.cli import app
 from annonorm.converters.labelme import (
     LabelmeConverter,
@@ -32,6 +33,7 @@ from annonorm.converters.labelme import (
     mask_png_to_rle,
     record_to_labelme,
 )
+from annonorm.engine import Execution
 from annonorm.io import open_dataset
 
 runner = CliRunner()
@@ -361,3 +363,22 @@ def test_writer_mask_of_an_integer_box_around_it_is_one_shape_of_the_box_region(
     empty = {**box, "rle": coco_of(np.zeros((30, 40), dtype=bool))}
     (shape,) = box_to_labelme_shapes(box=empty, group_id=None)
     assert labelme_shapes_to_boxes(shapes=[shape], width=40, height=30) == [empty]
+
+
+def test_a_pool_of_workers_gives_the_output_of_one_process(tmp_path: Path) -> None:
+    make_tree(tmp_path / "src")
+    for n in range(30):  # classes first seen in later files, and one broken file, skipped in its place
+        points = [[n, 1]] if n != 5 else [[1, 1], [2, 2]]  # n05: a polygon of two points
+        write_json(
+            tmp_path / f"src/train/n{n:02d}.json",
+            document([shape(f"k{n % 7}", "polygon" if n == 5 else "point", points)], f"n{n:02d}.jpg"),
+        )
+    one = convert("labelme", tmp_path / "src", tmp_path / "one", on_error="skip", workers=1)
+    pool = Execution(min_parallel=0)  # the pool even for 33 files
+    two = convert("labelme", tmp_path / "src", tmp_path / "two", on_error="skip", workers=2, execution=pool)
+    trees = [{p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} for out in (one.out, two.out)]
+    assert trees[0] == trees[1]
+    assert [str(e) for e in one.skipped] == [str(e) for e in two.skipped]
+    assert len(one.skipped) == 1 and "n05.json" in str(one.skipped[0]) and "shapes[0]" in str(one.skipped[0])
+    names = one.manifest.category_names
+    assert names[:2] == ["l", "cat"] and names.index("k1") < names.index("k6")
