@@ -27,6 +27,7 @@ from annonorm.records import (
     consistency_problem,
     make_record,
     merge_count_list,
+    polygon_outside,
     present_labels,
 )
 from annonorm.schemas import Record
@@ -185,3 +186,19 @@ def test_canonical_box_rounds_as_round_coord(corners: list[float]) -> None:
     box = canonical_box({"name": "a", **dict(zip(("x1", "y1", "x2", "y2"), corners, strict=True))})
     assert [box[k] for k in ("x1", "y1", "x2", "y2")] == [round_coord(v) for v in corners]
     assert list(box) == [key for key in BOX_KEYS if key in box]
+
+
+_RING_VALUE = st.floats(-5, 60, allow_nan=False) | st.integers(-2, 60).map(float)
+
+
+@given(
+    st.lists(
+        st.lists(_RING_VALUE, min_size=2, max_size=12).map(lambda r: r[: len(r) // 2 * 2]), min_size=1, max_size=3
+    ),
+    st.integers(1, 50),
+    st.integers(1, 50),
+)
+def test_polygon_outside_is_a_point_beyond_the_image_edges(polygon: list[list[float]], width: int, height: int) -> None:
+    points = [(ring[i], ring[i + 1]) for ring in polygon for i in range(0, len(ring), 2)]
+    beyond = any(not (0 <= x <= width and 0 <= y <= height) for x, y in points)
+    assert polygon_outside(polygon, width, height) is beyond
