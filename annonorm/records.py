@@ -347,10 +347,7 @@ def rle_problem(size: Sequence[int], counts: str, width: int | None, height: int
 
 def polygon_outside(polygon: Sequence[Sequence[float]], width: int, height: int) -> bool:
     """Whether a point of a polygon lies outside the ``width`` x ``height`` image."""
-    edge = min(width, height)
     for ring in polygon:
-        if min(ring) >= 0 and max(ring) <= edge:  # inside: two calls, no slices (runs per polygon at scale)
-            continue
         xs, ys = ring[0::2], ring[1::2]
         if min(xs) < 0 or min(ys) < 0 or max(xs) > width or max(ys) > height:
             return True
