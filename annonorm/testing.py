@@ -60,6 +60,7 @@ __all__ = [
     "records",
     "round_trip",
     "write_dataset",
+    "write_in_format",
 ]
 
 _NAME_ALPHABET = string.ascii_letters + string.digits + "_-"
@@ -480,6 +481,22 @@ def _images(root: Path, spec: DatasetSpec) -> None:
             Image.new("RGB", (record["width"], record["height"])).save(path)
 
 
+def write_in_format(name: str, spec: DatasetSpec, root: Path) -> Path | None:
+    """``spec`` (already :func:`fit` to the format) as a normalized dataset at ``root/ds``, exported by the
+    converter ``name`` to ``root/written``. Returns the folder of image files made for a format that reads
+    sizes from them (``root/images``), else ``None``."""
+    from annonorm import registry
+    from annonorm.api import export
+
+    image_root, images = ".", None
+    if registry.get(name).capabilities.needs_image_files:
+        images, image_root = root / "images", "../images"
+        _images(images, spec)
+    write_dataset(root / "ds", spec.categories, spec.splits, image_root=image_root, keypoints=spec.keypoints)
+    export(name, root / "ds", root / "written")
+    return images
+
+
 def round_trip(name: str, drawn: DatasetSpec, *, rewrite: bool = True) -> None:
     """The two properties for one drawn dataset through the converter ``name`` (``rewrite``: check the bytes)."""
     from annonorm import registry
@@ -490,14 +507,8 @@ def round_trip(name: str, drawn: DatasetSpec, *, rewrite: bool = True) -> None:
     spec = fit(drawn, caps)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        image_root = "."
-        if caps.needs_image_files:
-            _images(root / "images", spec)
-            image_root = "../images"
-        write_dataset(root / "ds", spec.categories, spec.splits, image_root=image_root, keypoints=spec.keypoints)
-        export(name, root / "ds", root / "written")
+        images = write_in_format(name, spec, root)
         classes = None if caps.category_order else spec.categories
-        images = root / "images" if caps.needs_image_files else None
         convert(name, root / "written", root / "back", classes=classes, images=images)
         back = open_dataset(root / "back")
         assert back.manifest.category_names == spec.categories

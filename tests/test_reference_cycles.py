@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from annonorm import registry
-from annonorm.api import convert, export
+from annonorm.api import convert
 from annonorm.converters.base import make_record
-from annonorm.testing import DatasetSpec, _images, fit, write_dataset
+from annonorm.testing import DatasetSpec, fit, write_in_format
 from tests.test_roundtrip import _readers_and_writers
 
 FEW, MANY = 4, 40
@@ -43,13 +43,7 @@ def _garbage_after_reading(name: str, count: int) -> int:
     spec = fit(_spec(count), caps)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        image_root = "."
-        if caps.needs_image_files:
-            _images(root / "images", spec)
-            image_root = "../images"
-        write_dataset(root / "ds", spec.categories, spec.splits, image_root=image_root)
-        export(name, root / "ds", root / "written")
-        images = root / "images" if caps.needs_image_files else None
+        images = write_in_format(name, spec, root)
         classes = None if caps.category_order else spec.categories
         gc.collect()
         gc.disable()

@@ -566,9 +566,10 @@ def _size(document: _Document, image: Path, file: Path) -> tuple[int | None, int
     return size if size is not None else (None, None)
 
 
-def _file_record(path: Path, relative: str, root: Path, image_root: Path) -> tuple[dict[str, Any], list[str]]:
-    """One file's record (encoded for the parent, :func:`encoded_record`) and the class names it uses, in the
-    order first seen (its boxes', then its image flags')."""
+def _file_record(item: tuple[str, Path], root: Path, image_root: Path) -> tuple[dict[str, Any], list[str]]:
+    """The record of one file (``(path below the root, path)``), encoded for the parent (:func:`encoded_record`),
+    and the class names it uses, in the order first seen (its boxes', then its image flags')."""
+    relative, path = item
     try:
         decoded = _TYPED.decode(read_regular_bytes(path, "LabelMe file"), file=path)
         document = decoded.document
@@ -594,10 +595,6 @@ def _file_record(path: Path, relative: str, root: Path, image_root: Path) -> tup
         raise
 
 
-def _read_file(item: tuple[str, Path], root: Path, image_root: Path) -> tuple[dict[str, Any], list[str]]:
-    return _file_record(item[1], item[0], root, image_root)
-
-
 def _read(source: Path, ctx: ReadContext) -> ReadResult:
     sink = ctx.sink
     root = source if source.is_dir() else source.parent
@@ -617,7 +614,7 @@ def _read(source: Path, ctx: ReadContext) -> ReadResult:
     items = list(files.items())
     # Decoding and mapping is the larger share (the parent only writes): above the threshold every core reads.
     workers = ctx.executor.execution.pool_size(len(items), PARALLEL_MIN_FILES)
-    read = functools.partial(_read_file, root=root, image_root=image_root)
+    read = functools.partial(_file_record, root=root, image_root=image_root)
     for (relative, path), outcome in zip(items, map_each(read, items, ctx.executor, workers=workers), strict=True):
         sink.add_source_file(path)
         if isinstance(outcome, AnnonormError):

@@ -142,12 +142,7 @@ def kitti(root: Path) -> tuple[int, int]:
 
 
 def dota(root: Path) -> tuple[int, int]:
-    images = boxes = 0
-    for path in sorted(root.rglob("labelTxt/*.txt")):
-        rows = [line.split() for line in path.read_text().splitlines()]
-        images += 1
-        boxes += sum(1 for row in rows if len(row) >= 9)
-    return images, boxes
+    return text_rows(root.rglob("labelTxt/*.txt"), min_fields=9)  # the header rows (imagesource:, gsd:) have fewer
 
 
 def openimages(root: Path) -> tuple[int, int]:

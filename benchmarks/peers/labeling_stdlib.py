@@ -15,13 +15,13 @@ from collections.abc import Iterable
 from pathlib import Path
 
 
-def text_rows(paths: Iterable[Path]) -> tuple[int, int]:
-    """One image per text file, one object per non-blank row (split into fields)."""
+def text_rows(paths: Iterable[Path], min_fields: int = 1) -> tuple[int, int]:
+    """One image per text file, one object per row of at least ``min_fields`` fields (1: any non-blank row)."""
     images = boxes = 0
     for path in sorted(paths):
-        rows = [line.split() for line in path.read_text().splitlines() if line.strip()]
+        rows = [line.split() for line in path.read_text().splitlines()]
         images += 1
-        boxes += len(rows)
+        boxes += sum(1 for row in rows if len(row) >= min_fields)
     return images, boxes
 
 
